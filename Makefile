@@ -1,0 +1,53 @@
+# hab — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed-stamp
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-fast lint format bench migrate demo-data clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml uv.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@# --inexact keeps uv itself (installed by pip above) in the environment.
+	$(BIN)/uv sync --frozen --inexact
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the locked dependencies
+
+run: $(STAMP) ## Start everything locally (PostgreSQL, Redis, API, worker, UI); Ctrl-C stops it
+	$(BIN)/hab run
+
+test: $(STAMP) ## Run the whole test suite against real PostgreSQL and Redis
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP) ## Unit tests only
+	$(BIN)/pytest -q tests/unit
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Format the code with ruff
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP) ## Run the benchmarks and write bench-results/
+	$(BIN)/python -m bench
+
+migrate: $(STAMP) ## Apply database migrations
+	$(BIN)/hab migrate
+
+demo-data: $(STAMP) ## Load the synthetic demo datasets
+	$(BIN)/hab demo-data
+
+clean: ## Remove caches (keeps .venv and .data)
+	rm -rf .pytest_cache .ruff_cache bench-results test-artifacts

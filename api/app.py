@@ -1,0 +1,55 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from api.datasets.controllers import DatasetController, SharedDatasetController
+from api.db.session import provide_db_session
+from api.errors import EXCEPTION_HANDLERS
+from api.health.controllers import HealthController
+from api.resources import close_resources, open_resources
+from api.settings import Settings, get_settings
+from api.users.auth import auth_middleware
+from api.users.controllers import UserController
+
+logger = logging.getLogger("hab.api")
+
+# Multipart framing around the file is small; this is headroom over the configured file limit.
+_MULTIPART_OVERHEAD = 1 << 20
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.resources = await open_resources(settings)
+        try:
+            yield
+        finally:
+            await close_resources(app.state.resources)
+
+    return Litestar(
+        route_handlers=[HealthController, UserController, DatasetController, SharedDatasetController],
+        lifespan=[lifespan],
+        dependencies={"db_session": Provide(provide_db_session)},
+        middleware=[auth_middleware],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        request_max_body_size=settings.upload_max_bytes + _MULTIPART_OVERHEAD,
+        openapi_config=OpenAPIConfig(
+            title="hab API",
+            version="1.3.0",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin(path="/swagger")],
+            description="대구 교통안전 데이터 플랫폼 hab의 API",
+        ),
+        debug=False,
+    )

@@ -1,0 +1,105 @@
+"""SQL for datasets, their blobs and share links."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from sqlalchemy import Select, delete, exists, func, or_, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import defer
+
+from api.db.tables import Dataset, DatasetBlob, ShareLink, User
+from api.users.services import Principal
+
+
+class DatasetRepository(SQLAlchemyAsyncRepository[Dataset]):
+    model_type = Dataset
+
+    def _visible_to(self, user: Principal) -> Select[tuple[Dataset, str]]:
+        stmt = select(Dataset, User.name).join(User, User.id == Dataset.owner_id)
+        if not user.is_admin:
+            stmt = stmt.where(or_(Dataset.owner_id == user.id, Dataset.visibility == "team"))
+        return stmt
+
+    async def page_visible(
+        self, user: Principal, *, offset: int, limit: int, kind: str | None, name: str | None
+    ) -> tuple[list[tuple[Dataset, str]], int]:
+        stmt = self._visible_to(user).options(defer(Dataset.summary))
+        if kind:
+            stmt = stmt.where(Dataset.kind == kind)
+        if name:
+            stmt = stmt.where(Dataset.name == name)
+        total = await self.session.scalar(select(func.count()).select_from(stmt.subquery()))
+        rows = await self.session.execute(
+            stmt.order_by(Dataset.created_at.desc(), Dataset.id.desc()).offset(offset).limit(limit)
+        )
+        return [(d, owner) for d, owner in rows.all()], int(total or 0)
+
+    async def get_visible(self, dataset_id: int, user: Principal) -> tuple[Dataset, str] | None:
+        row = (await self.session.execute(self._visible_to(user).where(Dataset.id == dataset_id))).first()
+        return None if row is None else (row[0], row[1])
+
+    async def get_with_owner(self, dataset_id: int) -> tuple[Dataset, str] | None:
+        stmt = select(Dataset, User.name).join(User, User.id == Dataset.owner_id).where(Dataset.id == dataset_id)
+        row = (await self.session.execute(stmt)).first()
+        return None if row is None else (row[0], row[1])
+
+    async def lock_name(self, owner_id: int, name: str) -> None:
+        """Serialise version numbering of one (owner, name) until the transaction ends."""
+        key = int.from_bytes(hashlib.sha256(f"{owner_id}:{name}".encode()).digest()[:8], "big", signed=True)
+        await self.session.execute(text("select pg_advisory_xact_lock(:key)"), {"key": key})
+
+    async def next_version(self, owner_id: int, name: str) -> int:
+        current = await self.session.scalar(
+            select(func.max(Dataset.version)).where(Dataset.owner_id == owner_id, Dataset.name == name)
+        )
+        return int(current or 0) + 1
+
+    async def any_with_content(self, sha: str) -> Dataset | None:
+        """A dataset already made from identical bytes: its parse and profile can be reused."""
+        return await self.session.scalar(
+            select(Dataset).where(Dataset.content_sha256 == sha).order_by(Dataset.id).limit(1)
+        )
+
+    async def blob_exists(self, sha: str) -> bool:
+        return bool(await self.session.scalar(select(exists().where(DatasetBlob.content_sha256 == sha))))
+
+    async def store_blob(self, sha: str, parquet: bytes) -> None:
+        await self.session.execute(
+            insert(DatasetBlob)
+            .values(content_sha256=sha, parquet=parquet, parquet_bytes=len(parquet))
+            .on_conflict_do_nothing(index_elements=[DatasetBlob.content_sha256])
+        )
+
+    async def fetch_parquet(self, sha: str) -> bytes | None:
+        return await self.session.scalar(select(DatasetBlob.parquet).where(DatasetBlob.content_sha256 == sha))
+
+    async def delete_blob_if_unreferenced(self, sha: str) -> bool:
+        result = await self.session.execute(
+            delete(DatasetBlob).where(
+                DatasetBlob.content_sha256 == sha,
+                ~exists().where(Dataset.content_sha256 == sha),
+            )
+        )
+        return bool(result.rowcount)
+
+    async def count_all(self) -> tuple[int, int]:
+        """(datasets, blobs): used by tests and `hab` to check that nothing was stored."""
+        datasets = await self.session.scalar(select(func.count()).select_from(Dataset))
+        blobs = await self.session.scalar(select(func.count()).select_from(DatasetBlob))
+        return int(datasets or 0), int(blobs or 0)
+
+
+class ShareLinkRepository(SQLAlchemyAsyncRepository[ShareLink]):
+    model_type = ShareLink
+
+    async def by_token_hash(self, token_hash: str) -> ShareLink | None:
+        return await self.session.scalar(select(ShareLink).where(ShareLink.token_hash == token_hash))
+
+    async def expire_due(self, now: dt.datetime) -> int:
+        result = await self.session.execute(
+            delete(ShareLink).where(ShareLink.expires_at.is_not(None), ShareLink.expires_at < now)
+        )
+        return int(result.rowcount or 0)

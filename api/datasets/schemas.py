@@ -1,0 +1,88 @@
+"""Request and response bodies of the dataset API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from api.datasets.distribution import ColumnDistribution
+from api.datasets.profile import DatasetSummary, MapPoints
+from api.schemas import Input, Output
+
+Visibility = Literal["private", "team"]
+
+
+class ColumnInfo(Output):
+    name: str
+    dtype: str
+    missing_ratio: float
+
+
+class Dataset(Output):
+    id: int
+    name: str
+    version: int
+    kind: str
+    rows: int
+    columns: list[ColumnInfo]
+    content_sha256: str
+    size_bytes: int
+    encoding: str
+    owner: str
+    owner_id: int
+    visibility: Visibility
+    is_demo: bool
+    created_at: dt.datetime
+
+
+class DatasetDetail(Dataset):
+    summary: DatasetSummary
+
+
+class SharedDataset(Output):
+    """What a share link shows: the dataset and its profile, without the owner's account details."""
+
+    id: int
+    name: str
+    version: int
+    kind: str
+    rows: int
+    columns: list[ColumnInfo]
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    summary: DatasetSummary
+
+
+class RowsPage(Output):
+    items: list[dict[str, Any]]
+    total: int
+    offset: int
+    limit: int
+    columns: list[str]
+
+
+class ShareLinkCreate(Input):
+    expires_in: Annotated[int, msgspec.Meta(ge=60, le=365 * 24 * 3600)] | None = None
+
+
+class ShareLink(Output):
+    token: str
+    url: str
+    dataset_id: int
+    expires_at: dt.datetime | None
+
+
+__all__ = [
+    "ColumnDistribution",
+    "ColumnInfo",
+    "Dataset",
+    "DatasetDetail",
+    "MapPoints",
+    "RowsPage",
+    "ShareLink",
+    "ShareLinkCreate",
+    "SharedDataset",
+    "Visibility",
+]

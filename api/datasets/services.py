@@ -1,0 +1,286 @@
+"""Dataset use cases: upload (parse, profile, store), reads, deletion and share links."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import unicodedata
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.datasets import profile
+from api.datasets import schemas as s
+from api.datasets.distribution import column_distribution
+from api.datasets.ingest import ParsedDataset, parse_csv, sha256_hex, to_parquet
+from api.datasets.repository import DatasetRepository, ShareLinkRepository
+from api.db.tables import Dataset, ShareLink
+from api.errors import Forbidden, Gone, InvalidInput, NotFound, PayloadTooLarge
+from api.resources import Resources
+from api.schemas import Page
+from api.users.services import Principal
+from api.users.tokens import hash_token, new_token
+
+MAX_ROWS_PAGE = 1000
+MAX_MAP_POINTS = 50_000
+DEFAULT_DATASET_NAME = "업로드 데이터"
+
+
+def display_name_from_filename(filename: str | None) -> str:
+    """A dataset name from a client file name: only the last path part, no extension, no control chars.
+
+    The client's file name is display text only; it never becomes a filesystem path.
+    """
+    if not filename:
+        return DEFAULT_DATASET_NAME
+    base = re.split(r"[\\/]", filename)[-1]
+    base = re.sub(r"\.(csv|txt|tsv)$", "", base, flags=re.IGNORECASE)
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip(" .")
+    return base[:200] or DEFAULT_DATASET_NAME
+
+
+def _clean_name(name: str | None, filename: str | None) -> str:
+    if name is None or not name.strip():
+        return display_name_from_filename(filename)
+    cleaned = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    if not cleaned or len(cleaned) > 200:
+        raise InvalidInput("데이터셋 이름은 1~200자여야 합니다.", detail={"field": "name"})
+    return cleaned
+
+
+def _column_infos(summary: profile.DatasetSummary) -> list[dict[str, Any]]:
+    return [{"name": c.name, "dtype": c.dtype, "missing_ratio": c.missing_ratio} for c in summary.columns]
+
+
+def to_dataset_out(row: Dataset, owner: str) -> s.Dataset:
+    return s.Dataset(
+        id=row.id,
+        name=row.name,
+        version=row.version,
+        kind=row.kind,
+        rows=row.rows,
+        columns=msgspec.convert(row.columns, list[s.ColumnInfo]),
+        content_sha256=row.content_sha256,
+        size_bytes=row.size_bytes,
+        encoding=row.encoding,
+        owner=owner,
+        owner_id=row.owner_id,
+        visibility=row.visibility,
+        is_demo=row.is_demo,
+        created_at=row.created_at,  # type: ignore[arg-type]
+    )
+
+
+def to_summary(row: Dataset) -> profile.DatasetSummary:
+    return msgspec.convert(row.summary, profile.DatasetSummary)
+
+
+class DatasetService:
+    def __init__(self, session: AsyncSession, resources: Resources) -> None:
+        self.session = session
+        self.resources = resources
+        self.datasets = DatasetRepository(session=session)
+        self.links = ShareLinkRepository(session=session)
+
+    # ---- upload ---------------------------------------------------------------------------------
+
+    async def upload(
+        self,
+        user: Principal,
+        data: bytes,
+        *,
+        filename: str | None,
+        name: str | None = None,
+        visibility: str = "private",
+        is_demo: bool = False,
+    ) -> s.Dataset:
+        limit = self.resources.settings.upload_max_bytes
+        if len(data) > limit:
+            raise PayloadTooLarge(
+                f"파일이 너무 큽니다. 최대 {limit // (1024 * 1024)} MB까지 올릴 수 있습니다.",
+                detail={"size_bytes": len(data), "limit_bytes": limit},
+            )
+        if visibility not in ("private", "team"):
+            raise InvalidInput(
+                "공개 범위는 private 또는 team 이어야 합니다.",
+                detail={"field": "visibility", "value": visibility, "valid": ["private", "team"]},
+            )
+        display_name = _clean_name(name, filename)
+        sha = await asyncio.to_thread(sha256_hex, data)
+        existing = await self.datasets.any_with_content(sha)
+        parsed: ParsedDataset | None = None
+        parquet: bytes | None = None
+        if existing is not None:
+            # Identical bytes were parsed and profiled before: reuse them, store nothing twice.
+            kind, rows, encoding = existing.kind, existing.rows, existing.encoding
+            columns, summary_doc = existing.columns, existing.summary
+        else:
+            parsed = await asyncio.to_thread(parse_csv, data)
+            summary, parquet = await asyncio.gather(
+                asyncio.to_thread(profile.summarize, parsed.table, parsed.kind),
+                asyncio.to_thread(to_parquet, parsed.table),
+            )
+            kind, rows, encoding = parsed.kind.value, parsed.table.num_rows, parsed.encoding
+            columns, summary_doc = _column_infos(summary), msgspec.to_builtins(summary)
+
+        await self.datasets.lock_name(user.id, display_name)
+        version = await self.datasets.next_version(user.id, display_name)
+        if parquet is not None:
+            await self.datasets.store_blob(sha, parquet)
+        row = await self.datasets.add(
+            Dataset(
+                owner_id=user.id,
+                name=display_name,
+                version=version,
+                kind=kind,
+                visibility=visibility,
+                rows=rows,
+                columns=columns,
+                content_sha256=sha,
+                size_bytes=len(data),
+                encoding=encoding,
+                source_filename=display_name_from_filename(filename) if filename else None,
+                summary=summary_doc,
+                is_demo=is_demo,
+            )
+        )
+        await self.session.commit()
+        if parsed is not None:
+            self.resources.tables.put(sha, parsed.table)
+        return to_dataset_out(row, user.name)
+
+    # ---- reads ----------------------------------------------------------------------------------
+
+    async def list(
+        self, user: Principal, *, offset: int, limit: int, kind: str | None, name: str | None = None
+    ) -> Page[s.Dataset]:
+        rows, total = await self.datasets.page_visible(user, offset=offset, limit=limit, kind=kind, name=name)
+        return Page(items=[to_dataset_out(d, owner) for d, owner in rows], total=total, offset=offset, limit=limit)
+
+    async def visible(self, user: Principal, dataset_id: int) -> tuple[Dataset, str]:
+        """The dataset if the user may see it; another user's private dataset is 'not found' too."""
+        found = await self.datasets.get_visible(dataset_id, user)
+        if found is None:
+            raise NotFound("데이터셋을 찾을 수 없습니다.", detail={"dataset_id": dataset_id})
+        return found
+
+    async def detail(self, user: Principal, dataset_id: int) -> s.DatasetDetail:
+        row, owner = await self.visible(user, dataset_id)
+        out = to_dataset_out(row, owner)
+        return s.DatasetDetail(**msgspec.structs.asdict(out), summary=to_summary(row))
+
+    async def table(self, row: Dataset) -> pa.Table:
+        """The dataset's Arrow table, from the in-process cache or decoded from its Parquet blob once."""
+        table = await self.resources.tables.load(row.content_sha256, self.datasets.fetch_parquet)
+        if table is None:  # the blob was removed under us: the dataset row is gone too
+            raise NotFound("데이터셋을 찾을 수 없습니다.", detail={"dataset_id": row.id})
+        return table
+
+    async def rows(self, row: Dataset, *, offset: int, limit: int, columns: str | None) -> s.RowsPage:
+        if offset < 0 or not 1 <= limit <= MAX_ROWS_PAGE:
+            raise InvalidInput(
+                f"offset은 0 이상, limit은 1~{MAX_ROWS_PAGE} 사이여야 합니다.",
+                detail={"offset": offset, "limit": limit},
+            )
+        table = await self.table(row)
+        selected = table.column_names
+        if columns:
+            wanted = [c.strip() for c in columns.split(",") if c.strip()]
+            unknown = [c for c in wanted if c not in table.column_names]
+            if unknown:
+                raise InvalidInput(
+                    "없는 열 이름이 있습니다: " + ", ".join(unknown),
+                    detail={"unknown_columns": unknown, "valid_columns": table.column_names},
+                )
+            selected = wanted
+        page = table.select(selected).slice(offset, limit)
+        return s.RowsPage(items=page.to_pylist(), total=table.num_rows, offset=offset, limit=limit, columns=selected)
+
+    async def distribution(self, row: Dataset, column: str) -> s.ColumnDistribution:
+        table = await self.table(row)
+        if column not in table.column_names:
+            raise NotFound(f"'{column}' 열이 없습니다.", detail={"column": column, "valid_columns": table.column_names})
+        return await asyncio.to_thread(column_distribution, table, column)
+
+    async def points(self, row: Dataset, *, max_points: int) -> s.MapPoints:
+        if not 1 <= max_points <= MAX_MAP_POINTS:
+            raise InvalidInput(f"max_points는 1~{MAX_MAP_POINTS} 사이여야 합니다.", detail={"max_points": max_points})
+        table = await self.table(row)
+        try:
+            return await asyncio.to_thread(profile.sample_points, table, max_points=max_points)
+        except ValueError:
+            raise InvalidInput(
+                "이 데이터셋에는 위도/경도 열이 없어 지도에 표시할 수 없습니다.",
+                detail={"dataset_id": row.id, "kind": row.kind},
+            ) from None
+
+    # ---- deletion -------------------------------------------------------------------------------
+
+    async def delete(self, user: Principal, dataset_id: int) -> None:
+        row, _ = await self.visible(user, dataset_id)
+        if row.owner_id != user.id and not user.is_admin:
+            raise Forbidden("데이터셋을 만든 사용자나 관리자만 삭제할 수 있습니다.")
+        sha = row.content_sha256
+        await self.datasets.delete(row.id)
+        blob_removed = await self.datasets.delete_blob_if_unreferenced(sha)
+        await self.session.commit()
+        if blob_removed:
+            self.resources.tables.discard(sha)
+
+    # ---- share links ----------------------------------------------------------------------------
+
+    async def create_share(self, user: Principal, dataset_id: int, expires_in: int | None) -> s.ShareLink:
+        row, _ = await self.visible(user, dataset_id)
+        ttl = expires_in if expires_in is not None else self.resources.settings.share_link_default_ttl
+        expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
+        token = new_token("shr")
+        await self.links.add(
+            ShareLink(token_hash=hash_token(token), dataset_id=row.id, created_by=user.id, expires_at=expires_at)
+        )
+        await self.session.commit()
+        url = f"{self.resources.settings.api_url}/api/shared/{token}"
+        return s.ShareLink(token=token, url=url, dataset_id=row.id, expires_at=expires_at)
+
+    async def _live_link(self, token: str) -> ShareLink:
+        link = await self.links.by_token_hash(hash_token(token))
+        if link is None:
+            raise NotFound("공유 링크를 찾을 수 없습니다.")
+        if link.revoked_at is not None:
+            raise Gone("공유가 취소된 링크입니다.", detail={"reason": "revoked"})
+        if link.expires_at is not None and link.expires_at <= dt.datetime.now(dt.UTC):
+            raise Gone(
+                "만료된 공유 링크입니다.", detail={"reason": "expired", "expired_at": link.expires_at.isoformat()}
+            )
+        return link
+
+    async def shared(self, token: str) -> tuple[Dataset, ShareLink]:
+        link = await self._live_link(token)
+        found = await self.datasets.get_with_owner(link.dataset_id)
+        if found is None:
+            raise NotFound("공유된 데이터셋이 삭제되었습니다.")
+        return found[0], link
+
+    async def shared_detail(self, token: str) -> s.SharedDataset:
+        row, link = await self.shared(token)
+        return s.SharedDataset(
+            id=row.id,
+            name=row.name,
+            version=row.version,
+            kind=row.kind,
+            rows=row.rows,
+            columns=msgspec.convert(row.columns, list[s.ColumnInfo]),
+            created_at=row.created_at,
+            expires_at=link.expires_at,
+            summary=to_summary(row),
+        )
+
+    async def revoke_share(self, user: Principal, token: str) -> None:
+        link = await self.links.by_token_hash(hash_token(token))
+        if link is None or (link.created_by != user.id and not user.is_admin):
+            raise NotFound("공유 링크를 찾을 수 없습니다.")
+        if link.revoked_at is None:
+            link.revoked_at = dt.datetime.now(dt.UTC)
+            await self.session.commit()

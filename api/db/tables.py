@@ -1,0 +1,109 @@
+"""SQLAlchemy table mappings. The schema itself changes only through Alembic migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSONB, list[Any]: JSONB}
+
+
+def _created_at() -> Mapped[dt.datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role in ('admin', 'member')", name="role"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    # SHA-256 of the bearer token; the token itself is shown once and never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = _created_at()
+
+
+class DatasetBlob(Base):
+    """Parquet bytes, addressed by the SHA-256 of the uploaded file, stored once however often uploaded."""
+
+    __tablename__ = "dataset_blobs"
+
+    content_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    parquet: Mapped[bytes] = mapped_column(LargeBinary)
+    parquet_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = _created_at()
+
+
+class Dataset(Base):
+    """One immutable version of a named dataset."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "name", "version", name="owner_name_version"),
+        CheckConstraint("visibility in ('private', 'team')", name="visibility"),
+        Index("ix_datasets_owner_created", "owner_id", "created_at"),
+        Index("ix_datasets_visibility_kind", "visibility", "kind"),
+        Index("ix_datasets_content_sha256", "content_sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    visibility: Mapped[str] = mapped_column(String(16))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    columns: Mapped[list[Any]] = mapped_column(JSONB)
+    content_sha256: Mapped[str] = mapped_column(ForeignKey("dataset_blobs.content_sha256"))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    encoding: Mapped[str] = mapped_column(String(16))
+    source_filename: Mapped[str | None] = mapped_column(Text)
+    # Synthetic demo data is flagged so that nobody mistakes it for real figures.
+    is_demo: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # The profile is computed once at upload: datasets are immutable, so it never goes stale.
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[dt.datetime] = _created_at()
+
+
+class ShareLink(Base):
+    __tablename__ = "share_links"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = _created_at()
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

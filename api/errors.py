@@ -1,0 +1,159 @@
+"""Domain exceptions and the one place that maps them to HTTP.
+
+Services and repositories raise these; controllers never build error responses themselves.
+Every error body has the shape {"error": {"code", "message" (Korean, for people), "detail"}}.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+logger = logging.getLogger("hab.errors")
+
+
+class DomainError(Exception):
+    """Base of every error meant for the API's caller."""
+
+    status_code = 400
+    code = "bad_request"
+    default_message = "요청을 처리할 수 없습니다."
+
+    def __init__(
+        self, message: str | None = None, *, detail: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        self.message = message or self.default_message
+        self.detail = detail or {}
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+
+class InvalidInput(DomainError):
+    status_code = 422
+    code = "invalid_input"
+    default_message = "입력 값이 올바르지 않습니다."
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+    default_message = "요청한 항목을 찾을 수 없습니다."
+
+
+class Gone(DomainError):
+    status_code = 410
+    code = "gone"
+    default_message = "더 이상 사용할 수 없는 항목입니다."
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+    code = "unauthorized"
+    default_message = "인증이 필요합니다. 올바른 API 토큰을 Authorization: Bearer 헤더로 보내 주세요."
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    code = "forbidden"
+    default_message = "이 작업을 할 권한이 없습니다."
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+    default_message = "현재 상태와 충돌하는 요청입니다."
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+    code = "payload_too_large"
+    default_message = "요청이 너무 큽니다."
+
+
+class UnsupportedMediaType(DomainError):
+    status_code = 415
+    code = "unsupported_media_type"
+    default_message = "지원하지 않는 파일 형식입니다."
+
+
+class ServiceUnavailable(DomainError):
+    status_code = 503
+    code = "service_unavailable"
+    default_message = "일시적으로 서비스를 사용할 수 없습니다. 잠시 후 다시 시도해 주세요."
+
+
+class ErrorInfo(msgspec.Struct, kw_only=True):
+    code: str
+    message: str
+    detail: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    error: ErrorInfo
+
+
+def error_response(
+    status: int, code: str, message: str, detail: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> Response[ErrorBody]:
+    return Response(
+        ErrorBody(error=ErrorInfo(code=code, message=message, detail=detail or {})),
+        status_code=status,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
+# Litestar's own HTTP errors (routing, validation, size limits) get Korean messages too.
+_HTTP_MESSAGES: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "요청 형식이 올바르지 않습니다."),
+    401: ("unauthorized", Unauthorized.default_message),
+    403: ("forbidden", Forbidden.default_message),
+    404: ("not_found", "요청한 경로나 항목을 찾을 수 없습니다."),
+    405: ("method_not_allowed", "허용되지 않는 HTTP 메서드입니다."),
+    413: ("payload_too_large", "요청 본문이 허용된 크기를 넘습니다."),
+    415: ("unsupported_media_type", UnsupportedMediaType.default_message),
+    429: ("rate_limited", "요청이 너무 많습니다. 잠시 후 다시 시도해 주세요."),
+}
+
+
+def handle_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[ErrorBody]:
+    return error_response(exc.status_code, exc.code, exc.message, exc.detail, exc.headers or None)
+
+
+def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    status = exc.status_code
+    code, message = _HTTP_MESSAGES.get(status, ("http_error", "요청을 처리할 수 없습니다."))
+    detail: dict[str, Any] = {}
+    if isinstance(exc, ValidationException):
+        code, message = "invalid_input", "요청 값이 올바르지 않습니다."
+        detail = {"errors": exc.extra} if exc.extra else {"reason": exc.detail}
+        status = 400 if status == 400 else status
+    elif isinstance(exc, NotAuthorizedException):
+        code, message = "unauthorized", Unauthorized.default_message
+    return error_response(status, code, message, detail, dict(exc.headers or {}) or None)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    # Log the type and location only: exception text can carry user input (and, later, secrets).
+    logger.error(
+        "unhandled %s on %s %s",
+        type(exc).__name__,
+        request.method,
+        request.url.path,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    return error_response(
+        HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "서버 내부 오류가 발생했습니다. 잠시 후 다시 시도해 주세요."
+    )
+
+
+EXCEPTION_HANDLERS = {
+    DomainError: handle_domain_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

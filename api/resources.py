@@ -1,0 +1,64 @@
+"""Process-wide resources, created in the lifespan (API) or on_startup (worker) and closed there."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from api.datasets.store import TableCache
+from api.db.engine import create_engine, create_session_factory
+from api.infra.services import resolve_services
+from api.settings import Settings
+from api.users.services import PrincipalCache
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    database_url: str
+    redis_url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    arq: ArqRedis
+    tables: TableCache
+    principals: PrincipalCache
+
+
+def redis_client(url: str) -> Redis:
+    # Short timeouts: when Redis is down, callers degrade (no cache) instead of hanging.
+    return Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=30)
+
+
+def arq_client(url: str) -> ArqRedis:
+    """An arq pool that does not connect (or fail) until first used, so the API starts without Redis."""
+    return ArqRedis.from_url(url, socket_connect_timeout=1.0, socket_timeout=5.0)
+
+
+async def open_resources(settings: Settings) -> Resources:
+    database_url, redis_url = settings.database_url, settings.redis_url
+    if not database_url or not redis_url:
+        urls = await asyncio.to_thread(resolve_services, settings)
+        database_url, redis_url = urls.database_url, urls.redis_url
+    engine = create_engine(database_url, pool_size=settings.db_pool_size)
+    return Resources(
+        settings=settings,
+        database_url=database_url,
+        redis_url=redis_url,
+        engine=engine,
+        sessions=create_session_factory(engine),
+        redis=redis_client(redis_url),
+        arq=arq_client(redis_url),
+        tables=TableCache(settings.dataset_cache_bytes),
+        principals=PrincipalCache(),
+    )
+
+
+async def close_resources(resources: Resources) -> None:
+    await resources.arq.aclose()
+    await resources.redis.aclose()
+    await resources.engine.dispose()

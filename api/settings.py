@@ -1,0 +1,63 @@
+"""Typed settings, read once from the environment (and env/.env when present)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Values copied from env/*.example files; a real deployment must replace them.
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "dev-secret-change-me", "secret"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=(PROJECT_ROOT / "env" / ".env",),
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    environment: Literal["development", "test", "production"] = Field(default="development", validation_alias="HAB_ENV")
+    # Unset means "start an embedded server under data_dir" (see api.infra.services).
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Field(default=PROJECT_ROOT / ".data", validation_alias="HAB_DATA_DIR")
+
+    api_host: str = Field(default="127.0.0.1", validation_alias="HAB_API_HOST")
+    api_port: int = Field(default=8000, validation_alias="HAB_API_PORT")
+    ui_port: int = Field(default=8501, validation_alias="HAB_UI_PORT")
+    public_url: str | None = Field(default=None, validation_alias="HAB_PUBLIC_URL")
+
+    # Used to encrypt short-lived secrets (chat jobs) and to sign nothing else; must be real in production.
+    secret_key: str = Field(default="dev-secret-change-me", validation_alias="HAB_SECRET_KEY")
+
+    upload_max_bytes: int = Field(default=200 * 1024 * 1024, validation_alias="HAB_UPLOAD_MAX_BYTES")
+    dataset_cache_bytes: int = Field(default=1024 * 1024 * 1024, validation_alias="HAB_DATASET_CACHE_BYTES")
+    share_link_default_ttl: int = Field(default=7 * 24 * 3600, validation_alias="HAB_SHARE_TTL")
+    db_pool_size: int = Field(default=10, validation_alias="HAB_DB_POOL_SIZE")
+    log_level: str = Field(default="INFO", validation_alias="HAB_LOG_LEVEL")
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_outside_development(self) -> Settings:
+        if self.environment == "production":
+            if self.secret_key.strip().lower() in PLACEHOLDER_SECRETS or len(self.secret_key) < 32:
+                raise ValueError("HAB_SECRET_KEY must be set to a random value of 32+ characters in production")
+            if not self.database_url or not self.redis_url:
+                raise ValueError("DATABASE_URL and REDIS_URL must be set in production")
+        return self
+
+    @property
+    def api_url(self) -> str:
+        return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,47 @@
+"""Bearer-token authentication for /api routes (share-link reads excepted) and the admin guard."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
+
+from api.errors import Forbidden
+from api.users.services import Principal, UserService
+
+# Everything outside /api is public; inside it, handlers opt out with `exclude_from_auth=True`
+# (share-link reads), so that e.g. revoking a share link still needs a token.
+PUBLIC_PATHS = [r"^(?!/api/)"]
+# Litestar flags any pattern that matches "/" as "excludes everything"; this one deliberately excludes
+# every non-/api path and nothing under /api.
+warnings.filterwarnings("ignore", message=r"Middleware 'BearerAuthMiddleware' exclude pattern")
+
+
+class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        header = connection.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise NotAuthorizedException()
+        resources = connection.app.state.resources
+        principal = resources.principals.get(token)
+        if principal is None:
+            async with resources.sessions() as session:
+                principal = await UserService(session).authenticate(token)
+            if principal is None:
+                raise NotAuthorizedException()
+            resources.principals.put(token, principal)
+        return AuthenticationResult(user=principal, auth=None)
+
+
+auth_middleware = DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS)
+
+
+def admin_only(connection: ASGIConnection[Any, Principal, Any, Any], _: BaseRouteHandler) -> None:
+    if not connection.user.is_admin:
+        raise Forbidden("관리자만 할 수 있는 작업입니다.")

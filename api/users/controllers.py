@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get
+
+from api.schemas import Output
+from api.users.services import Principal
+
+
+class Me(Output):
+    id: int
+    name: str
+    role: str
+
+
+class UserController(Controller):
+    path = "/api/me"
+    tags = ["users"]
+
+    @get("/", summary="현재 사용자")
+    async def me(self, request: Request[Principal, Any, Any]) -> Me:
+        return Me(id=request.user.id, name=request.user.name, role=request.user.role)

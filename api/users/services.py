@@ -1,0 +1,86 @@
+"""Users and their API tokens."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.db.tables import User
+from api.errors import Conflict, InvalidInput
+from api.users.repository import UserRepository
+from api.users.tokens import hash_token, new_token
+
+ROLES = ("admin", "member")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller, detached from any session."""
+
+    id: int
+    name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class UserService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.repository = UserRepository(session=session)
+
+    async def create(self, name: str, *, admin: bool = False) -> tuple[User, str]:
+        """Create a user and return it with its token (the only time the token exists in clear)."""
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise InvalidInput("사용자 이름은 1~100자여야 합니다.", detail={"field": "name"})
+        if await self.repository.by_name(name) is not None:
+            raise Conflict(f"이미 있는 사용자 이름입니다: {name}", detail={"name": name})
+        token = new_token("hab")
+        user = await self.repository.add(
+            User(name=name, role="admin" if admin else "member", token_hash=hash_token(token))
+        )
+        return user, token
+
+    async def rotate_token(self, name: str) -> str:
+        user = await self.repository.by_name(name)
+        if user is None:
+            raise InvalidInput(f"없는 사용자입니다: {name}")
+        token = new_token("hab")
+        user.token_hash = hash_token(token)
+        await self.session.flush()
+        return token
+
+    async def list(self) -> list[User]:
+        return list(await self.repository.list())
+
+    async def authenticate(self, token: str) -> Principal | None:
+        user = await self.repository.by_token_hash(hash_token(token))
+        return None if user is None else Principal(id=user.id, name=user.name, role=user.role)
+
+
+class PrincipalCache:
+    """Token-hash → principal for a short time, so hot endpoints skip a database round trip per request.
+
+    The TTL bounds how long a deleted user or rotated token keeps working in this process.
+    """
+
+    def __init__(self, ttl_seconds: float = 30.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, token: str) -> Principal | None:
+        entry = self._entries.get(hash_token(token))
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, token: str, principal: Principal) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[hash_token(token)] = (time.monotonic() + self.ttl, principal)

@@ -1,0 +1,55 @@
+"""Real PostgreSQL and Redis for the whole suite.
+
+TEST_DATABASE_URL / DATABASE_URL and REDIS_URL are used when set; otherwise embedded servers are
+started in a temporary folder. Either way the suite gets a fresh database whose schema is built by
+`alembic upgrade head`, and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from api.db.migrate import upgrade_head
+from api.infra.embedded import EmbeddedPostgres, EmbeddedRedis
+from api.infra.services import drop_database, ensure_database, with_database
+
+
+@dataclass(frozen=True)
+class ServiceUrls:
+    database_url: str
+    redis_url: str
+    embedded: bool
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[ServiceUrls]:
+    server_url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    redis_url = os.environ.get("REDIS_URL")
+    temp = Path(tempfile.mkdtemp(prefix="hab-test-"))
+    started: list[EmbeddedPostgres | EmbeddedRedis] = []
+    if not server_url:
+        pg = EmbeddedPostgres(temp / "postgres")
+        server_url = pg.start()
+        started.append(pg)
+    if not redis_url:
+        rd = EmbeddedRedis(temp / "redis", persist=False)
+        redis_url = rd.start()
+        started.append(rd)
+    database = f"hab_test_{os.getpid()}_{secrets.token_hex(3)}"
+    asyncio.run(ensure_database(server_url, database))
+    database_url = with_database(server_url, database)
+    upgrade_head(database_url)
+    try:
+        yield ServiceUrls(database_url=database_url, redis_url=redis_url, embedded=bool(started))
+    finally:
+        asyncio.run(drop_database(server_url, database))
+        for server in started:
+            server.remove()

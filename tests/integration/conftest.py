@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from litestar import Litestar
+from sqlalchemy import func, select
+
+from api.app import create_app
+from api.db.tables import Dataset, DatasetBlob, ShareLink
+from api.resources import Resources, close_resources, open_resources
+from api.settings import Settings
+from api.users.services import UserService
+
+# Small enough that the size-limit tests stay fast.
+TEST_UPLOAD_LIMIT = 3 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    name: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="session")
+def settings(services) -> Settings:
+    return Settings(
+        database_url=services.database_url,
+        redis_url=services.redis_url,
+        HAB_ENV="test",
+        HAB_UPLOAD_MAX_BYTES=TEST_UPLOAD_LIMIT,
+        HAB_PUBLIC_URL="http://testserver.local",
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+async def client(app, settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app over ASGI, in the suite's event loop (so tests can share its engine and Redis).
+
+    The resources are opened as the lifespan opens them, but here: Litestar's lifespan runs in an anyio
+    task group that cannot span pytest-asyncio's setup and teardown tasks. The lifespan itself is
+    exercised by the tests that start `hab serve`.
+    """
+    app.state.resources = await open_resources(settings)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local", timeout=60) as c:
+            yield c
+    finally:
+        await close_resources(app.state.resources)
+
+
+@pytest.fixture(scope="session")
+def resources(app, client) -> Resources:
+    return app.state.resources
+
+
+async def _account(resources: Resources, name: str, admin: bool) -> Account:
+    async with resources.sessions() as session:
+        user, token = await UserService(session).create(name, admin=admin)
+        await session.commit()
+    return Account(id=user.id, name=user.name, token=token)
+
+
+@pytest.fixture(scope="session")
+async def admin(resources) -> Account:
+    return await _account(resources, "관리자-테스트", True)
+
+
+@pytest.fixture(scope="session")
+async def alice(resources) -> Account:
+    return await _account(resources, "alice", False)
+
+
+@pytest.fixture(scope="session")
+async def bob(resources) -> Account:
+    return await _account(resources, "bob", False)
+
+
+@dataclass(frozen=True)
+class StoredCounts:
+    datasets: int
+    blobs: int
+    share_links: int
+
+
+async def stored_counts(resources: Resources) -> StoredCounts:
+    """How many rows the dataset store holds: bad-input tests check that this does not change."""
+    async with resources.sessions() as session:
+        return StoredCounts(
+            datasets=await session.scalar(select(func.count()).select_from(Dataset)) or 0,
+            blobs=await session.scalar(select(func.count()).select_from(DatasetBlob)) or 0,
+            share_links=await session.scalar(select(func.count()).select_from(ShareLink)) or 0,
+        )

@@ -1,0 +1,41 @@
+"""Housekeeping jobs (idempotent; safe to run at any time, any number of times)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import delete, exists, select
+
+from api.datasets.repository import ShareLinkRepository
+from api.db.tables import Dataset, DatasetBlob
+
+
+async def purge_unreferenced_blobs(ctx: dict[str, Any]) -> int:
+    """Remove dataset blobs that no dataset row references any more."""
+    resources = ctx["resources"]
+    async with resources.sessions() as session:
+        orphans = select(DatasetBlob.content_sha256).where(
+            ~exists().where(Dataset.content_sha256 == DatasetBlob.content_sha256)
+        )
+        shas = list(await session.scalars(orphans))
+        if shas:
+            await session.execute(
+                delete(DatasetBlob).where(
+                    DatasetBlob.content_sha256.in_(shas),
+                    ~exists().where(Dataset.content_sha256 == DatasetBlob.content_sha256),
+                )
+            )
+            await session.commit()
+        for sha in shas:
+            resources.tables.discard(sha)
+        return len(shas)
+
+
+async def expire_share_links(ctx: dict[str, Any]) -> int:
+    """Delete share links past their expiry (reads already refuse them; this keeps the table small)."""
+    resources = ctx["resources"]
+    async with resources.sessions() as session:
+        removed = await ShareLinkRepository(session=session).expire_due(dt.datetime.now(dt.UTC))
+        await session.commit()
+        return removed
