@@ -24,10 +24,10 @@ def _configure_logging(settings: Settings) -> None:
 
 def services_for_cli() -> tuple[Settings, ServiceUrls]:
     """Settings with concrete service URLs, starting embedded servers when URLs are unset."""
-    settings = get_settings()
-    urls = resolve_services(settings)
+    urls = resolve_services(get_settings())
     os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = urls.database_url, urls.redis_url
-    return settings.model_copy(update={"database_url": urls.database_url, "redis_url": urls.redis_url}), urls
+    get_settings.cache_clear()  # so that code reading settings later (the app factory) sees the URLs
+    return get_settings(), urls
 
 
 @asynccontextmanager
@@ -62,19 +62,23 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     """Run the API server."""
     import uvicorn
 
+    from api.server import serve_until_signalled
+
     settings, urls = services_for_cli()
     _configure_logging(settings)
+    options = {
+        "factory": True,
+        "host": host or settings.api_host,
+        "port": port or settings.api_port,
+        "log_level": settings.log_level.lower(),
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
     try:
-        uvicorn.run(
-            "api.app:create_app",
-            factory=True,
-            host=host or settings.api_host,
-            port=port or settings.api_port,
-            workers=workers,
-            log_level=settings.log_level.lower(),
-            access_log=False,
-            timeout_graceful_shutdown=10,
-        )
+        if workers > 1:
+            uvicorn.run("api.app:create_app", workers=workers, **options)
+        else:
+            serve_until_signalled(uvicorn.Config("api.app:create_app", **options))
     finally:
         urls.stop_embedded()
 

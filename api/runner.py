@@ -20,9 +20,8 @@ from types import FrameType
 from api.db.migrate import upgrade_head
 from api.envfile import read_env_file, update_env_file
 from api.infra.services import resolve_services
-from api.settings import PROJECT_ROOT, Settings, get_settings
+from api.settings import PROJECT_ROOT, Settings, env_file_path, get_settings
 
-ENV_FILE = PROJECT_ROOT / "env" / ".env"
 LOCAL_ADMIN = "local-admin"
 GRACE_SECONDS = 15
 
@@ -47,7 +46,7 @@ async def _prepare_data(settings: Settings) -> str:
     try:
         async with resources.sessions() as session:
             users = UserService(session)
-            token = read_env_file(ENV_FILE).get("HAB_API_TOKEN", "")
+            token = read_env_file(env_file_path()).get("HAB_API_TOKEN", "")
             principal = await users.authenticate(token) if token else None
             if principal is None or not principal.is_admin:
                 if await users.repository.by_name(LOCAL_ADMIN) is None:
@@ -56,7 +55,7 @@ async def _prepare_data(settings: Settings) -> str:
                     token = await users.rotate_token(LOCAL_ADMIN)
                 await session.commit()
         started = time.monotonic()
-        loaded = await load_demo_datasets(resources, echo=lambda line: _say(line))
+        loaded = await load_demo_datasets(resources, scale=settings.demo_scale, echo=lambda line: _say(line))
         if loaded:
             _say(f"데모 데이터셋 {len(loaded)}개 저장 ({time.monotonic() - started:.1f}초)")
         return token
@@ -116,7 +115,7 @@ def run_stack() -> int:
         upgrade_head(urls.database_url)
         token = asyncio.run(_prepare_data(settings))
         api_url = f"http://{settings.api_host}:{settings.api_port}"
-        update_env_file(ENV_FILE, {"HAB_API_URL": api_url, "HAB_API_TOKEN": token})
+        update_env_file(env_file_path(), {"HAB_API_URL": api_url, "HAB_API_TOKEN": token})
         env.update({"HAB_API_URL": api_url, "HAB_API_TOKEN": token})
 
         commands = {
@@ -149,7 +148,7 @@ def run_stack() -> int:
         _say("준비 완료 / ready")
         _say(f"  화면 (Streamlit): http://{settings.api_host}:{settings.ui_port}")
         _say(f"  API:              {api_url}  (문서: {api_url}/schema/swagger)")
-        _say(f"  토큰은 {ENV_FILE.relative_to(PROJECT_ROOT)} 에 저장되었습니다. 끝내려면 Ctrl-C")
+        _say(f"  API 토큰은 {env_file_path()} 에 저장되었습니다. 끝내려면 Ctrl-C")
 
         while not stop_requested:
             for child in children:

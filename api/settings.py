@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -12,12 +13,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Values copied from env/*.example files; a real deployment must replace them.
+DEFAULT_ENV_FILE = PROJECT_ROOT / "env" / ".env"
+
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "dev-secret-change-me", "secret"})
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=(PROJECT_ROOT / "env" / ".env",),
+        env_file=DEFAULT_ENV_FILE,
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
@@ -42,6 +45,7 @@ class Settings(BaseSettings):
     share_link_default_ttl: int = Field(default=7 * 24 * 3600, validation_alias="HAB_SHARE_TTL")
     db_pool_size: int = Field(default=10, validation_alias="HAB_DB_POOL_SIZE")
     log_level: str = Field(default="INFO", validation_alias="HAB_LOG_LEVEL")
+    demo_scale: float = Field(default=1.0, gt=0, validation_alias="HAB_DEMO_SCALE")
 
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
@@ -57,7 +61,12 @@ class Settings(BaseSettings):
         return self.public_url or f"http://{self.api_host}:{self.api_port}"
 
 
+def env_file_path() -> Path:
+    """env/.env, or HAB_ENV_FILE (tests point it elsewhere so they never touch a developer's file)."""
+    return Path(os.environ.get("HAB_ENV_FILE") or DEFAULT_ENV_FILE)
+
+
 @functools.cache
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
-    return Settings()
+    return Settings(_env_file=env_file_path())  # type: ignore[call-arg]

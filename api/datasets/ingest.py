@@ -208,7 +208,8 @@ def _to_float_or_null(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _parse_accident_time(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    parsed = pc.strptime(col, format=ACCIDENT_TIME_FORMAT, unit="s", error_is_null=True)
+    # Milliseconds: Parquet has no seconds unit, and a table must look the same fresh and reloaded.
+    parsed = pc.strptime(col, format=ACCIDENT_TIME_FORMAT, unit="ms", error_is_null=True)
     bad = pc.and_(pc.is_valid(col), pc.is_null(parsed))
     bad_count = pc.sum(bad).as_py() or 0
     if bad_count:

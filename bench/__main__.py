@@ -1,0 +1,70 @@
+"""`python -m bench [NAME ...] [--repeat N]`: run the registered benchmarks and write bench-results/."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shlex
+import sys
+import time
+import traceback
+from typing import Any
+
+from bench.common import RESULTS_DIR, machine_info, now_iso
+
+# Benchmark modules under bench/, in the order `python -m bench` runs them. Each has `run() -> dict`
+# and may have `report(result: dict) -> str` for the printed summary.
+BENCHMARKS: list[str] = [
+    "dataset_upload",
+]
+
+
+def _run_one(name: str, machine: dict[str, Any], command: str) -> bool:
+    module = importlib.import_module(f"bench.{name}")
+    print(f"== {name} ==", flush=True)
+    started = time.perf_counter()
+    try:
+        result = module.run()
+    except Exception:
+        traceback.print_exc()
+        print(f"{name}: FAILED", flush=True)
+        return False
+    elapsed = time.perf_counter() - started
+    document = {"benchmark": name, "date": now_iso(), "command": command, "machine": machine}
+    document |= result
+    document["elapsed_s"] = round(elapsed, 1)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    report = getattr(module, "report", None)
+    if report is not None:
+        print(report(result))
+    print(f"({elapsed:.0f} s; results in {path.relative_to(RESULTS_DIR.parent)})\n", flush=True)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all of {BENCHMARKS})")
+    parser.add_argument("--repeat", type=int, default=None, help="repetitions per measurement (default 3)")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; known: {BENCHMARKS}")
+    if args.repeat is not None:
+        os.environ["BENCH_REPEAT"] = str(args.repeat)
+    command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+    machine = machine_info()
+    print(
+        f"machine: {machine['cpu_count']} CPUs ({machine.get('cpu_model')}), {machine['memory_total_mb']} MB RAM, "
+        f"Python {machine['python']}, pyarrow {machine.get('pyarrow')}, pandas {machine.get('pandas')}\n",
+        flush=True,
+    )
+    ok = [_run_one(name, machine, command.strip()) for name in (args.names or BENCHMARKS)]
+    return 0 if all(ok) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""Upload + profile of a 600k-row accident-shaped CSV, next to pandas' pyarrow reader + to_parquet.
+
+What is measured (all in the same run, on the same file):
+
+* hab (end to end): a real `hab serve` process; wall time of POST /api/datasets/upload (multipart,
+  httpx) plus GET /api/datasets/{id} (the profile), and the server's peak RSS during those requests
+  (sampled every 10 ms; "delta" is peak minus the RSS just before the upload). Each repetition gets a
+  fresh server, warmed up by one small upload, and uploads distinct bytes (one ID changed), so the
+  content-hash dedupe never short-cuts the parse.
+* baseline: `pandas.read_csv(path, engine="pyarrow")` + `df.to_parquet(buffer)` in a fresh
+  subprocess per repetition (pandas/pyarrow imported before the clock starts), same RSS sampling.
+* breakdown (for insight): sha256, UTF-8 validation, parse_csv, summarize, to_parquet on the same
+  bytes in a fresh subprocess, each step timed on its own.
+
+Goal (issue): hab at most 1.5x the baseline's wall time (medians).
+
+`python -m bench dataset_upload` runs it; `python -m bench.dataset_upload <generate|baseline|breakdown>
+PATH` are the subprocess entry points it uses.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    MB,
+    PYTHON,
+    HabServer,
+    RssSampler,
+    bench_services,
+    create_token,
+    render_table,
+    repeat,
+    run_json_subprocess,
+    sample_rss,
+    stats,
+)
+
+NAME = "dataset_upload"
+ROWS = 602_775  # rows of the real countrywide_accident.csv (DATA.md)
+DEMO_BASE_ROWS = 100_000  # demo "accident" rows at scale 1.0
+GOAL_RATIO = 1.5
+FILENAME = "countrywide_accident.csv"
+FIRST_ID = b"COUNTRYWIDE_ACCIDENT_000000"
+WARMUP_LINES = 2_000
+
+
+# ---------------------------------------------------------------------------------- the CSV file
+
+
+def generate_csv(path: Path) -> dict[str, Any]:
+    """The demo "accident" CSV at 602,775 rows (deterministic: fixed seed), written to `path`."""
+    from api.datasets.demo import generate_demo_datasets
+
+    started = time.perf_counter()
+    demo = {d.key: d for d in generate_demo_datasets(scale=ROWS / DEMO_BASE_ROWS)}["accident"]
+    data = demo.csv_bytes
+    path.write_bytes(data)
+    header = data[: data.index(b"\n")].decode("utf-8")
+    return {
+        "rows": data.count(b"\n") - 1,
+        "columns": len(header.split(",")),
+        "bytes": len(data),
+        "size_mb": round(len(data) / MB, 1),
+        "encoding": demo.encoding,
+        "generate_s": round(time.perf_counter() - started, 2),
+    }
+
+
+def variant(data: bytes, tag: str) -> bytes:
+    """The same CSV with the first row's ID changed (same length), so its SHA-256 differs."""
+    new_id = FIRST_ID[: -len(tag)] + tag.encode()
+    assert len(new_id) == len(FIRST_ID) and data.count(FIRST_ID) == 1
+    return data.replace(FIRST_ID, new_id, 1)
+
+
+def head_lines(data: bytes, lines: int) -> bytes:
+    end = 0
+    for _ in range(lines + 1):
+        end = data.index(b"\n", end) + 1
+    return data[:end]
+
+
+# ------------------------------------------------------------------- subprocess: pandas baseline
+
+
+def baseline_job(path: Path) -> dict[str, Any]:
+    import gc
+    import importlib
+    import io
+
+    import pandas as pd
+
+    # pyarrow's CSV reader and Parquet writer are imported before the clock starts, as in a running server.
+    for module in ("pyarrow", "pyarrow.csv", "pyarrow.parquet"):
+        importlib.import_module(module)
+    gc.collect()
+    with sample_rss() as rss:
+        t0 = time.perf_counter()
+        df = pd.read_csv(path, engine="pyarrow")
+        t1 = time.perf_counter()
+        buffer = io.BytesIO()
+        df.to_parquet(buffer)
+        t2 = time.perf_counter()
+    return {
+        "read_csv_s": t1 - t0,
+        "to_parquet_s": t2 - t1,
+        "total_s": t2 - t0,
+        "rows": len(df),
+        "columns": len(df.columns),
+        "parquet_mb": round(buffer.tell() / MB, 2),
+        **rss.result(),
+    }
+
+
+# ------------------------------------------------------------- subprocess: in-process breakdown
+
+
+def breakdown_job(path: Path) -> dict[str, Any]:
+    import gc
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api.datasets.ingest import decode_to_utf8, parse_csv, sha256_hex, to_parquet
+    from api.datasets.profile import summarize
+
+    data = path.read_bytes()
+    warm = parse_csv(head_lines(data, WARMUP_LINES))  # first-call costs (lazy imports, kernels) off the clock
+    summarize(warm.table, warm.kind)
+    to_parquet(warm.table)
+    del warm
+    gc.collect()
+
+    out: dict[str, Any] = {}
+    with sample_rss() as rss:
+        t = time.perf_counter()
+        sha256_hex(data)
+        out["sha256_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        decode_to_utf8(data)
+        out["utf8_check_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        parsed = parse_csv(data)
+        out["parse_csv_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        summary = summarize(parsed.table, parsed.kind)
+        out["summarize_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        parquet = to_parquet(parsed.table)
+        out["to_parquet_s"] = time.perf_counter() - t
+
+        # What DatasetService.upload does: summarize and to_parquet side by side in threads.
+        t = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            both = [pool.submit(summarize, parsed.table, parsed.kind), pool.submit(to_parquet, parsed.table)]
+            for f in both:
+                f.result()
+        out["summarize_and_parquet_parallel_s"] = time.perf_counter() - t
+
+    out["service_pipeline_s"] = out["sha256_s"] + out["parse_csv_s"] + out["summarize_and_parquet_parallel_s"]
+    out["rows"] = parsed.table.num_rows
+    out["columns"] = parsed.table.num_columns
+    out["kind"] = str(summary.kind)
+    out["arrow_table_mb"] = round(parsed.table.nbytes / MB, 1)
+    out["parquet_mb"] = round(len(parquet) / MB, 2)
+    out.update(rss.result())
+    return out
+
+
+# --------------------------------------------------------------------------- hab, end to end
+
+
+def _upload(client: Any, body: bytes, name: str) -> dict[str, Any]:
+    response = client.post("/api/datasets/upload", files={"file": (FILENAME, body, "text/csv")}, data={"name": name})
+    if response.status_code != 201:
+        raise RuntimeError(f"upload failed: HTTP {response.status_code}: {response.text[:1000]}")
+    return response.json()
+
+
+def hab_runs(path: Path, repetitions: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    import httpx
+
+    data = path.read_bytes()
+    run_id = secrets.token_hex(2)
+    runs: list[dict[str, Any]] = []
+    with bench_services() as services:
+        token = create_token(services)
+        limit = str(max(512 * MB, 2 * len(data)))
+        for i in range(repetitions):
+            body = variant(data, f"{run_id}{i:02d}")  # distinct bytes: no dedupe fast path
+            with (
+                HabServer(services, {"HAB_UPLOAD_MAX_BYTES": limit}) as server,
+                httpx.Client(
+                    base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=600
+                ) as client,
+            ):
+                warm = _upload(client, variant(head_lines(data, WARMUP_LINES), f"w{run_id}{i:01d}"), f"warmup-{i}")
+                client.get(f"/api/datasets/{warm['id']}").raise_for_status()
+                client.delete(f"/api/datasets/{warm['id']}").raise_for_status()
+                time.sleep(0.5)  # let the server settle before RSS is taken
+
+                sampler = RssSampler(server.pid).start()
+                t0 = time.perf_counter()
+                uploaded = _upload(client, body, f"bench-upload-{run_id}-{i}")
+                t1 = time.perf_counter()
+                detail = client.get(f"/api/datasets/{uploaded['id']}")
+                t2 = time.perf_counter()
+                sampler.stop()
+                detail.raise_for_status()
+                summary = detail.json()["summary"]
+                if uploaded["rows"] != ROWS or summary["rows"] != ROWS or len(uploaded["columns"]) != 23:
+                    raise RuntimeError(f"unexpected result: rows={uploaded['rows']} columns={len(uploaded['columns'])}")
+                runs.append(
+                    {
+                        "upload_s": t1 - t0,
+                        "get_summary_s": t2 - t1,
+                        "total_s": t2 - t0,
+                        "rows": uploaded["rows"],
+                        "columns": len(uploaded["columns"]),
+                        "kind": uploaded["kind"],
+                        "response_summary_kb": round(len(detail.content) / 1024, 1),
+                        **sampler.result(),
+                    }
+                )
+                client.delete(f"/api/datasets/{uploaded['id']}").raise_for_status()
+    return runs, {"embedded_services": services.embedded}
+
+
+# ----------------------------------------------------------------------------------------- run
+
+
+def run() -> dict[str, Any]:
+    repetitions = repeat()
+    temp = Path(tempfile.mkdtemp(prefix="hab-bench-upload-"))
+    try:
+        path = temp / FILENAME
+        file_info = run_json_subprocess(["-m", "bench.dataset_upload", "generate", str(path)])
+        baseline = [
+            run_json_subprocess(["-m", "bench.dataset_upload", "baseline", str(path)]) for _ in range(repetitions)
+        ]
+        breakdown = [
+            run_json_subprocess(["-m", "bench.dataset_upload", "breakdown", str(path)]) for _ in range(repetitions)
+        ]
+        hab, hab_meta = hab_runs(path, repetitions)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+    def col(runs: list[dict[str, Any]], key: str, digits: int = 3) -> dict[str, Any]:
+        return stats([r[key] for r in runs], digits)
+
+    results = {
+        "hab": {
+            "total_s": col(hab, "total_s"),
+            "upload_s": col(hab, "upload_s"),
+            "get_summary_s": col(hab, "get_summary_s"),
+            "rss_delta_mb": col(hab, "rss_delta_mb", 1),
+            "rss_peak_mb": col(hab, "rss_peak_mb", 1),
+        },
+        "baseline": {
+            "total_s": col(baseline, "total_s"),
+            "read_csv_s": col(baseline, "read_csv_s"),
+            "to_parquet_s": col(baseline, "to_parquet_s"),
+            "rss_delta_mb": col(baseline, "rss_delta_mb", 1),
+            "rss_peak_mb": col(baseline, "rss_peak_mb", 1),
+        },
+        "breakdown": {
+            key: col(breakdown, key)
+            for key in (
+                "sha256_s",
+                "utf8_check_s",
+                "parse_csv_s",
+                "summarize_s",
+                "to_parquet_s",
+                "summarize_and_parquet_parallel_s",
+                "service_pipeline_s",
+            )
+        }
+        | {"rss_delta_mb": col(breakdown, "rss_delta_mb", 1)},
+    }
+    time_ratio = results["hab"]["total_s"]["median"] / results["baseline"]["total_s"]["median"]
+    memory_ratio = results["hab"]["rss_delta_mb"]["median"] / max(results["baseline"]["rss_delta_mb"]["median"], 1)
+    outside_pipeline = results["hab"]["upload_s"]["median"] - results["breakdown"]["service_pipeline_s"]["median"]
+    return {
+        "benchmark": NAME,
+        "description": "Upload + profile of a 600k-row accident-shaped CSV vs pandas.read_csv(engine='pyarrow') "
+        "+ to_parquet of the same file",
+        "goal": f"hab total wall time <= {GOAL_RATIO}x baseline (medians)",
+        "repetitions": repetitions,
+        "file": file_info,
+        "services": hab_meta,
+        "results": results,
+        "time_ratio": round(time_ratio, 2),
+        "memory_delta_ratio": round(memory_ratio, 2),
+        "goal_met": time_ratio <= GOAL_RATIO,
+        "derived": {"upload_outside_parse_profile_parquet_s": round(outside_pipeline, 3)},
+        "raw": {"hab": hab, "baseline": baseline, "breakdown": breakdown},
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    """The printed table."""
+    r = result["results"]
+    f = result["file"]
+
+    def row(label: str, t: dict[str, Any] | None, m: dict[str, Any] | None = None) -> list[Any]:
+        return [
+            label,
+            f"{t['median']:.2f}" if t else "",
+            f"{t['min']:.2f}" if t else "",
+            f"{m['median']:.0f}" if m else "",
+        ]
+
+    rows = [
+        row("hab: upload + GET summary", r["hab"]["total_s"], r["hab"]["rss_delta_mb"]),
+        row("  POST /api/datasets/upload", r["hab"]["upload_s"]),
+        row("  GET /api/datasets/{id}", r["hab"]["get_summary_s"]),
+        row("baseline: read_csv + to_parquet", r["baseline"]["total_s"], r["baseline"]["rss_delta_mb"]),
+        row("  pandas.read_csv(engine=pyarrow)", r["baseline"]["read_csv_s"]),
+        row("  DataFrame.to_parquet", r["baseline"]["to_parquet_s"]),
+        row("breakdown (in-process, hab code)", None, r["breakdown"]["rss_delta_mb"]),
+        row("  sha256", r["breakdown"]["sha256_s"]),
+        row("  utf-8 validation (decode_to_utf8)", r["breakdown"]["utf8_check_s"]),
+        row("  parse_csv (incl. utf-8 check, sha256)", r["breakdown"]["parse_csv_s"]),
+        row("  summarize", r["breakdown"]["summarize_s"]),
+        row("  to_parquet", r["breakdown"]["to_parquet_s"]),
+        row("  summarize || to_parquet (as service)", r["breakdown"]["summarize_and_parquet_parallel_s"]),
+        row("  sha256 + parse + (summarize||parquet)", r["breakdown"]["service_pipeline_s"]),
+    ]
+    table = render_table(["", "median s", "min s", "peak RSS delta MB (median)"], rows)
+    verdict = "MET" if result["goal_met"] else "NOT MET"
+    return (
+        f"File: {f['rows']:,} rows x {f['columns']} columns, {f['size_mb']} MB ({f['encoding']}); "
+        f"{result['repetitions']} repetitions\n"
+        f"{table}\n"
+        f"hab absolute peak RSS (median): {r['hab']['rss_peak_mb']['median']:.0f} MB; "
+        f"upload time outside parse/profile/parquet (HTTP, multipart, DB): "
+        f"{result['derived']['upload_outside_parse_profile_parquet_s']:.2f} s\n"
+        f"Ratio hab/baseline: time {result['time_ratio']:.2f}x, peak memory {result['memory_delta_ratio']:.2f}x "
+        f"-> goal <= {GOAL_RATIO}x: {verdict}"
+    )
+
+
+def _main(argv: list[str]) -> None:
+    jobs = {"generate": generate_csv, "baseline": baseline_job, "breakdown": breakdown_job}
+    if len(argv) != 2 or argv[0] not in jobs:
+        sys.exit(f"usage: {PYTHON} -m bench.dataset_upload {{{'|'.join(jobs)}}} PATH")
+    print(json.dumps(jobs[argv[0]](Path(argv[1]))))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

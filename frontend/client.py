@@ -1,0 +1,93 @@
+"""The frontend's only HTTP client: every call to the hab API goes through here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class ApiError(Exception):
+    """An API failure with a message fit to show people (Korean)."""
+
+    status: int
+    message: str
+    code: str = "error"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class HabClient:
+    """Thread-safe (httpx.Client is), so one instance can be shared through st.cache_resource."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 30.0, upload_timeout: float = 300.0) -> None:
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+            timeout=httpx.Timeout(timeout, connect=3.0),
+        )
+        self.upload_timeout = upload_timeout
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise ApiError(0, "서버 응답이 너무 늦습니다. 잠시 후 다시 시도해 주세요.", "timeout") from None
+        except httpx.TransportError:
+            raise ApiError(
+                0, "백엔드 서버에 연결할 수 없습니다. 서버가 실행 중인지 확인해 주세요.", "unreachable"
+            ) from None
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+                raise ApiError(response.status_code, error["message"], error.get("code", "error"))
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(response.status_code, f"요청이 실패했습니다 (HTTP {response.status_code}).") from None
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def ready(self) -> dict[str, Any]:
+        try:
+            response = self._http.get("/ready", timeout=3.0)
+            return response.json()
+        except (httpx.HTTPError, ValueError):
+            return {"status": "unreachable", "checks": {}, "failed": ["api"]}
+
+    def me(self) -> dict[str, Any]:
+        return self._request("GET", "/api/me")
+
+    def datasets(self, *, offset: int = 0, limit: int = 200, kind: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if kind:
+            params["kind"] = kind
+        return self._request("GET", "/api/datasets", params=params)
+
+    def upload(self, filename: str, content: bytes, *, name: str | None = None, visibility: str = "private") -> dict:
+        data = {"visibility": visibility}
+        if name:
+            data["name"] = name
+        return self._request(
+            "POST",
+            "/api/datasets/upload",
+            files={"file": (filename, content, "text/csv")},
+            data=data,
+            timeout=self.upload_timeout,
+        )
+
+    def delete_dataset(self, dataset_id: int) -> None:
+        self._request("DELETE", f"/api/datasets/{dataset_id}")
+
+    def dataset(self, dataset_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/api/datasets/{dataset_id}")
+
+    def share(self, dataset_id: int, expires_in: int | None = None) -> dict[str, Any]:
+        return self._request(
+            "POST", f"/api/datasets/{dataset_id}/share", json={"expires_in": expires_in} if expires_in else None
+        )
+
+    def revoke_share(self, token: str) -> None:
+        self._request("DELETE", f"/api/shared/{token}")

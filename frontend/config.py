@@ -1,0 +1,53 @@
+"""Frontend configuration: the API URL and token (and the user's Anthropic key) from env/ files.
+
+The frontend never imports the backend packages, so this reads the files itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_DIR = Path(__file__).resolve().parent.parent / "env"
+_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+
+
+def _read(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    values = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = _LINE.match(line)
+        if match:
+            values[match.group(1)] = match.group(2).strip().strip("'\"")
+    return values
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    api_url: str
+    api_token: str
+    claude_api_key: str
+    request_timeout: float = 30.0
+    upload_timeout: float = 300.0
+
+
+def load_config() -> FrontendConfig:
+    """Environment variables win over env/.env, which wins over env/config.env."""
+    files: dict[str, str] = {}
+    for name in ("config.env", ".env"):
+        files.update(_read(ENV_DIR / name))
+    env_file = os.environ.get("HAB_ENV_FILE")
+    if env_file:
+        files.update(_read(Path(env_file)))
+
+    def pick(key: str, default: str = "") -> str:
+        return os.environ.get(key) or files.get(key) or default
+
+    return FrontendConfig(
+        api_url=pick("HAB_API_URL", "http://127.0.0.1:8000").rstrip("/"),
+        api_token=pick("HAB_API_TOKEN"),
+        claude_api_key=pick("claude_api_key") or pick("CLAUDE_API_KEY"),
+    )
