@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.datasets.store import TableCache
@@ -14,6 +14,7 @@ from api.db.engine import create_engine, create_session_factory
 from api.infra.services import resolve_services
 from api.settings import Settings
 from api.users.services import PrincipalCache
+from workers.serialization import deserialize_job, serialize_job
 
 
 @dataclass
@@ -36,7 +37,8 @@ def redis_client(url: str) -> Redis:
 
 def arq_client(url: str) -> ArqRedis:
     """An arq pool that does not connect (or fail) until first used, so the API starts without Redis."""
-    return ArqRedis.from_url(url, socket_connect_timeout=1.0, socket_timeout=5.0)
+    pool = ConnectionPool.from_url(url, socket_connect_timeout=1.0, socket_timeout=5.0)
+    return ArqRedis(connection_pool=pool, job_serializer=serialize_job, job_deserializer=deserialize_job)
 
 
 async def open_resources(settings: Settings) -> Resources:

@@ -49,11 +49,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
-        if self.environment == "production":
-            if self.secret_key.strip().lower() in PLACEHOLDER_SECRETS or len(self.secret_key) < 32:
-                raise ValueError("HAB_SECRET_KEY must be set to a random value of 32+ characters in production")
-            if not self.database_url or not self.redis_url:
-                raise ValueError("DATABASE_URL and REDIS_URL must be set in production")
+        if self.environment == "development":
+            return self
+        if self.secret_key.strip().lower() in PLACEHOLDER_SECRETS or len(self.secret_key) < 32:
+            raise ValueError(f"HAB_SECRET_KEY must be a random value of 32+ characters when HAB_ENV={self.environment}")
+        if self.environment == "production" and not (self.database_url and self.redis_url):
+            raise ValueError("DATABASE_URL and REDIS_URL must be set in production")
         return self
 
     @property

@@ -11,6 +11,7 @@ from arq.worker import run_worker as arq_run_worker
 
 from api.settings import Settings, get_settings
 from workers.maintenance import expire_share_links, purge_unreferenced_blobs
+from workers.serialization import deserialize_job, serialize_job
 
 logger = logging.getLogger("hab.worker")
 
@@ -36,6 +37,8 @@ class WorkerSettings:
     ]
     on_startup = startup
     on_shutdown = shutdown
+    job_serializer = staticmethod(serialize_job)
+    job_deserializer = staticmethod(deserialize_job)
     max_jobs = 4
     job_timeout = 600
     health_check_interval = 30

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -37,6 +38,8 @@ def settings(services) -> Settings:
         HAB_ENV="test",
         HAB_UPLOAD_MAX_BYTES=TEST_UPLOAD_LIMIT,
         HAB_PUBLIC_URL="http://testserver.local",
+        HAB_SECRET_KEY=secrets.token_urlsafe(32),
+        _env_file=None,
     )
 
 

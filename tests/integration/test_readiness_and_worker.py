@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import socket
+
+import httpx
+from arq.worker import Worker
+from sqlalchemy import func, select
+
+from api.app import create_app
+from api.db.tables import DatasetBlob
+from api.resources import arq_client, close_resources, open_resources
+from workers.settings import WorkerSettings
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once the socket is closed
+
+
+async def _ready_with(settings, **overrides) -> httpx.Response:
+    broken = settings.model_copy(update=overrides)
+    app = create_app(broken)
+    app.state.resources = await open_resources(broken)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            return await client.get("/ready")
+    finally:
+        await close_resources(app.state.resources)
+
+
+async def test_ready_names_redis_when_it_is_down(settings):
+    response = await _ready_with(settings, redis_url=f"redis://127.0.0.1:{_closed_port()}/0")
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["redis"] and response.json()["checks"]["postgres"] == "ok"
+
+
+async def test_ready_names_postgres_when_it_is_down(settings):
+    response = await _ready_with(settings, database_url=f"postgresql://postgres@127.0.0.1:{_closed_port()}/x")
+    assert response.status_code == 503 and response.json()["failed"] == ["postgres"]
+
+
+async def test_health_stays_up_without_redis(settings):
+    broken = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{_closed_port()}/0"})
+    app = create_app(broken)
+    app.state.resources = await open_resources(broken)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            assert (await client.get("/health")).status_code == 200
+    finally:
+        await close_resources(app.state.resources)
+
+
+async def test_worker_purges_orphan_blobs(resources, settings):
+    async with resources.sessions() as session:
+        session.add(DatasetBlob(content_sha256="f" * 64, parquet=b"PAR1", parquet_bytes=4))
+        await session.commit()
+    job = await resources.arq.enqueue_job("purge_unreferenced_blobs")
+    worker = Worker(
+        functions=WorkerSettings.functions,
+        redis_pool=arq_client(settings.redis_url),
+        burst=True,
+        poll_delay=0.05,
+        on_startup=WorkerSettings.on_startup,
+        on_shutdown=WorkerSettings.on_shutdown,
+        ctx={"settings": settings},
+        job_serializer=WorkerSettings.job_serializer,
+        job_deserializer=WorkerSettings.job_deserializer,
+        handle_signals=False,
+    )
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    assert await job.result(timeout=5) >= 1
+    async with resources.sessions() as session:
+        orphan = await session.scalar(
+            select(func.count()).select_from(DatasetBlob).where(DatasetBlob.content_sha256 == "f" * 64)
+        )
+    assert orphan == 0
+    # The job payload in Redis is MessagePack, never a pickle.
+    raw = await resources.redis.get(f"arq:result:{job.job_id}")
+    assert raw is not None and not raw.startswith(b"\x80")
