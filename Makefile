@@ -16,7 +16,8 @@ help: ## List the targets
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@test -x $(BIN)/uv || { $(BIN)/python -m ensurepip --upgrade >/dev/null 2>&1 || true; \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; }
 	@# --inexact keeps uv itself (installed by pip above) in the environment.
 	$(BIN)/uv sync --frozen --inexact
 	@touch $(STAMP)
