@@ -24,6 +24,7 @@ BENCHMARKS: list[str] = [
 def _run_one(name: str, machine: dict[str, Any], command: str) -> bool:
     module = importlib.import_module(f"bench.{name}")
     print(f"== {name} ==", flush=True)
+    date = now_iso()
     started = time.perf_counter()
     try:
         result = module.run()
@@ -32,7 +33,7 @@ def _run_one(name: str, machine: dict[str, Any], command: str) -> bool:
         print(f"{name}: FAILED", flush=True)
         return False
     elapsed = time.perf_counter() - started
-    document = {"benchmark": name, "date": now_iso(), "command": command, "machine": machine}
+    document = {"benchmark": name, "date": date, "command": command, "machine": machine}
     document |= result
     document["elapsed_s"] = round(elapsed, 1)
     RESULTS_DIR.mkdir(exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import importlib.metadata
 import json
 import os
 import platform
@@ -50,13 +51,16 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
     }
-    for module in ("pyarrow", "pandas", "numpy", "litestar", "uvicorn"):
+    for package in ("pyarrow", "pandas", "numpy", "litestar", "uvicorn", "httpx"):
         with contextlib.suppress(Exception):
-            info[module] = __import__(module).__version__
+            info[package] = importlib.metadata.version(package)
     with contextlib.suppress(Exception):
+        git = ["git", "--no-optional-locks", "-C", str(REPO_ROOT)]
         info["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
+        status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
+        info["git_dirty"] = bool(status.strip())
     return info
 
 
@@ -174,6 +178,34 @@ def sample_rss(pid: int | None = None, interval: float = 0.01) -> Iterator[RssSa
         yield sampler
     finally:
         sampler.stop()
+
+
+# ---------------------------------------------------------------------------------- memory warm-up
+
+
+def prefault_mb(default: int = 1536) -> int:
+    """How much memory `prefault_memory` touches (BENCH_PREFAULT_MB; 0 turns it off)."""
+    return max(0, int(os.environ.get("BENCH_PREFAULT_MB", default)))
+
+
+def prefault_memory(mb: int | None = None) -> float:
+    """Touch `mb` MB of fresh memory once and free it; returns the seconds it took.
+
+    On virtual machines the first use of a guest page the VM has never touched is slow (measured on a
+    2-core cloud VM: ~2.5 s per GB, against ~0.1 s per GB for a page used before), so whichever
+    process happens to get never-used pages pays up to a second for a 600k-row upload. Touching
+    memory just before each measurement puts recently used pages first on the kernel's free lists,
+    so the measurements compare code rather than the VM's page backing.
+    """
+    size = (prefault_mb() if mb is None else mb) * MB
+    if size <= 0:
+        return 0.0
+    started = time.perf_counter()
+    buffer = bytearray(size)
+    page = 4096
+    buffer[::page] = b"\x01" * len(range(0, size, page))
+    del buffer
+    return time.perf_counter() - started
 
 
 # -------------------------------------------------------------------------------- subprocess jobs

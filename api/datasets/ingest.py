@@ -10,6 +10,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -65,24 +66,27 @@ def _reject_binary(data: bytes) -> None:
         )
 
 
+def is_valid_utf8(data: bytes) -> bool:
+    """UTF-8 validity without decoding into a Python str (Arrow validates the buffer in place)."""
+    if data.isascii():
+        return True
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64).tobytes())
+    array = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)])
+    try:
+        array.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def decode_to_utf8(data: bytes) -> tuple[bytes, str]:
     """Return UTF-8 bytes (no BOM) and the encoding the file was in: UTF-8, UTF-8 with BOM, then CP949."""
     if data.startswith(_UTF8_BOM):
         body = data[len(_UTF8_BOM) :]
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
+        if is_valid_utf8(body):
             return body, "utf-8-sig"
-    else:
-        try:
-            # Validation only; Arrow parses the bytes themselves. Python's decoder is the fastest check here.
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            return data, "utf-8"
+    elif is_valid_utf8(data):
+        return data, "utf-8"
     try:
         # CP949 is a superset of EUC-KR, so this covers both.
         return data.decode("cp949").encode("utf-8"), "cp949"
@@ -252,7 +256,7 @@ def _clean_names(names: list[str]) -> list[str]:
     return cleaned
 
 
-def parse_csv(data: bytes) -> ParsedDataset:
+def parse_csv(data: bytes, *, content_sha256: str | None = None) -> ParsedDataset:
     """Decode, parse and type an uploaded CSV; raise a domain error for anything that is not a usable table."""
     if not data.strip():
         raise InvalidInput("빈 파일입니다. 머리글과 데이터 행이 있는 CSV를 올려 주세요.", detail={"reason": "empty"})
@@ -273,7 +277,11 @@ def parse_csv(data: bytes) -> ParsedDataset:
         table = table.rename_columns(names)
     table = _normalise_columns(table, kind)
     return ParsedDataset(
-        table=table, kind=kind, encoding=encoding, content_sha256=sha256_hex(data), size_bytes=len(data)
+        table=table,
+        kind=kind,
+        encoding=encoding,
+        content_sha256=content_sha256 or sha256_hex(data),
+        size_bytes=len(data),
     )
 
 

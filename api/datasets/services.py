@@ -118,7 +118,7 @@ class DatasetService:
             kind, rows, encoding = existing.kind, existing.rows, existing.encoding
             columns, summary_doc = existing.columns, existing.summary
         else:
-            parsed = await asyncio.to_thread(parse_csv, data)
+            parsed = await asyncio.to_thread(parse_csv, data, content_sha256=sha)
             summary, parquet = await asyncio.gather(
                 asyncio.to_thread(profile.summarize, parsed.table, parsed.kind),
                 asyncio.to_thread(to_parquet, parsed.table),
