@@ -15,6 +15,8 @@ from api.datasets.controllers import DatasetController, SharedDatasetController
 from api.db.session import provide_db_session
 from api.errors import EXCEPTION_HANDLERS
 from api.health.controllers import HealthController
+from api.predictions.controllers import PredictionController
+from api.registry.controllers import ModelController
 from api.resources import close_resources, open_resources
 from api.settings import Settings, get_settings
 from api.users.auth import auth_middleware
@@ -31,14 +33,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.resources = await open_resources(settings)
+        app.state.resources = await open_resources(settings, follow_models=True)
         try:
             yield
         finally:
             await close_resources(app.state.resources)
 
     return Litestar(
-        route_handlers=[HealthController, UserController, DatasetController, SharedDatasetController],
+        route_handlers=[
+            HealthController,
+            UserController,
+            DatasetController,
+            SharedDatasetController,
+            PredictionController,
+            ModelController,
+        ],
         lifespan=[lifespan],
         dependencies={"db_session": Provide(provide_db_session)},
         middleware=[auth_middleware],

@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api.datasets.store import TableCache
 from api.db.engine import create_engine, create_session_factory
 from api.infra.services import resolve_services
+from api.registry.sync import ModelSync
 from api.settings import Settings
 from api.users.services import PrincipalCache
+from models.holder import ModelHolder
 from workers.serialization import deserialize_job, serialize_job
 
 
@@ -28,6 +30,8 @@ class Resources:
     arq: ArqRedis
     tables: TableCache
     principals: PrincipalCache
+    models: ModelHolder
+    model_sync: ModelSync
 
 
 def redis_client(url: str) -> Redis:
@@ -41,26 +45,35 @@ def arq_client(url: str) -> ArqRedis:
     return ArqRedis(connection_pool=pool, job_serializer=serialize_job, job_deserializer=deserialize_job)
 
 
-async def open_resources(settings: Settings) -> Resources:
+async def open_resources(settings: Settings, *, follow_models: bool = False) -> Resources:
+    """Open every shared client. `follow_models` also loads the active model and keeps it current."""
     database_url, redis_url = settings.database_url, settings.redis_url
     if not database_url or not redis_url:
         urls = await asyncio.to_thread(resolve_services, settings)
         database_url, redis_url = urls.database_url, urls.redis_url
     engine = create_engine(database_url, pool_size=settings.db_pool_size)
-    return Resources(
+    sessions = create_session_factory(engine)
+    holder = ModelHolder()
+    resources = Resources(
         settings=settings,
         database_url=database_url,
         redis_url=redis_url,
         engine=engine,
-        sessions=create_session_factory(engine),
+        sessions=sessions,
         redis=redis_client(redis_url),
         arq=arq_client(redis_url),
         tables=TableCache(settings.dataset_cache_bytes),
         principals=PrincipalCache(),
+        models=holder,
+        model_sync=ModelSync(holder, sessions, redis_url, recheck_seconds=settings.model_recheck_seconds),
     )
+    if follow_models:
+        await resources.model_sync.start()
+    return resources
 
 
 async def close_resources(resources: Resources) -> None:
+    await resources.model_sync.stop()
     await resources.arq.aclose()
     await resources.redis.aclose()
     await resources.engine.dispose()

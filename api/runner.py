@@ -17,9 +17,13 @@ import urllib.request
 from dataclasses import dataclass
 from types import FrameType
 
+from sqlalchemy import select
+
 from api.db.migrate import upgrade_head
+from api.db.tables import Dataset
 from api.envfile import read_env_file, update_env_file
 from api.infra.services import resolve_services
+from api.resources import Resources
 from api.settings import PROJECT_ROOT, Settings, env_file_path, get_settings
 
 LOCAL_ADMIN = "local-admin"
@@ -58,9 +62,36 @@ async def _prepare_data(settings: Settings) -> str:
         loaded = await load_demo_datasets(resources, scale=settings.demo_scale, echo=lambda line: _say(line))
         if loaded:
             _say(f"데모 데이터셋 {len(loaded)}개 저장 ({time.monotonic() - started:.1f}초)")
+        await _ensure_demo_model(resources)
         return token
     finally:
         await close_resources(resources)
+
+
+async def _ensure_demo_model(resources: Resources) -> None:
+    """On a fresh install, train and activate a model from the demo train data so predictions work at once."""
+    from api.datasets.demo import DEMO_TRAIN_NAME
+    from api.registry.repository import ModelVersionRepository
+    from api.registry.training import train_and_register
+
+    async with resources.sessions() as session:
+        if await ModelVersionRepository(session=session).next_version() > 1:
+            return  # some model exists already; never replace an admin's choice
+        train_id = await session.scalar(
+            select(Dataset.id).where(Dataset.is_demo.is_(True), Dataset.name == DEMO_TRAIN_NAME).order_by(Dataset.id)
+        )
+    if train_id is None:
+        return
+    _say("데모 ECLO 모델을 학습합니다 (처음 한 번만)…")
+    info = await train_and_register(
+        resources,
+        dataset_id=train_id,
+        csv_path=None,
+        name="eclo-demo",
+        activate=True,
+        echo=lambda line: _say("  " + line),
+    )
+    _say(f"데모 모델 버전 {info.version} 활성화")
 
 
 def _wait_http(url: str, timeout: float, children: list[Child]) -> bool:

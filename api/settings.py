@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     share_link_default_ttl: int = Field(default=7 * 24 * 3600, validation_alias="HAB_SHARE_TTL")
     db_pool_size: int = Field(default=10, validation_alias="HAB_DB_POOL_SIZE")
     log_level: str = Field(default="INFO", validation_alias="HAB_LOG_LEVEL")
+    model_recheck_seconds: float = Field(default=30.0, gt=0, validation_alias="HAB_MODEL_RECHECK_SECONDS")
     demo_scale: float = Field(default=1.0, gt=0, validation_alias="HAB_DEMO_SCALE")
 
     @model_validator(mode="after")

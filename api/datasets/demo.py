@@ -19,9 +19,11 @@ from api.datasets import vocab as v
 DEFAULT_SEED = 20241124
 MIN_ROWS = 120  # enough for a handful of bad coordinates to stay under 1 % of rows
 
+DEMO_TRAIN_NAME = "데모 대구 교통사고 학습 데이터 (train)"  # the first `make run` trains the demo model on it
+
 # key -> (display name, base row count at scale 1.0, encoding of the real file)
 _SPECS: dict[str, tuple[str, int, str]] = {
-    "train": ("데모 대구 교통사고 학습 데이터 (train)", 39_609, "utf-8"),
+    "train": (DEMO_TRAIN_NAME, 39_609, "utf-8"),
     "test": ("데모 대구 교통사고 평가 데이터 (test)", 10_963, "utf-8"),
     "accident": ("데모 전국 교통사고 데이터 (countrywide_accident)", 100_000, "utf-8"),
     "cctv": ("데모 대구 CCTV 정보", 1_065, "cp949"),

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -107,3 +109,49 @@ class ShareLink(Base):
     created_at: Mapped[dt.datetime] = _created_at()
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ModelVersion(Base):
+    """A registered ECLO model: LightGBM text + JSON metadata in one verified bundle. Exactly one is active."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        CheckConstraint("status in ('active', 'inactive')", name="status"),
+        # At most one active version; activation flips two rows in one transaction.
+        Index("uq_model_versions_one_active", "status", unique=True, postgresql_where=text("status = 'active'")),
+    )
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), server_default="inactive")
+    source: Mapped[str] = mapped_column(String(32))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The full artifact metadata (feature order, vocabularies, hour bands, quantiles, bands, ...).
+    model_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB)
+    target_transform: Mapped[str] = mapped_column(String(16))
+    artifact_sha256: Mapped[str] = mapped_column(String(64))
+    artifact: Mapped[bytes] = mapped_column(LargeBinary)
+    notes: Mapped[str] = mapped_column(Text, server_default="")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = _created_at()
+    activated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+    __table_args__ = (
+        CheckConstraint("source in ('single', 'batch', 'job', 'chat')", name="source"),
+        # A re-run of a batch job never duplicates a row.
+        UniqueConstraint("job_id", "row_index", name="job_row"),
+        Index("ix_predictions_owner_created", "owner_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    model_version: Mapped[int] = mapped_column(ForeignKey("model_versions.version"), index=True)
+    features: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    eclo: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    row_index: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = _created_at()

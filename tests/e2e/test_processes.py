@@ -118,6 +118,24 @@ def test_run_brings_up_the_stack_and_keeps_data(tmp_path):
         headers = {"Authorization": f"Bearer {values['HAB_API_TOKEN']}"}
         datasets = httpx.get(f"http://127.0.0.1:{api_port}/api/datasets", headers=headers, timeout=10).json()
         assert datasets["total"] == 7 and all(d["is_demo"] and "데모" in d["name"] for d in datasets["items"])
+        # A fresh install can predict at once: the demo model was trained and activated.
+        active = httpx.get(f"http://127.0.0.1:{api_port}/api/models/active", headers=headers, timeout=10).json()
+        assert active["status"] == "active" and active["source"] == "trained"
+        predicted = httpx.post(
+            f"http://127.0.0.1:{api_port}/api/predict/eclo",
+            headers=headers,
+            timeout=10,
+            json={
+                "사고일시": "2022-01-01 08",
+                "기상상태": "맑음",
+                "노면상태": "건조",
+                "도로형태": "단일로 - 기타",
+                "사고유형": "차대차",
+                "시군구": "대구광역시 수성구 범어동",
+                "요일": "토요일",
+            },
+        )
+        assert predicted.status_code == 200 and predicted.json()["model_version"] == active["version"]
         _wait_ready(f"http://127.0.0.1:{ui_port}/_stcore/health", first, timeout=90)
     finally:
         code = _stop(first)
@@ -134,5 +152,44 @@ def test_run_brings_up_the_stack_and_keeps_data(tmp_path):
         assert read_env_file(env_file)["HAB_API_TOKEN"] == values["HAB_API_TOKEN"]
         again = httpx.get(f"http://127.0.0.1:{api_port}/api/datasets", headers=headers, timeout=10).json()
         assert again["total"] == 7
+        models = httpx.get(f"http://127.0.0.1:{api_port}/api/models", headers=headers, timeout=10).json()
+        assert models["total"] == 1  # no second demo model
     finally:
         assert _stop(second, signal.SIGINT) == 0
+
+
+LEGACY_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "legacy-model-v1.2"
+
+
+def test_cli_trains_imports_and_activates(tmp_path):
+    """hab train --csv, hab models import-legacy, hab models list/activate on embedded services."""
+    from api.datasets.demo import generate_demo_datasets
+
+    env = _fresh_laptop_env(tmp_path)
+    subprocess.run([HAB, "migrate"], env=env, check=True, capture_output=True)
+    train = next(d for d in generate_demo_datasets(scale=0.1) if d.key == "train")
+    csv = tmp_path / "train.csv"
+    csv.write_bytes(train.csv_bytes)
+    trained = subprocess.run([HAB, "train", "--csv", str(csv), "--activate"], env=env, capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr
+    assert "RMSLE" in trained.stdout and "활성화" in trained.stdout
+
+    not_accident = tmp_path / "lights.csv"
+    not_accident.write_text("보안등위치명,설치개수\n대명1동1,1\n", encoding="utf-8")
+    refused = subprocess.run([HAB, "train", "--csv", str(not_accident)], env=env, capture_output=True, text=True)
+    assert refused.returncode != 0 and "교통사고" in refused.stderr
+
+    if not LEGACY_DIR.exists():
+        pytest.skip(f"v1.2.5 model files not found at {LEGACY_DIR}")
+    imported = subprocess.run(
+        [HAB, "models", "import-legacy", str(LEGACY_DIR)], env=env, capture_output=True, text=True
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert "pickle" in imported.stderr  # the trusted-source warning
+    listed = subprocess.run([HAB, "models", "list"], env=env, capture_output=True, text=True, check=True).stdout
+    assert "legacy-v1.2.5" in listed and "active" in listed
+    activated = subprocess.run([HAB, "models", "activate", "2"], env=env, capture_output=True, text=True)
+    assert activated.returncode == 0, activated.stderr
+    listed = subprocess.run([HAB, "models", "list"], env=env, capture_output=True, text=True, check=True).stdout
+    line_v2 = next(line for line in listed.splitlines() if line.strip().startswith("2 "))
+    assert "active" in line_v2

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -10,10 +11,14 @@ from litestar import Litestar
 from sqlalchemy import func, select
 
 from api.app import create_app
+from api.datasets.demo import generate_demo_datasets
+from api.datasets.ingest import parse_csv
 from api.db.tables import Dataset, DatasetBlob, ShareLink
+from api.registry.services import RegistryService
 from api.resources import Resources, close_resources, open_resources
 from api.settings import Settings
 from api.users.services import UserService
+from models.train import train_eclo
 
 # Small enough that the size-limit tests stay fast.
 TEST_UPLOAD_LIMIT = 3 * 1024 * 1024
@@ -56,7 +61,7 @@ async def client(app, settings) -> AsyncIterator[httpx.AsyncClient]:
     task group that cannot span pytest-asyncio's setup and teardown tasks. The lifespan itself is
     exercised by the tests that start `hab serve`.
     """
-    app.state.resources = await open_resources(settings)
+    app.state.resources = await open_resources(settings, follow_models=True)
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local", timeout=60) as c:
@@ -107,3 +112,22 @@ async def stored_counts(resources: Resources) -> StoredCounts:
             blobs=await session.scalar(select(func.count()).select_from(DatasetBlob)) or 0,
             share_links=await session.scalar(select(func.count()).select_from(ShareLink)) or 0,
         )
+
+
+@pytest.fixture(scope="session")
+def demo_train_table():
+    train = next(d for d in generate_demo_datasets(seed=11, scale=0.25) if d.key == "train")
+    return parse_csv(train.csv_bytes).table
+
+
+@pytest.fixture(scope="session")
+async def versions(resources, demo_train_table):
+    """Two registered versions (different seeds), the first one active."""
+    first = await asyncio.to_thread(train_eclo, demo_train_table, name="eclo-test", seed=1)
+    second = await asyncio.to_thread(train_eclo, demo_train_table, name="eclo-test", seed=2)
+    async with resources.sessions() as session:
+        registry = RegistryService(session, resources)
+        v1 = await registry.register(first, created_by=None)
+        v2 = await registry.register(second, created_by=None)
+        await registry.activate(v1.version)
+    return v1.version, v2.version

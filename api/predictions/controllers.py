@@ -1,0 +1,58 @@
+"""ECLO prediction routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.predictions import schemas as s
+from api.predictions.services import PredictionService
+from api.schemas import Page
+from api.users.services import Principal
+
+
+def provide_prediction_service(
+    db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any]
+) -> PredictionService:
+    return PredictionService(db_session, request.app.state.resources)
+
+
+Predictions = NamedDependency[PredictionService]
+AuthedRequest = Request[Principal, Any, Any]
+
+
+class PredictionController(Controller):
+    path = "/api"
+    tags = ["predictions"]
+    dependencies = {"predictions": Provide(provide_prediction_service, sync_to_thread=False)}
+
+    @get("/predict/schema", summary="예측 입력 스키마")
+    async def schema(self, predictions: Predictions) -> s.PredictSchema:
+        return predictions.schema()
+
+    @post("/predict/eclo", status_code=200, summary="ECLO 예측 (한 건)")
+    async def predict(
+        self, request: AuthedRequest, predictions: Predictions, data: JSONBody[dict[str, Any]]
+    ) -> s.Prediction:
+        return await predictions.predict_one(request.user, data)
+
+    @post("/predict/eclo/batch", status_code=200, summary="ECLO 예측 (최대 10,000행)")
+    async def predict_batch(
+        self, request: AuthedRequest, predictions: Predictions, data: JSONBody[s.BatchPredictionRequest]
+    ) -> s.BatchPrediction:
+        return await predictions.predict_batch(request.user, data.rows)
+
+    @get("/predictions", summary="내 예측 기록")
+    async def history(
+        self,
+        request: AuthedRequest,
+        predictions: Predictions,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: FromQuery[int] = 50,
+        model_version: FromQuery[int | None] = None,
+    ) -> Page[s.PredictionRecord]:
+        return await predictions.history(request.user, offset=offset, limit=limit, model_version=model_version)

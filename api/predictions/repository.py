@@ -1,0 +1,62 @@
+"""SQL for stored predictions. Batches go in with COPY (ids allocated first, so callers get them back)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.db.tables import Prediction
+
+_json = msgspec.json.Encoder()
+COPY_COLUMNS = ("id", "owner_id", "model_version", "features", "eclo", "source", "job_id", "row_index")
+
+
+class PredictionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_one(
+        self, *, owner_id: int | None, model_version: int, features: dict[str, Any], eclo: float, source: str
+    ) -> int:
+        stmt = (
+            insert(Prediction)
+            .values(owner_id=owner_id, model_version=model_version, features=features, eclo=eclo, source=source)
+            .returning(Prediction.id)
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def allocate_ids(self, count: int) -> list[int]:
+        rows = await self.session.execute(
+            text("select nextval(pg_get_serial_sequence('predictions', 'id')) from generate_series(1, :n)"),
+            {"n": count},
+        )
+        return [int(r[0]) for r in rows]
+
+    async def copy_many(self, records: Sequence[tuple[Any, ...]]) -> None:
+        """COPY (id, owner_id, model_version, features, eclo, source, job_id, row_index) rows."""
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table("predictions", records=records, columns=COPY_COLUMNS)
+
+    async def page_for(
+        self, owner_id: int, *, offset: int, limit: int, model_version: int | None
+    ) -> tuple[list[Prediction], int]:
+        stmt = select(Prediction).where(Prediction.owner_id == owner_id)
+        if model_version is not None:
+            stmt = stmt.where(Prediction.model_version == model_version)
+        total = await self.session.scalar(select(func.count()).select_from(stmt.subquery()))
+        rows = await self.session.scalars(stmt.order_by(Prediction.id.desc()).offset(offset).limit(limit))
+        return list(rows), int(total or 0)
+
+    async def count_all(self) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(Prediction)) or 0)
+
+
+def features_json(features: dict[str, Any]) -> str:
+    return _json.encode(features).decode()

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from api.schemas import Output
+
+
+class ModelVersionInfo(Output):
+    version: int
+    name: str
+    status: str
+    source: str
+    created_at: dt.datetime
+    activated_at: dt.datetime | None
+    metrics: dict[str, float]
+    target_transform: str
+    artifact_sha256: str
+    training_rows: int | None = None
+    notes: str = ""
+
+
+class ModelVersionDetail(ModelVersionInfo, kw_only=True):
+    feature_order: list[str]
+    categories: dict[str, list[str]]
+    hour_bands: dict[str, str]
+    bands: list[dict[str, Any]]
+    feature_importance: dict[str, float] | None = None

@@ -1,0 +1,123 @@
+"""The model registry: register bundles, list versions, activate (and roll back) with a hot swap everywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.db.tables import ModelVersion
+from api.errors import InvalidInput, NotFound
+from api.registry import schemas as s
+from api.registry.repository import ModelVersionRepository
+from api.resources import Resources
+from models.artifact import ArtifactError, ModelArtifact
+from models.holder import build_model
+
+logger = logging.getLogger("hab.registry")
+
+
+def to_info(row: ModelVersion, cls: type[s.ModelVersionInfo] = s.ModelVersionInfo, **extra: Any) -> Any:
+    meta = row.model_metadata
+    return cls(
+        version=row.version,
+        name=row.name,
+        status=row.status,
+        source=row.source,
+        created_at=row.created_at,
+        activated_at=row.activated_at,
+        metrics=row.metrics,
+        target_transform=row.target_transform,
+        artifact_sha256=row.artifact_sha256,
+        training_rows=meta.get("training_rows"),
+        notes=row.notes,
+        **extra,
+    )
+
+
+class RegistryService:
+    def __init__(self, session: AsyncSession, resources: Resources) -> None:
+        self.session = session
+        self.resources = resources
+        self.versions = ModelVersionRepository(session=session)
+
+    async def list(self) -> list[s.ModelVersionInfo]:
+        return [to_info(row) for row in await self.versions.all_versions()]
+
+    async def detail(self, version: int) -> s.ModelVersionDetail:
+        row = await self.versions.by_version(version)
+        if row is None:
+            raise NotFound(f"모델 버전 {version}이(가) 없습니다.", detail={"version": version})
+        return self._detail(row)
+
+    async def active(self) -> s.ModelVersionDetail:
+        row = await self.versions.active()
+        if row is None:
+            raise NotFound("활성화된 모델이 없습니다. 관리자가 모델을 등록하고 활성화해야 합니다.")
+        return self._detail(row)
+
+    def _detail(self, row: ModelVersion) -> s.ModelVersionDetail:
+        meta = row.model_metadata
+        importance = None
+        current = self.resources.models.current
+        if current is not None and current.version == row.version:
+            importance = current.feature_importance()
+        return to_info(
+            row,
+            s.ModelVersionDetail,
+            feature_order=meta["feature_order"],
+            categories=meta["categories"],
+            hour_bands=meta["hour_bands"],
+            bands=meta["bands"],
+            feature_importance=importance,
+        )
+
+    async def register(self, artifact: ModelArtifact, *, created_by: int | None, notes: str = "") -> s.ModelVersionInfo:
+        """Store a verified artifact as the next version (inactive until activated)."""
+        await self.versions.lock_registry()
+        version = await self.versions.next_version()
+        artifact = artifact.with_version(str(version))
+        bundle = artifact.to_bundle()
+        meta = artifact.metadata
+        row = await self.versions.add(
+            ModelVersion(
+                version=version,
+                name=meta.name,
+                status="inactive",
+                source=meta.source,
+                metrics=dict(meta.metrics),
+                model_metadata=artifact.metadata_dict(),
+                target_transform=meta.target_transform,
+                artifact_sha256=artifact.bundle_sha256,
+                artifact=bundle,
+                notes=notes or meta.notes,
+                created_by=created_by,
+            )
+        )
+        await self.session.commit()
+        return to_info(row)
+
+    async def register_bundle(self, bundle: bytes, *, created_by: int | None, notes: str = "") -> s.ModelVersionInfo:
+        """An uploaded bundle: verified and test-loaded before anything is stored."""
+        try:
+            artifact = ModelArtifact.from_bundle(bundle)
+            await asyncio.to_thread(build_model, artifact.to_bundle(), artifact.bundle_sha256)
+        except ArtifactError as exc:
+            raise InvalidInput(f"모델 번들이 올바르지 않습니다: {exc}", detail={"reason": str(exc)}) from None
+        return await self.register(artifact, created_by=created_by, notes=notes)
+
+    async def activate(self, version: int) -> s.ModelVersionInfo:
+        """Make `version` the active one: written to PostgreSQL first, then announced on Redis."""
+        await self.versions.lock_registry()
+        row = await self.versions.by_version(version)
+        if row is None:
+            raise NotFound(f"모델 버전 {version}이(가) 없습니다.", detail={"version": version})
+        await self.versions.set_active(version)
+        await self.session.commit()
+        await self.session.refresh(row)
+        # This process swaps now; the others on the announcement (or on their periodic re-check).
+        await self.resources.model_sync.refresh()
+        await self.resources.model_sync.announce(version)
+        return to_info(row)

@@ -1,0 +1,56 @@
+"""The one model reference a process serves from, swapped atomically to a new version.
+
+A swap loads and warms the new model first and only then replaces the reference, so requests that
+already hold the old model finish on it and no request ever sees a half-loaded one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from models.artifact import ModelArtifact
+from models.loaded import LoadedModel
+
+# Fetches (bundle bytes, expected sha256) of a version from wherever versions are kept.
+FetchBundle = Callable[[int], Awaitable[tuple[bytes, str]]]
+
+
+def build_model(bundle: bytes, sha256: str) -> LoadedModel:
+    """Verify, load and warm a model bundle (CPU work: call it in a thread)."""
+    model = LoadedModel(ModelArtifact.from_bundle(bundle, expected_sha256=sha256))
+    model.warm()
+    return model
+
+
+class ModelHolder:
+    def __init__(self) -> None:
+        self._model: LoadedModel | None = None
+        self._version: int | None = None
+        self._lock = asyncio.Lock()
+        self.swaps = 0
+
+    @property
+    def current(self) -> LoadedModel | None:
+        return self._model
+
+    @property
+    def version(self) -> int | None:
+        return self._version
+
+    async def ensure(self, version: int | None, fetch: FetchBundle) -> bool:
+        """Serve `version` (None: serve nothing). Returns True when the reference changed."""
+        if version == self._version:
+            return False
+        async with self._lock:
+            if version == self._version:
+                return False
+            if version is None:
+                self._model, self._version = None, None
+                return True
+            bundle, sha256 = await fetch(version)
+            model = await asyncio.to_thread(build_model, bundle, sha256)
+            # One assignment each: readers see either the old pair or the new one.
+            self._model, self._version = model, version
+            self.swaps += 1
+            return True

@@ -1,0 +1,123 @@
+"""A model version ready to serve: one LightGBM Booster built from the artifact's text, plus interpretation.
+
+Threads and latency (LightGBM 4.7, this project's 2-core box, the 500-tree v1.2.5 model):
+- ``num_threads`` is passed on every predict call. It cannot be fixed at load time: ``Booster(model_str=...,
+  params=...)`` ignores ``params`` (LightGBM warns "Ignoring params argument"), the ``[num_threads: …]`` line
+  of the model text is not used for prediction either, and ``reset_parameter()`` on a Booster loaded from a
+  string crashed the interpreter (segfault). Without it LightGBM uses every core, which makes single rows
+  slow on big machines. The per-call parameter costs ~1 µs.
+- One row: ~22 µs for ``predict`` (~30 µs including encode_row). Batches: ~100–200k rows/s per thread.
+- ``pred_contrib`` is far heavier (~2 ms per row for 500 trees): compute contributions only on request.
+- More threads help only on idle cores: with the cores busy (API, workers, other jobs), OpenMP's waiting
+  made 2-thread LightGBM work 20–50x slower here. Keep 1 unless the process owns the machine.
+- LightGBM's OpenMP pool may hang in a process forked after it was used: start workers with spawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from models.artifact import InterpretationBand, ModelArtifact, ModelMetadata
+from models.features import _compiled, encode_row
+from models.interpret import band_for, interpretation, labels_for, percentile
+
+BASE_VALUE_KEY = "기준값"  # key of the expected value (bias) in contributions_named()
+
+
+class LoadedModel:
+    """Serve one artifact: predict ECLO, explain, interpret. Safe to share between threads."""
+
+    def __init__(self, artifact: ModelArtifact) -> None:
+        self.artifact = artifact
+        self.metadata: ModelMetadata = artifact.metadata
+        self._booster = lgb.Booster(model_str=artifact.model_text)
+        self._n_features = len(self.metadata.feature_order)
+        if self._booster.num_feature() != self._n_features:
+            raise ValueError(f"모델 특성 수 {self._booster.num_feature()}가 메타데이터({self._n_features})와 다릅니다.")
+        self._log1p = self.metadata.target_transform == "log1p"
+
+    def __repr__(self) -> str:
+        return f"LoadedModel(name={self.metadata.name!r}, version={self.version!r})"
+
+    @property
+    def version(self) -> str:
+        return self.metadata.version
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def _matrix(self, matrix: np.ndarray) -> np.ndarray:
+        x = np.asarray(matrix, dtype=np.float64)
+        if x.ndim == 1:
+            x = x.reshape(1, -1)
+        if x.ndim != 2 or x.shape[1] != self._n_features:
+            raise ValueError(f"입력 행렬의 모양 {x.shape}이(가) (n, {self._n_features})가 아닙니다.")
+        return x
+
+    def raw_predict(self, matrix: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
+        """The model's own output (log1p(ECLO) when target_transform is log1p)."""
+        x = self._matrix(matrix)
+        if len(x) == 0:
+            return np.empty(0, dtype=np.float64)
+        return self._booster.predict(x, num_threads=num_threads)
+
+    def predict(self, matrix: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
+        """ECLO on its natural scale (expm1 applied for log1p models), never negative; shape (n,)."""
+        raw = self.raw_predict(matrix, num_threads=num_threads)
+        return np.maximum(np.expm1(raw) if self._log1p else raw, 0.0)
+
+    def predict_row(self, row: Mapping[str, Any]) -> float:
+        """Encode one row (features or raw accident row, see models.features) and predict its ECLO."""
+        return float(self.predict(encode_row(row, self.metadata))[0])
+
+    def contributions(self, matrix: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
+        """Per-feature SHAP contributions plus the expected value (last column), shape (n, n_features + 1).
+
+        They are on the model's raw scale: for log1p models, each row sums to log1p(predicted ECLO) (before
+        the clip at 0), not to ECLO. Columns follow metadata.feature_order.
+        """
+        x = self._matrix(matrix)
+        return np.asarray(self._booster.predict(x, pred_contrib=True, num_threads=num_threads), dtype=np.float64)
+
+    def contributions_named(self, matrix_row: np.ndarray) -> dict[str, float]:
+        """Contributions of one encoded row by feature name, plus the expected value under BASE_VALUE_KEY."""
+        values = self.contributions(self._matrix(matrix_row)[:1])[0]
+        named = {name: float(v) for name, v in zip(self.metadata.feature_order, values[:-1], strict=True)}
+        named[BASE_VALUE_KEY] = float(values[-1])
+        return named
+
+    def band(self, eclo: float) -> InterpretationBand:
+        return band_for(eclo, self.metadata.bands)
+
+    def interpret(self, eclo: float) -> tuple[str, str]:
+        """(band label such as '보통', one Korean sentence with the band range and percentile)."""
+        return interpretation(eclo, self.metadata.bands, self.metadata.target_quantiles)
+
+    def percentile(self, eclo: float) -> float:
+        """Where eclo lies (0–100) among the training accidents' ECLO."""
+        return percentile(eclo, self.metadata.target_quantiles)
+
+    def percentiles(self, eclo: np.ndarray) -> np.ndarray:
+        """percentile() for an array of ECLO values."""
+        return np.asarray(percentile(np.asarray(eclo, dtype=np.float64), self.metadata.target_quantiles))
+
+    def labels(self, eclo: np.ndarray) -> list[str]:
+        """Band label of each ECLO value of an array (for batches)."""
+        return labels_for(eclo, self.metadata.bands)
+
+    def feature_importance(self) -> dict[str, float]:
+        """Share of the total split gain per feature (sums to 1; all 0 for a model without splits)."""
+        gain = self._booster.feature_importance(importance_type="gain").astype(np.float64)
+        total = gain.sum()
+        shares = gain / total if total > 0 else gain
+        return {name: float(v) for name, v in zip(self.metadata.feature_order, shares, strict=True)}
+
+    def warm(self) -> None:
+        """Build the encoder tables and run one prediction, so the first real request pays nothing extra."""
+        _compiled(self.metadata)
+        self.predict(np.zeros((1, self._n_features)))
