@@ -21,7 +21,8 @@ from models.train import train_eclo
 
 async def _training_table(resources: Resources, dataset_id: int | None, csv_path: str | None) -> pa.Table:
     if csv_path is not None:
-        parsed = await asyncio.to_thread(parse_csv, Path(csv_path).read_bytes())
+        data = await asyncio.to_thread(Path(csv_path).read_bytes)
+        parsed = await asyncio.to_thread(parse_csv, data)
         kind = parsed.kind
         table = parsed.table
     else:
@@ -56,8 +57,8 @@ async def train_and_register(
     artifact = await asyncio.to_thread(train_eclo, table, name=name)
     m = artifact.metadata.metrics
     echo(
-        f"학습 {time.monotonic() - started:.1f}초 · 검증 RMSLE {m['rmsle']:.4f} (평균 예측 기준 {m['baseline_rmsle']:.4f})"
-        f" · RMSE {m['rmse']:.3f} · MAE {m['mae']:.3f}"
+        f"학습 {time.monotonic() - started:.1f}초 · 검증 RMSLE {m['rmsle']:.4f}"
+        f" (평균 예측 기준 {m['baseline_rmsle']:.4f}) · RMSE {m['rmse']:.3f} · MAE {m['mae']:.3f}"
     )
     async with resources.sessions() as session:
         registry = RegistryService(session, resources)
