@@ -42,6 +42,7 @@ format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff format .
 
 bench: $(STAMP) ## Run the benchmarks and write bench-results/
+	$(BIN)/uv sync --frozen --inexact --group bench
 	$(BIN)/python -m bench
 
 migrate: $(STAMP) ## Apply database migrations

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api.datasets.store import TableCache
 from api.db.engine import create_engine, create_session_factory
 from api.infra.services import resolve_services
+from api.predictions.writer import PredictionWriter
 from api.registry.sync import ModelSync
 from api.settings import Settings
 from api.users.services import PrincipalCache
@@ -32,6 +33,7 @@ class Resources:
     principals: PrincipalCache
     models: ModelHolder
     model_sync: ModelSync
+    prediction_writer: PredictionWriter
 
 
 def redis_client(url: str) -> Redis:
@@ -66,6 +68,7 @@ async def open_resources(settings: Settings, *, follow_models: bool = False) -> 
         principals=PrincipalCache(),
         models=holder,
         model_sync=ModelSync(holder, sessions, redis_url, recheck_seconds=settings.model_recheck_seconds),
+        prediction_writer=PredictionWriter(engine),
     )
     if follow_models:
         await resources.model_sync.start()
@@ -74,6 +77,7 @@ async def open_resources(settings: Settings, *, follow_models: bool = False) -> 
 
 async def close_resources(resources: Resources) -> None:
     await resources.model_sync.stop()
+    await resources.prediction_writer.close()
     await resources.arq.aclose()
     await resources.redis.aclose()
     await resources.engine.dispose()

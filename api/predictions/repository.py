@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db.tables import Prediction
@@ -18,16 +18,6 @@ COPY_COLUMNS = ("id", "owner_id", "model_version", "features", "eclo", "source",
 class PredictionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def add_one(
-        self, *, owner_id: int | None, model_version: int, features: dict[str, Any], eclo: float, source: str
-    ) -> int:
-        stmt = (
-            insert(Prediction)
-            .values(owner_id=owner_id, model_version=model_version, features=features, eclo=eclo, source=source)
-            .returning(Prediction.id)
-        )
-        return int((await self.session.execute(stmt)).scalar_one())
 
     async def allocate_ids(self, count: int) -> list[int]:
         rows = await self.session.execute(
@@ -51,7 +41,9 @@ class PredictionRepository:
         if model_version is not None:
             stmt = stmt.where(Prediction.model_version == model_version)
         total = await self.session.scalar(select(func.count()).select_from(stmt.subquery()))
-        rows = await self.session.scalars(stmt.order_by(Prediction.id.desc()).offset(offset).limit(limit))
+        # Newest first by time: single predictions take ids from pre-reserved blocks, so ids are not time-ordered.
+        ordered = stmt.order_by(Prediction.created_at.desc(), Prediction.id.desc())
+        rows = await self.session.scalars(ordered.offset(offset).limit(limit))
         return list(rows), int(total or 0)
 
     async def count_all(self) -> int:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import numpy as np
 import pandas as pd
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import ErrorInfo, InvalidInput, PayloadTooLarge, ServiceUnavailable
@@ -74,10 +76,14 @@ class PredictionService:
             raise feature_error(exc) from None
         eclo = float(model.predict(matrix)[0])
         features = decode_features(matrix[0], model)
-        prediction_id = await self.predictions.add_one(
-            owner_id=user.id, model_version=int(model.version), features=features, eclo=eclo, source="single"
-        )
-        await self.session.commit()
+        try:
+            prediction_id = await self.resources.prediction_writer.add(
+                owner_id=user.id, model_version=int(model.version), features=features, eclo=eclo
+            )
+        except (OSError, SQLAlchemyError, asyncpg.PostgresError) as exc:
+            raise ServiceUnavailable(
+                "예측 결과를 저장하지 못했습니다. 잠시 후 다시 시도해 주세요.", detail={"reason": type(exc).__name__}
+            ) from None
         label, detail = model.interpret(eclo)
         return s.Prediction(
             eclo=round(eclo, 4),

@@ -241,3 +241,18 @@ async def test_hot_swap_under_load_loses_no_request(client, admin, alice, resour
     assert {version for _, version in outcomes} == {v1, v2}
     assert await prediction_count(resources) == before + len(outcomes)
     assert resources.models.version == v1
+
+
+async def test_concurrent_predictions_share_commits_and_are_all_stored(client, alice, resources, versions):
+    before, flushes = await prediction_count(resources), resources.prediction_writer.flushes
+    responses = await asyncio.gather(*(
+        client.post("/api/predict/eclo", json=FEATURES, headers=alice.headers) for _ in range(60)
+    ))
+    assert all(r.status_code == 200 for r in responses)
+    ids = {r.json()["prediction_id"] for r in responses}
+    assert len(ids) == 60
+    assert await prediction_count(resources) == before + 60
+    assert resources.prediction_writer.flushes - flushes < 60  # grouped, not one COPY per request
+    async with resources.sessions() as session:
+        stored = set(await session.scalars(select(Prediction.id).where(Prediction.id.in_(ids))))
+    assert stored == ids

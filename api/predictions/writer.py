@@ -1,0 +1,105 @@
+"""Group commit for single predictions.
+
+Every prediction must be stored before it is answered, but one INSERT + COMMIT per request costs more
+than the prediction itself. Requests hand their row to this writer and wait; the writer COPYs whatever
+has accumulated while the previous COPY ran, so under load one round trip stores many rows and at low
+load a row waits for exactly one COPY. Ids come from blocks reserved from the table's identity
+sequence, so each request knows its prediction id without a query of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.predictions.repository import COPY_COLUMNS, features_json
+
+logger = logging.getLogger("hab.predictions.writer")
+
+Record = tuple[Any, ...]
+
+
+class PredictionWriter:
+    def __init__(self, engine: AsyncEngine, *, id_block: int = 1000, max_batch: int = 5000) -> None:
+        self.engine = engine
+        self.id_block = id_block
+        self.max_batch = max_batch
+        self._ids: deque[int] = deque()
+        self._id_lock = asyncio.Lock()
+        self._pending: list[tuple[Record, asyncio.Future[None]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.flushes = 0
+
+    async def _next_id(self) -> int:
+        if not self._ids:
+            async with self._id_lock:
+                if not self._ids:
+                    async with self.engine.connect() as conn:
+                        rows = await conn.execute(
+                            text(
+                                "select nextval(pg_get_serial_sequence('predictions', 'id'))"
+                                " from generate_series(1, :n)"
+                            ),
+                            {"n": self.id_block},
+                        )
+                        self._ids.extend(int(r[0]) for r in rows)
+        return self._ids.popleft()
+
+    async def add(
+        self, *, owner_id: int | None, model_version: int, features: dict[str, Any], eclo: float, source: str = "single"
+    ) -> int:
+        """Store one prediction durably and return its id."""
+        prediction_id = await self._next_id()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        record = (prediction_id, owner_id, model_version, features_json(features), eclo, source, None, None)
+        self._pending.append((record, done))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        self._wakeup.set()
+        await asyncio.shield(done)
+        return prediction_id
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+                try:
+                    await self._copy([record for record, _ in batch])
+                except Exception as exc:  # every waiter of this batch gets the failure
+                    logger.warning("storing %d predictions failed (%s)", len(batch), type(exc).__name__)
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                else:
+                    self.flushes += 1
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+
+    async def _copy(self, records: list[Record]) -> None:
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            await driver.copy_records_to_table("predictions", records=records, columns=COPY_COLUMNS)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            # Let waiting requests finish their write before the engine goes away.
+            for _ in range(100):
+                if not self._pending:
+                    break
+                await asyncio.sleep(0.01)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
