@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -95,6 +96,13 @@ async def alice(resources) -> Account:
 @pytest.fixture(scope="session")
 async def bob(resources) -> Account:
     return await _account(resources, "bob", False)
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (for 'service down' tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)

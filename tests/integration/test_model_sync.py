@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import httpx
 
 from api.app import create_app
 from api.registry.services import RegistryService
 from api.resources import close_resources, open_resources
+from tests.integration.conftest import closed_port
 from tests.integration.test_predictions_api import FEATURES
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _wait_for(condition, seconds: float = 10.0) -> bool:
@@ -47,7 +41,7 @@ async def test_lost_announcement_only_delays_the_swap(settings, resources, versi
     """A peer whose Redis is unreachable still follows PostgreSQL through its periodic re-check."""
     v1, v2 = versions
     cut_off = settings.model_copy(
-        update={"redis_url": f"redis://127.0.0.1:{_closed_port()}/0", "model_recheck_seconds": 0.3}
+        update={"redis_url": f"redis://127.0.0.1:{closed_port()}/0", "model_recheck_seconds": 0.3}
     )
     peer = await open_resources(cut_off, follow_models=True)
     try:
@@ -62,7 +56,7 @@ async def test_lost_announcement_only_delays_the_swap(settings, resources, versi
 
 
 async def test_predictions_work_with_redis_down(settings, versions, alice):
-    cut_off = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{_closed_port()}/0"})
+    cut_off = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{closed_port()}/0"})
     app = create_app(cut_off)
     app.state.resources = await open_resources(cut_off, follow_models=True)
     try:

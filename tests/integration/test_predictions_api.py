@@ -245,9 +245,9 @@ async def test_hot_swap_under_load_loses_no_request(client, admin, alice, resour
 
 async def test_concurrent_predictions_share_commits_and_are_all_stored(client, alice, resources, versions):
     before, flushes = await prediction_count(resources), resources.prediction_writer.flushes
-    responses = await asyncio.gather(*(
-        client.post("/api/predict/eclo", json=FEATURES, headers=alice.headers) for _ in range(60)
-    ))
+    responses = await asyncio.gather(
+        *(client.post("/api/predict/eclo", json=FEATURES, headers=alice.headers) for _ in range(60))
+    )
     assert all(r.status_code == 200 for r in responses)
     ids = {r.json()["prediction_id"] for r in responses}
     assert len(ids) == 60

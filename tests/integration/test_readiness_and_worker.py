@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import socket
-
 import httpx
 from arq.worker import Worker
 from sqlalchemy import func, select
@@ -9,13 +7,8 @@ from sqlalchemy import func, select
 from api.app import create_app
 from api.db.tables import DatasetBlob
 from api.resources import arq_client, close_resources, open_resources
+from tests.integration.conftest import closed_port
 from workers.settings import WorkerSettings
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # nothing listens once the socket is closed
 
 
 async def _ready_with(settings, **overrides) -> httpx.Response:
@@ -30,18 +23,18 @@ async def _ready_with(settings, **overrides) -> httpx.Response:
 
 
 async def test_ready_names_redis_when_it_is_down(settings):
-    response = await _ready_with(settings, redis_url=f"redis://127.0.0.1:{_closed_port()}/0")
+    response = await _ready_with(settings, redis_url=f"redis://127.0.0.1:{closed_port()}/0")
     assert response.status_code == 503
     assert response.json()["failed"] == ["redis"] and response.json()["checks"]["postgres"] == "ok"
 
 
 async def test_ready_names_postgres_when_it_is_down(settings):
-    response = await _ready_with(settings, database_url=f"postgresql://postgres@127.0.0.1:{_closed_port()}/x")
+    response = await _ready_with(settings, database_url=f"postgresql://postgres@127.0.0.1:{closed_port()}/x")
     assert response.status_code == 503 and response.json()["failed"] == ["postgres"]
 
 
 async def test_health_stays_up_without_redis(settings):
-    broken = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{_closed_port()}/0"})
+    broken = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{closed_port()}/0"})
     app = create_app(broken)
     app.state.resources = await open_resources(broken)
     try:
