@@ -15,7 +15,8 @@ from api.datasets.controllers import DatasetController, SharedDatasetController
 from api.db.session import provide_db_session
 from api.errors import EXCEPTION_HANDLERS
 from api.health.controllers import HealthController
-from api.predictions.controllers import PredictionController
+from api.jobs.controllers import JobController
+from api.predictions.controllers import PredictionController, ScoringJobController
 from api.registry.controllers import ModelController
 from api.resources import close_resources, open_resources
 from api.settings import Settings, get_settings
@@ -46,7 +47,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DatasetController,
             SharedDatasetController,
             PredictionController,
+            ScoringJobController,
             ModelController,
+            JobController,
         ],
         lifespan=[lifespan],
         dependencies={"db_session": Provide(provide_db_session)},

@@ -41,10 +41,15 @@ def redis_client(url: str) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=30)
 
 
-def arq_client(url: str) -> ArqRedis:
+def arq_client(url: str, queue_name: str = "arq:queue") -> ArqRedis:
     """An arq pool that does not connect (or fail) until first used, so the API starts without Redis."""
     pool = ConnectionPool.from_url(url, socket_connect_timeout=1.0, socket_timeout=5.0)
-    return ArqRedis(connection_pool=pool, job_serializer=serialize_job, job_deserializer=deserialize_job)
+    return ArqRedis(
+        connection_pool=pool,
+        job_serializer=serialize_job,
+        job_deserializer=deserialize_job,
+        default_queue_name=queue_name,
+    )
 
 
 async def open_resources(settings: Settings, *, follow_models: bool = False) -> Resources:
@@ -63,7 +68,7 @@ async def open_resources(settings: Settings, *, follow_models: bool = False) -> 
         engine=engine,
         sessions=sessions,
         redis=redis_client(redis_url),
-        arq=arq_client(redis_url),
+        arq=arq_client(redis_url, settings.queue_name),
         tables=TableCache(settings.dataset_cache_bytes),
         principals=PrincipalCache(),
         models=holder,

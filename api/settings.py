@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, validation_alias="HAB_DB_POOL_SIZE")
     log_level: str = Field(default="INFO", validation_alias="HAB_LOG_LEVEL")
     model_recheck_seconds: float = Field(default=30.0, gt=0, validation_alias="HAB_MODEL_RECHECK_SECONDS")
+    # Tests use a queue of their own so nothing left in a shared Redis is ever picked up.
+    queue_name: str = Field(default="arq:queue", validation_alias="HAB_QUEUE_NAME")
+    job_stale_seconds: float = Field(default=120.0, gt=0, validation_alias="HAB_JOB_STALE_SECONDS")
     demo_scale: float = Field(default=1.0, gt=0, validation_alias="HAB_DEMO_SCALE")
 
     @model_validator(mode="after")

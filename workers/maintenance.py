@@ -39,3 +39,14 @@ async def expire_share_links(ctx: dict[str, Any]) -> int:
         removed = await ShareLinkRepository(session=session).expire_due(dt.datetime.now(dt.UTC))
         await session.commit()
         return removed
+
+
+async def prune_arq_results(ctx: dict[str, Any]) -> int:
+    """Drop arq result keys of finished jobs past a day: the durable record is the jobs table."""
+    redis = ctx["redis"]
+    removed = 0
+    async for key in redis.scan_iter(match="arq:result:*", count=500):
+        ttl = await redis.ttl(key)
+        if ttl == -1 or ttl > 24 * 3600:  # results kept without (or with a very long) expiry
+            removed += await redis.delete(key)
+    return removed

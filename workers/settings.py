@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from arq import cron
+from arq import cron, func
 from arq.connections import RedisSettings
 from arq.worker import run_worker as arq_run_worker
 
 from api.settings import Settings, get_settings
-from workers.maintenance import expire_share_links, purge_unreferenced_blobs
+from workers.maintenance import expire_share_links, prune_arq_results, purge_unreferenced_blobs
+from workers.scoring import score_job, sweep_stale_jobs
 from workers.serialization import deserialize_job, serialize_job
 
 logger = logging.getLogger("hab.worker")
@@ -19,7 +20,8 @@ logger = logging.getLogger("hab.worker")
 async def startup(ctx: dict[str, Any]) -> None:
     from api.resources import open_resources
 
-    ctx["resources"] = await open_resources(ctx.get("settings") or get_settings())
+    # follow_models: this worker serves the active model and hot-swaps it like the API does.
+    ctx["resources"] = await open_resources(ctx.get("settings") or get_settings(), follow_models=True)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -30,10 +32,17 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 class WorkerSettings:
-    functions = [purge_unreferenced_blobs, expire_share_links]
+    functions = [
+        # Scoring resumes from its last committed chunk, so retries are cheap and safe.
+        func(score_job, timeout=3600, max_tries=5, keep_result=3600),
+        func(purge_unreferenced_blobs, timeout=300, max_tries=2),
+        func(expire_share_links, timeout=60, max_tries=2),
+    ]
     cron_jobs = [
-        cron(purge_unreferenced_blobs, minute={7, 37}, run_at_startup=False, unique=True),
-        cron(expire_share_links, minute={12}, run_at_startup=False, unique=True),
+        cron(sweep_stale_jobs, second={0, 30}, run_at_startup=True, unique=True, timeout=60),
+        cron(purge_unreferenced_blobs, minute={7, 37}, unique=True, timeout=300),
+        cron(expire_share_links, minute={12}, unique=True, timeout=60),
+        cron(prune_arq_results, minute={23}, unique=True, timeout=120),
     ]
     on_startup = startup
     on_shutdown = shutdown
@@ -51,4 +60,5 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
         redis_settings=RedisSettings.from_dsn(settings.redis_url or ""),
         ctx={"settings": settings},
         burst=burst,
+        queue_name=settings.queue_name,
     )

@@ -37,6 +37,7 @@ _BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 _YEAR_COLUMNS = ("설치연도",)
 ACCIDENT_TIME_COLUMN = "사고일시"
 ACCIDENT_TIME_FORMAT = "%Y-%m-%d %H"
+_ACCIDENT_TIME_FALLBACKS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M")
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +215,11 @@ def _to_float_or_null(col: pa.ChunkedArray) -> pa.ChunkedArray:
 def _parse_accident_time(col: pa.ChunkedArray) -> pa.ChunkedArray:
     # Milliseconds: Parquet has no seconds unit, and a table must look the same fresh and reloaded.
     parsed = pc.strptime(col, format=ACCIDENT_TIME_FORMAT, unit="ms", error_is_null=True)
+    if pc.any(pc.and_(pc.is_valid(col), pc.is_null(parsed))).as_py():
+        # Files re-saved by spreadsheets carry minutes/seconds ("2019-01-01 00:00:00.000"): accept those too.
+        head = pc.utf8_slice_codeunits(col, 0, 19)
+        for fmt in _ACCIDENT_TIME_FALLBACKS:
+            parsed = pc.coalesce(parsed, pc.strptime(head, format=fmt, unit="ms", error_is_null=True))
     bad = pc.and_(pc.is_valid(col), pc.is_null(parsed))
     bad_count = pc.sum(bad).as_py() or 0
     if bad_count:

@@ -149,9 +149,47 @@ class Prediction(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     model_version: Mapped[int] = mapped_column(ForeignKey("model_versions.version"), index=True)
-    features: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # NULL for job rows: their features are the input row (job_id, row_index) itself.
+    features: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     eclo: Mapped[float] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(16))
-    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     row_index: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = _created_at()
+
+
+class Job(Base):
+    """The durable record of background work; arq's Redis keys are only the transport."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint("status in ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name="status"),
+        CheckConstraint("kind in ('score', 'chat')", name="kind"),
+        Index("ix_jobs_owner_created", "owner_id", "created_at"),
+        Index("ix_jobs_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    progress: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    total: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    created_at: Mapped[dt.datetime] = _created_at()
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class JobInput(Base):
+    """Rows submitted inline with a job, as Parquet, so the job itself only carries ids."""
+
+    __tablename__ = "job_inputs"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    parquet: Mapped[bytes] = mapped_column(LargeBinary)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.jobs.schemas import JobAccepted
 from api.predictions import schemas as s
+from api.predictions.scoring import ScoringJobRequest, scoring_results, submit_scoring_job
 from api.predictions.services import PredictionService
 from api.schemas import Page
 from api.users.services import Principal
@@ -56,3 +58,30 @@ class PredictionController(Controller):
         model_version: FromQuery[int | None] = None,
     ) -> Page[s.PredictionRecord]:
         return await predictions.history(request.user, offset=offset, limit=limit, model_version=model_version)
+
+
+class ScoringJobController(Controller):
+    """Batch scoring as background jobs (any accident-shaped dataset, or inline rows)."""
+
+    path = "/api/predict/jobs"
+    tags = ["predictions", "jobs"]
+
+    @post("/", status_code=202, summary="배치 예측 작업 만들기")
+    async def submit(
+        self, request: AuthedRequest, db_session: NamedDependency[AsyncSession], data: JSONBody[ScoringJobRequest]
+    ) -> JobAccepted:
+        return await submit_scoring_job(db_session, request.app.state.resources, request.user, data)
+
+    @get("/{job_id:int}/results", summary="배치 예측 결과 (json 또는 csv)")
+    async def results(
+        self,
+        request: AuthedRequest,
+        db_session: NamedDependency[AsyncSession],
+        job_id: FromPath[int],
+        format: FromQuery[str] = "json",
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: FromQuery[int | None] = None,
+    ) -> Response[Any]:
+        return await scoring_results(
+            db_session, request.app.state.resources, request.user, job_id, output=format, offset=offset, limit=limit
+        )

@@ -45,6 +45,7 @@ def settings(services) -> Settings:
         HAB_UPLOAD_MAX_BYTES=TEST_UPLOAD_LIMIT,
         HAB_PUBLIC_URL="http://testserver.local",
         HAB_SECRET_KEY=secrets.token_urlsafe(32),
+        HAB_QUEUE_NAME=f"hab-test-queue-{secrets.token_hex(4)}",
         _env_file=None,
     )
 

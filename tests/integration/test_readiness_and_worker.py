@@ -51,7 +51,8 @@ async def test_worker_purges_orphan_blobs(resources, settings):
     job = await resources.arq.enqueue_job("purge_unreferenced_blobs")
     worker = Worker(
         functions=WorkerSettings.functions,
-        redis_pool=arq_client(settings.redis_url),
+        redis_pool=arq_client(settings.redis_url, settings.queue_name),
+        queue_name=settings.queue_name,
         burst=True,
         poll_delay=0.05,
         on_startup=WorkerSettings.on_startup,

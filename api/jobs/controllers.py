@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.jobs import schemas as s
+from api.jobs.services import JobService
+from api.schemas import Page
+from api.users.services import Principal
+
+
+def provide_job_service(db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any]) -> JobService:
+    return JobService(db_session, request.app.state.resources)
+
+
+Jobs = NamedDependency[JobService]
+AuthedRequest = Request[Principal, Any, Any]
+
+
+class JobController(Controller):
+    path = "/api/jobs"
+    tags = ["jobs"]
+    dependencies = {"jobs": Provide(provide_job_service, sync_to_thread=False)}
+
+    @get("/", summary="내 작업 목록")
+    async def list_jobs(
+        self,
+        request: AuthedRequest,
+        jobs: Jobs,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        status: FromQuery[str | None] = None,
+        kind: FromQuery[str | None] = None,
+    ) -> Page[s.JobInfo]:
+        return await jobs.list(request.user, offset=offset, limit=limit, status=status, kind=kind)
+
+    @get("/{job_id:int}", summary="작업 상태")
+    async def get_job(self, request: AuthedRequest, jobs: Jobs, job_id: FromPath[int]) -> s.JobInfo:
+        return await jobs.info(request.user, job_id)
+
+    @post("/{job_id:int}/cancel", status_code=200, summary="작업 취소")
+    async def cancel(self, request: AuthedRequest, jobs: Jobs, job_id: FromPath[int]) -> s.JobInfo:
+        return await jobs.cancel(request.user, job_id)

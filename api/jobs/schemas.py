@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from api.schemas import Output
+
+
+class JobInfo(Output):
+    id: int
+    kind: str
+    status: str
+    progress: int
+    total: int | None
+    error: str | None
+    summary: dict[str, Any] | None
+    params: dict[str, Any]
+    attempts: int
+    cancel_requested: bool
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    duration_seconds: float | None
+
+
+class JobAccepted(Output):
+    job_id: int
+    status: str

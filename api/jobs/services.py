@@ -1,0 +1,122 @@
+"""Reading and cancelling jobs (the durable PostgreSQL records), and putting them on the arq queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.db.tables import Job
+from api.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
+from api.jobs import schemas as s
+from api.jobs.repository import TERMINAL, JobRepository
+from api.resources import Resources
+from api.schemas import Page
+from api.users.services import Principal
+
+logger = logging.getLogger("hab.jobs")
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+KINDS = ("score", "chat")
+# arq function per job kind; the job itself carries only the job id.
+JOB_FUNCTIONS = {"score": "score_job", "chat": "chat_job"}
+RETRY_AFTER_SECONDS = 5
+
+
+def to_info(job: Job) -> s.JobInfo:
+    duration = None
+    if job.started_at is not None:
+        end = job.finished_at or dt.datetime.now(dt.UTC)
+        duration = round((end - job.started_at).total_seconds(), 3)
+    return s.JobInfo(
+        id=job.id,
+        kind=job.kind,
+        status=job.status,
+        progress=job.progress,
+        total=job.total,
+        error=job.error,
+        summary=job.summary,
+        params=job.params,
+        attempts=job.attempts,
+        cancel_requested=job.cancel_requested,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        duration_seconds=duration,
+    )
+
+
+async def enqueue(resources: Resources, job: Job, *, attempt: int = 0) -> None:
+    """Put the job on the arq queue.
+
+    arq drops an enqueue whose id it has seen (until the old result expires), so every delivery gets a
+    fresh arq id; duplicates are harmless anyway: runs take an advisory lock and resume from progress.
+    """
+    arq_id = f"{job.kind}-{job.id}-{attempt}-{secrets.token_hex(4)}"
+    if await resources.arq.enqueue_job(JOB_FUNCTIONS[job.kind], job.id, _job_id=arq_id) is None:
+        raise RuntimeError(f"arq refused job id {arq_id}")
+
+
+class JobService:
+    def __init__(self, session: AsyncSession, resources: Resources) -> None:
+        self.session = session
+        self.resources = resources
+        self.jobs = JobRepository(session=session)
+
+    async def submit(self, job: Job, *, input_parquet: bytes | None = None) -> s.JobAccepted:
+        """Record the job in PostgreSQL, then queue it; if Redis is unreachable, undo and answer 503."""
+        self.session.add(job)
+        await self.session.flush()
+        if input_parquet is not None:
+            await self.jobs.store_input(job.id, input_parquet)
+        await self.session.commit()
+        try:
+            await enqueue(self.resources, job)
+        except (RedisError, OSError) as exc:
+            logger.warning("could not queue job %s (%s); removing it", job.id, type(exc).__name__)
+            await self.session.delete(job)
+            await self.session.commit()
+            raise ServiceUnavailable(
+                "작업 대기열(Redis)에 연결할 수 없어 작업을 시작하지 못했습니다. 잠시 후 다시 시도해 주세요.",
+                detail={"reason": "queue_unavailable"},
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from None
+        return s.JobAccepted(job_id=job.id, status=job.status)
+
+    async def get(self, user: Principal, job_id: int) -> Job:
+        job = await self.jobs.for_owner(job_id, user.id, admin=user.is_admin)
+        if job is None:
+            raise NotFound("작업을 찾을 수 없습니다.", detail={"job_id": job_id})
+        return job
+
+    async def info(self, user: Principal, job_id: int) -> s.JobInfo:
+        return to_info(await self.get(user, job_id))
+
+    async def list(
+        self, user: Principal, *, offset: int, limit: int, status: str | None, kind: str | None
+    ) -> Page[s.JobInfo]:
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(
+                "알 수 없는 상태입니다.", detail={"field": "status", "value": status, "valid": list(STATUSES)}
+            )
+        if kind is not None and kind not in KINDS:
+            raise InvalidInput(
+                "알 수 없는 작업 종류입니다.", detail={"field": "kind", "value": kind, "valid": list(KINDS)}
+            )
+        rows, total = await self.jobs.page_for(user.id, offset=offset, limit=limit, status=status, kind=kind)
+        return Page(items=[to_info(j) for j in rows], total=total, offset=offset, limit=limit)
+
+    async def cancel(self, user: Principal, job_id: int) -> s.JobInfo:
+        job = await self.get(user, job_id)
+        if job.status in TERMINAL:
+            raise Conflict("이미 끝난 작업은 취소할 수 없습니다.", detail={"status": job.status})
+        if job.status == "queued":
+            # Not started: cancel outright (a worker that picks it up later sees the final status and stops).
+            job.status, job.finished_at = "cancelled", dt.datetime.now(dt.UTC)
+        job.cancel_requested = True
+        await self.session.commit()
+        await self.session.refresh(job)
+        return to_info(job)

@@ -1,0 +1,222 @@
+"""Batch scoring jobs through the API and real arq workers (burst mode) on real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from arq.worker import Worker
+from sqlalchemy import func, select, update
+
+from api.db.tables import Job, Prediction
+from api.predictions import scoring
+from api.resources import arq_client
+from tests.integration.conftest import closed_port
+from tests.integration.test_predictions_api import RAW_ROW
+from workers.settings import WorkerSettings
+
+
+async def run_worker(settings) -> None:
+    """A real arq worker in burst mode: processes what is queued, then returns."""
+    worker = Worker(
+        functions=WorkerSettings.functions,
+        redis_pool=arq_client(settings.redis_url, settings.queue_name),
+        queue_name=settings.queue_name,
+        burst=True,
+        poll_delay=0.05,
+        on_startup=WorkerSettings.on_startup,
+        on_shutdown=WorkerSettings.on_shutdown,
+        ctx={"settings": settings},
+        job_serializer=WorkerSettings.job_serializer,
+        job_deserializer=WorkerSettings.job_deserializer,
+        handle_signals=False,
+        max_jobs=2,
+    )
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+
+
+async def job_predictions(resources, job_id: int) -> int:
+    async with resources.sessions() as session:
+        return int(
+            await session.scalar(select(func.count()).select_from(Prediction).where(Prediction.job_id == job_id))
+        )
+
+
+async def job_count(resources) -> int:
+    async with resources.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(Job)))
+
+
+@pytest.fixture(scope="module")
+async def train_dataset(client, alice, demo_train_table, versions):
+    import pyarrow.csv as pacsv
+
+    sink = io.BytesIO()
+    pacsv.write_csv(demo_train_table.slice(0, 2500), sink)
+    response = await client.post(
+        "/api/datasets/upload", headers=alice.headers, files={"file": ("jobs-train.csv", sink.getvalue(), "text/csv")}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_dataset_job_end_to_end(client, alice, resources, settings, train_dataset, versions):
+    submitted = await client.post("/api/predict/jobs", json={"dataset_id": train_dataset["id"]}, headers=alice.headers)
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["job_id"]
+    queued = (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()
+    assert queued["status"] == "queued" and queued["total"] == 2500
+    await run_worker(settings)
+    job = (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()
+    assert job["status"] == "succeeded", job
+    assert job["progress"] == job["total"] == 2500 and job["duration_seconds"] is not None
+    summary = job["summary"]
+    assert summary["count"] == 2500 and summary["error_count"] == 0
+    assert sum(summary["bands"].values()) == 2500 and summary["max_eclo"] >= summary["mean_eclo"] > 0
+    assert 1 <= len(summary["top_districts"]) <= 10
+    means = [d["mean_eclo"] for d in summary["top_districts"]]
+    assert means == sorted(means, reverse=True)
+    assert await job_predictions(resources, job_id) == 2500
+
+    page = (
+        await client.get(
+            f"/api/predict/jobs/{job_id}/results", params={"offset": 10, "limit": 5}, headers=alice.headers
+        )
+    ).json()
+    assert set(page) >= {"items", "total", "offset", "limit"} and page["total"] == 2500
+    assert [r["row_index"] for r in page["items"]] == [10, 11, 12, 13, 14]
+    assert page["items"][0]["id"].startswith("ACCIDENT_") and page["items"][0]["interpretation"]
+
+    # Delivered again (arq is at-least-once): nothing is scored twice.
+    await resources.arq.enqueue_job("score_job", job_id, _job_id=f"score-{job_id}-again")
+    await run_worker(settings)
+    assert await job_predictions(resources, job_id) == 2500
+
+
+async def test_inline_rows_with_bad_rows_and_csv_escaping(client, alice, resources, settings, versions):
+    rows = [
+        {**RAW_ROW, "ID": '=HYPERLINK("http://evil")'},
+        {**RAW_ROW, "ID": "ok-1"},
+        {**RAW_ROW, "ID": "bad-1", "기상상태": "폭풍"},
+        {**RAW_ROW, "ID": "@SUM(A1)"},
+    ]
+    job_id = (await client.post("/api/predict/jobs", json={"rows": rows}, headers=alice.headers)).json()["job_id"]
+    await run_worker(settings)
+    job = (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()
+    assert job["status"] == "succeeded"
+    assert job["summary"]["count"] == 3 and job["summary"]["error_count"] == 1
+    error = job["summary"]["errors"][0]
+    assert error["row_index"] == 2 and error["field"] == "기상상태" and error["value"] == "폭풍"
+    response = await client.get(f"/api/predict/jobs/{job_id}/results", params={"format": "csv"}, headers=alice.headers)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    lines = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert lines[0] == ["row_index", "ID", "eclo", "interpretation"]
+    ids = {int(line[0]): line[1] for line in lines[1:]}
+    assert ids == {0: '\'=HYPERLINK("http://evil")', 1: "ok-1", 3: "'@SUM(A1)"}
+
+
+async def test_refusals_store_no_job(client, alice, bob, resources, train_dataset, versions):
+    before = await job_count(resources)
+    lights = await client.post(
+        "/api/datasets/upload",
+        headers=alice.headers,
+        files={"file": ("l.csv", "보안등위치명,설치개수\n대명1동1,1\n".encode(), "text/csv")},
+    )
+    not_accident = await client.post(
+        "/api/predict/jobs", json={"dataset_id": lights.json()["id"]}, headers=alice.headers
+    )
+    assert not_accident.status_code == 422 and not_accident.json()["error"]["detail"]["kind"] == "lights"
+    both = await client.post("/api/predict/jobs", json={"dataset_id": 1, "rows": [RAW_ROW]}, headers=alice.headers)
+    neither = await client.post("/api/predict/jobs", json={}, headers=alice.headers)
+    hidden = await client.post("/api/predict/jobs", json={"dataset_id": train_dataset["id"]}, headers=bob.headers)
+    assert both.status_code == 422 and neither.status_code == 422 and hidden.status_code == 404
+    assert await job_count(resources) == before
+
+
+async def test_redis_down_answers_503_and_leaves_no_job(client, alice, resources, train_dataset, monkeypatch):
+    before = await job_count(resources)
+    monkeypatch.setattr(resources, "arq", arq_client(f"redis://127.0.0.1:{closed_port()}/0"))
+    response = await client.post("/api/predict/jobs", json={"dataset_id": train_dataset["id"]}, headers=alice.headers)
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert response.json()["error"]["detail"]["reason"] == "queue_unavailable"
+    assert await job_count(resources) == before
+
+
+async def test_cancel_mid_run_keeps_written_chunks(client, alice, resources, settings, train_dataset, monkeypatch):
+    monkeypatch.setattr(scoring, "CHUNK_ROWS", 500)
+    job_id = (
+        await client.post("/api/predict/jobs", json={"dataset_id": train_dataset["id"]}, headers=alice.headers)
+    ).json()["job_id"]
+    real_score_chunk = scoring.score_chunk
+    calls = 0
+
+    def score_then_cancel(chunk, model, start):
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # the user presses cancel while the third chunk is being scored
+            import asyncio
+
+            asyncio.run_coroutine_threadsafe(
+                client.post(f"/api/jobs/{job_id}/cancel", headers=alice.headers), loop
+            ).result()
+        return real_score_chunk(chunk, model, start)
+
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    monkeypatch.setattr(scoring, "score_chunk", score_then_cancel)
+    await run_worker(settings)
+    job = (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()
+    async with resources.sessions() as session:
+        idx = sorted(await session.scalars(select(Prediction.row_index).where(Prediction.job_id == job_id)))
+    assert job["status"] == "cancelled" and job["progress"] == 1000
+    assert await job_predictions(resources, job_id) == 1000 and job["summary"]["count"] == 1000
+
+
+async def test_cancel_queued_and_finished(client, alice, resources, settings, train_dataset):
+    job_id = (
+        await client.post("/api/predict/jobs", json={"dataset_id": train_dataset["id"]}, headers=alice.headers)
+    ).json()["job_id"]
+    cancelled = await client.post(f"/api/jobs/{job_id}/cancel", headers=alice.headers)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    await run_worker(settings)
+    assert await job_predictions(resources, job_id) == 0
+    again = await client.post(f"/api/jobs/{job_id}/cancel", headers=alice.headers)
+    assert again.status_code == 409
+
+
+async def test_jobs_list_filters_and_privacy(client, alice, bob, train_dataset):
+    listed = (await client.get("/api/jobs", params={"kind": "score"}, headers=alice.headers)).json()
+    assert listed["total"] >= 3 and all(j["kind"] == "score" for j in listed["items"])
+    created = [j["created_at"] for j in listed["items"]]
+    assert created == sorted(created, reverse=True)
+    done = (await client.get("/api/jobs", params={"status": "succeeded"}, headers=alice.headers)).json()
+    assert done["total"] >= 1 and {j["status"] for j in done["items"]} == {"succeeded"}
+    assert (await client.get("/api/jobs", params={"status": "weird"}, headers=alice.headers)).status_code == 422
+    some_id = listed["items"][0]["id"]
+    assert (await client.get(f"/api/jobs/{some_id}", headers=bob.headers)).status_code == 404
+    assert (await client.get(f"/api/predict/jobs/{some_id}/results", headers=bob.headers)).status_code == 404
+    assert (await client.get("/api/jobs", headers=bob.headers)).json()["total"] == 0
+
+
+async def test_sweeper_requeues_a_silent_running_job(client, alice, resources, settings, train_dataset):
+    job_id = (
+        await client.post("/api/predict/jobs", json={"dataset_id": train_dataset["id"]}, headers=alice.headers)
+    ).json()["job_id"]
+    # Simulate a worker that died mid-run: its arq message is gone, the row says running, heartbeat is old.
+    await resources.arq.delete(settings.queue_name)
+    async with resources.sessions() as session:
+        await session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status="running", heartbeat_at=func.now() - func.make_interval(0, 0, 0, 0, 1))
+        )
+        await session.commit()
+    assert await scoring.requeue_stale_jobs(resources, stale_seconds=60) >= 1
+    await run_worker(settings)
+    job = (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()
+    assert job["status"] == "succeeded" and await job_predictions(resources, job_id) == 2500
