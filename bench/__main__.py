@@ -18,6 +18,7 @@ from bench.common import RESULTS_DIR, machine_info, now_iso
 # and may have `report(result: dict) -> str` for the printed summary.
 BENCHMARKS: list[str] = [
     "dataset_upload",
+    "predict_serving",
 ]
 
 

@@ -105,7 +105,8 @@ async def submit_scoring_job(
         raise InvalidInput("rows가 비어 있습니다.", detail={"field": "rows"})
     if len(rows) > MAX_INLINE_ROWS:
         raise InvalidInput(
-            f"rows로는 {MAX_INLINE_ROWS:,}행까지 보낼 수 있습니다. 더 큰 데이터는 CSV로 올린 뒤 dataset_id로 요청해 주세요.",
+            f"rows로는 {MAX_INLINE_ROWS:,}행까지 보낼 수 있습니다."
+            " 더 큰 데이터는 CSV로 올린 뒤 dataset_id로 요청해 주세요.",
             detail={"rows": len(rows), "limit": MAX_INLINE_ROWS},
         )
     try:
