@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     model_recheck_seconds: float = Field(default=30.0, gt=0, validation_alias="HAB_MODEL_RECHECK_SECONDS")
     # Tests use a queue of their own so nothing left in a shared Redis is ever picked up.
     queue_name: str = Field(default="arq:queue", validation_alias="HAB_QUEUE_NAME")
+    score_chunk_rows: int | None = Field(default=None, gt=0, validation_alias="HAB_SCORE_CHUNK_ROWS")
     job_stale_seconds: float = Field(default=120.0, gt=0, validation_alias="HAB_JOB_STALE_SECONDS")
     demo_scale: float = Field(default=1.0, gt=0, validation_alias="HAB_DEMO_SCALE")
 

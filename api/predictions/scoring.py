@@ -269,8 +269,9 @@ class ScoringRun:
                 params={**job.params, "model_version": int(model.version)},
             )
             await session.commit()
-        for chunk_start in range(start, table.num_rows, CHUNK_ROWS):
-            chunk = table.slice(chunk_start, CHUNK_ROWS)
+        chunk_rows = self.resources.settings.score_chunk_rows or CHUNK_ROWS
+        for chunk_start in range(start, table.num_rows, chunk_rows):
+            chunk = table.slice(chunk_start, chunk_rows)
             try:
                 result = await asyncio.to_thread(score_chunk, chunk, model, chunk_start)
             except FeatureError as exc:  # a column-level problem: no row of this input can be scored

@@ -1,0 +1,441 @@
+"""`hab score`: batch ECLO scoring of a CSV file (or a stored dataset) through the HTTP API.
+
+A thin client like the frontend's: it talks to a running `hab serve` (plus a `hab worker`) over HTTP
+only and never touches the database or the services itself. Flow: check the token (GET /api/me) →
+upload the CSV (POST /api/datasets/upload) → start a scoring job (POST /api/predict/jobs) → poll
+GET /api/jobs/{id} with a progress bar → download GET /api/predict/jobs/{id}/results?format=csv.
+Every failure becomes a ScoreError with a Korean message fit to show people (no traceback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+# How long polling tolerates an unreachable / restarting server before giving up.
+POLL_OUTAGE_SECONDS = 30.0
+_RETRYABLE_STATUS = frozenset({502, 503, 504})
+KIND_LABELS = {
+    "accident": "교통사고",
+    "accident_test": "교통사고 평가용",
+    "cctv": "CCTV 정보",
+    "lights": "보안등 정보",
+    "zones": "어린이 보호 구역 정보",
+    "parking": "주차장 정보",
+    "generic": "일반 표",
+}
+TOKEN_HINT = "--token 옵션이나 HAB_API_TOKEN(환경 변수 또는 env/.env)을 확인해 주세요."
+
+
+class ScoreError(Exception):
+    """A failure with a Korean message fit to show people."""
+
+    exit_code = 1
+
+    def __init__(
+        self, message: str, *, status: int = 0, code: str = "error", detail: dict[str, Any] | None = None
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.code = code
+        self.detail = detail or {}
+        super().__init__(message)
+
+
+class ScoreInterrupted(ScoreError):
+    """Ctrl-C: the job (if any) was asked to cancel; the command exits with 130."""
+
+    exit_code = 130
+
+
+def normalise_server(url: str) -> str:
+    url = url.strip().rstrip("/")
+    return url if "://" in url else f"http://{url}"
+
+
+def default_connection() -> tuple[str, str]:
+    """(server URL, token): environment variables first, then env/.env (or HAB_ENV_FILE), then the default."""
+    from api.envfile import read_env_file
+    from api.settings import env_file_path
+
+    values = read_env_file(env_file_path())
+    server = os.environ.get("HAB_API_URL") or values.get("HAB_API_URL") or DEFAULT_SERVER
+    token = os.environ.get("HAB_API_TOKEN") or values.get("HAB_API_TOKEN") or ""
+    return server, token
+
+
+def not_accident_message(detail: dict[str, Any], server_message: str) -> str:
+    kind = str(detail.get("kind", "?"))
+    label = KIND_LABELS.get(kind)
+    shown = f"{kind}, {label}" if label else kind
+    return f"교통사고 형식 데이터가 아닙니다 (종류: {shown}). {server_message}"
+
+
+class ScoreClient:
+    """The few API calls `hab score` needs; errors come out as ScoreError."""
+
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        transfer_timeout: float = 600.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.server = normalise_server(server)
+        self.token = token
+        self.transfer_timeout = transfer_timeout
+        self._http = httpx.Client(
+            base_url=self.server,
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ScoreClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ---- plumbing ------------------------------------------------------------------------------------
+
+    def _unreachable(self) -> ScoreError:
+        return ScoreError(
+            f"서버에 연결할 수 없습니다: {self.server} — 서버(hab serve 또는 make run)가 실행 중인지, "
+            "--server 주소(또는 HAB_API_URL)가 맞는지 확인해 주세요.",
+            code="unreachable",
+        )
+
+    def _transport_error(self, exc: httpx.TransportError) -> ScoreError:
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.UnsupportedProtocol):
+            return self._unreachable()
+        if isinstance(exc, httpx.TimeoutException):
+            return ScoreError(f"서버 응답이 너무 늦습니다: {self.server}. 잠시 후 다시 시도해 주세요.", code="timeout")
+        return ScoreError(
+            f"서버와 통신하는 중 연결이 끊겼습니다: {self.server} ({type(exc).__name__})", code="transport"
+        )
+
+    def _api_error(self, response: httpx.Response, action: str) -> ScoreError:
+        status = response.status_code
+        try:
+            error = response.json()["error"]
+            message, code, detail = str(error["message"]), str(error.get("code", "error")), error.get("detail") or {}
+        except (ValueError, KeyError, TypeError):
+            message, code, detail = f"서버가 HTTP {status} 로 응답했습니다.", "http_error", {}
+            if status == 404:
+                message += " --server 주소가 hab API 서버인지 확인해 주세요."
+        if status == 401:
+            if not self.token:
+                return ScoreError(f"API 토큰이 없습니다. {TOKEN_HINT}", status=status, code="unauthorized")
+            return ScoreError(
+                f"API 토큰이 올바르지 않습니다 (HTTP 401). {TOKEN_HINT}", status=status, code="unauthorized"
+            )
+        return ScoreError(f"{action} 실패 (HTTP {status}): {message}", status=status, code=code, detail=detail)
+
+    def _request(self, method: str, path: str, action: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from None
+        if response.status_code >= 400:
+            raise self._api_error(response, action)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ScoreError(
+                f"서버 응답을 이해할 수 없습니다 ({path}). --server 주소가 hab API 서버인지 확인해 주세요."
+            ) from None
+
+    # ---- the API calls ---------------------------------------------------------------------------------
+
+    def me(self) -> dict[str, Any]:
+        return self._request("GET", "/api/me", "사용자 확인")
+
+    def upload(self, path: Path, *, visibility: str = "private", name: str | None = None) -> dict[str, Any]:
+        data = {"visibility": visibility}
+        if name:
+            data["name"] = name
+        with path.open("rb") as handle:
+            return self._request(
+                "POST",
+                "/api/datasets/upload",
+                "CSV 업로드",
+                files={"file": (path.name, handle, "text/csv")},
+                data=data,
+                timeout=httpx.Timeout(self.transfer_timeout, connect=5.0),
+            )
+
+    def delete_dataset(self, dataset_id: int) -> None:
+        self._request("DELETE", f"/api/datasets/{dataset_id}", "데이터셋 삭제")
+
+    def submit(self, dataset_id: int) -> dict[str, Any]:
+        try:
+            return self._request("POST", "/api/predict/jobs", "예측 작업 시작", json={"dataset_id": dataset_id})
+        except ScoreError as exc:
+            if exc.status == 422 and "kind" in exc.detail:
+                raise ScoreError(
+                    not_accident_message(exc.detail, exc.message.split(": ", 1)[-1]),
+                    status=422,
+                    code="not_accident",
+                    detail=exc.detail,
+                ) from None
+            if exc.status == 404:
+                raise ScoreError(
+                    f"데이터셋 {dataset_id}을(를) 찾을 수 없습니다 (없거나 볼 권한이 없습니다).",
+                    status=404,
+                    code=exc.code,
+                    detail=exc.detail,
+                ) from None
+            raise
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/api/jobs/{job_id}", "작업 상태 확인")
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        return self._request("POST", f"/api/jobs/{job_id}/cancel", "작업 취소", timeout=5.0)
+
+    def download_results(self, job_id: int, destination: Path) -> int:
+        """Stream the results CSV into `destination` (via a .part file, so a failure leaves no half file)."""
+        partial = destination.with_name(destination.name + ".part")
+        written = 0
+        try:
+            with self._http.stream(
+                "GET",
+                f"/api/predict/jobs/{job_id}/results",
+                params={"format": "csv"},
+                timeout=httpx.Timeout(self.transfer_timeout, connect=5.0),
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise self._api_error(response, "결과 내려받기")
+                with partial.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                        written += len(chunk)
+            partial.replace(destination)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from None
+        except OSError as exc:
+            raise ScoreError(f"결과 파일을 쓸 수 없습니다: {destination} ({exc.strerror or exc})") from None
+        finally:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+        return written
+
+    def wait(
+        self,
+        job_id: int,
+        *,
+        poll_interval: float,
+        deadline: float | None,
+        on_update: Callable[[dict[str, Any]], None],
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> dict[str, Any]:
+        """Poll the job until it ends; a short outage of the server (restart) is ridden out."""
+        outage_since: float | None = None
+        while True:
+            try:
+                info = self.job(job_id)
+                outage_since = None
+            except ScoreError as exc:
+                transient = exc.code in ("unreachable", "timeout", "transport") or exc.status in _RETRYABLE_STATUS
+                if not transient:
+                    raise
+                now = time.monotonic()
+                outage_since = outage_since or now
+                if now - outage_since > POLL_OUTAGE_SECONDS:
+                    raise
+            else:
+                on_update(info)
+                if info["status"] in TERMINAL_STATUSES:
+                    return info
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError
+            sleep(poll_interval)
+
+
+# ---- the command's flow ------------------------------------------------------------------------------
+
+
+@dataclass
+class ScoreOptions:
+    server: str
+    token: str
+    input_csv: Path | None = None
+    dataset_id: int | None = None
+    output: Path | None = None
+    visibility: str = "private"
+    poll_interval: float = 0.5
+    timeout: float | None = 3600.0
+    echo: Callable[[str], None] = field(default=click.echo)
+    err: Callable[[str], None] = field(default=lambda line: click.echo(line, err=True))
+
+
+def default_output(input_csv: Path | None, dataset_id: int | None) -> Path:
+    if input_csv is not None:
+        return input_csv.with_name(f"{input_csv.stem}_eclo.csv")
+    return Path(f"dataset-{dataset_id}_eclo.csv")
+
+
+def _check_output(output: Path, input_csv: Path | None) -> None:
+    if output.exists() and output.is_dir():
+        raise ScoreError(f"출력 경로가 폴더입니다: {output}. -o 로 파일 이름을 지정해 주세요.")
+    if not output.resolve().parent.is_dir():
+        raise ScoreError(f"출력 폴더가 없습니다: {output.resolve().parent}")
+    if input_csv is not None and output.resolve() == input_csv.resolve():
+        raise ScoreError("출력 파일이 입력 파일과 같습니다. -o 로 다른 파일 이름을 지정해 주세요.")
+
+
+@contextlib.contextmanager
+def _progress(total: int | None) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A click progress bar on stderr, driven by the job's progress/total."""
+    with click.progressbar(
+        length=max(total or 0, 1),
+        label="대기 중",
+        file=click.get_text_stream("stderr"),
+        show_pos=True,
+        show_eta=True,
+    ) as bar:
+        shown = 0
+
+        def update(info: dict[str, Any]) -> None:
+            nonlocal shown
+            job_total = info.get("total")
+            if job_total and job_total != bar.length:
+                bar.length = int(job_total)
+            bar.label = {"queued": "대기 중", "running": "예측 중"}.get(info["status"], "완료")
+            progress = min(int(info.get("progress") or 0), bar.length or 0)
+            if info["status"] == "succeeded":
+                progress = bar.length or progress
+            if progress > shown:
+                bar.update(progress - shown)
+                shown = progress
+            else:
+                bar.render_progress()
+
+        yield update
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{float(value):,.4f}"
+
+
+def summary_lines(info: dict[str, Any], output: Path) -> list[str]:
+    summary = info.get("summary") or {}
+    count = int(summary.get("count") or 0)
+    errors = int(summary.get("error_count") or 0)
+    version = (info.get("params") or {}).get("model_version")
+    seconds = info.get("duration_seconds")
+    head = f"예측 완료: 작업 #{info['id']}"
+    if version is not None:
+        head += f", 모델 버전 {version}"
+    if seconds is not None:
+        head += f", {float(seconds):.1f}초"
+    lines = [
+        head,
+        f"  예측한 행: {count:,}개",
+        f"  평균 ECLO: {_fmt(summary.get('mean_eclo'))}   최대 ECLO: {_fmt(summary.get('max_eclo'))}",
+    ]
+    bands = summary.get("bands") or {}
+    if bands:
+        lines.append("  위험도 구간: " + ", ".join(f"{label} {n:,}개" for label, n in bands.items()))
+    lines.append(f"  오류 행: {errors:,}개")
+    for item in (summary.get("errors") or [])[:3]:
+        lines.append(f"    - 행 {item.get('row_index')}: {item.get('message')}")
+    lines.append(f"결과를 {output} 에 저장했습니다.")
+    return lines
+
+
+def run_score(options: ScoreOptions, *, transport: httpx.BaseTransport | None = None) -> Path:
+    """Upload (or pick) the data, score it as a job with a progress bar, download the results."""
+    if (options.input_csv is None) == (options.dataset_id is None):
+        raise ScoreError("입력 CSV 파일 또는 --dataset ID 중 하나만 지정해 주세요.")
+    output = options.output or default_output(options.input_csv, options.dataset_id)
+    _check_output(output, options.input_csv)
+    started = time.monotonic()
+    deadline = started + options.timeout if options.timeout else None
+    job_id: int | None = None
+    finished = False
+    with ScoreClient(options.server, options.token, transport=transport) as client:
+        try:
+            client.me()  # a bad token or a down server fails here, before a large upload
+            dataset_id = options.dataset_id
+            uploaded = False
+            if options.input_csv is not None:
+                options.err(f"{options.input_csv.name} 업로드 중… ({client.server})")
+                dataset = client.upload(options.input_csv, visibility=options.visibility)
+                dataset_id, uploaded = int(dataset["id"]), True
+                options.err(
+                    f"데이터셋 #{dataset_id} '{dataset.get('name')}' 저장: {int(dataset.get('rows') or 0):,}행,"
+                    f" 종류 {dataset.get('kind')}"
+                )
+            assert dataset_id is not None
+            try:
+                accepted = client.submit(dataset_id)
+            except ScoreError as exc:
+                if uploaded and exc.code == "not_accident":
+                    # The upload existed only for this command: do not leave a useless dataset behind.
+                    with contextlib.suppress(ScoreError):
+                        client.delete_dataset(dataset_id)
+                raise
+            job_id = int(accepted["job_id"])
+            options.err(f"예측 작업 #{job_id} 시작")
+            first = client.job(job_id)
+            with _progress(first.get("total")) as update:
+                update(first)
+                info = (
+                    first
+                    if first["status"] in TERMINAL_STATUSES
+                    else client.wait(job_id, poll_interval=options.poll_interval, deadline=deadline, on_update=update)
+                )
+            finished = True
+            if info["status"] == "failed":
+                raise ScoreError(f"예측 작업 #{job_id}이(가) 실패했습니다: {info.get('error') or '원인 미상'}")
+            if info["status"] == "cancelled":
+                raise ScoreError(f"예측 작업 #{job_id}이(가) 취소되었습니다.")
+            client.download_results(job_id, output)
+        except TimeoutError:
+            note = _cancel(client, job_id)
+            raise ScoreError(
+                f"시간 제한({options.timeout:g}초)을 넘었습니다. {note} 더 긴 --timeout 으로 다시 실행해 주세요."
+            ) from None
+        except KeyboardInterrupt:
+            if job_id is None:
+                raise ScoreInterrupted("중단했습니다. 예측 작업은 시작되지 않았습니다.") from None
+            if finished:
+                raise ScoreInterrupted(
+                    f"중단했습니다. 작업 #{job_id}은(는) 끝났지만 결과 파일을 쓰지 않았습니다."
+                ) from None
+            raise ScoreInterrupted(f"중단했습니다. {_cancel(client, job_id)}") from None
+    for line in summary_lines(info, output):
+        options.echo(line)
+    return output
+
+
+def _cancel(client: ScoreClient, job_id: int | None) -> str:
+    if job_id is None:
+        return ""
+    try:
+        client.cancel(job_id)
+        return f"작업 #{job_id} 취소를 요청했습니다."
+    except ScoreError as exc:
+        if exc.status == 409:
+            return f"작업 #{job_id}은(는) 이미 끝났습니다."
+        return f"작업 #{job_id} 취소 요청이 실패했습니다 ({exc.message})."

@@ -1,0 +1,181 @@
+"""Real `hab worker` processes killed mid-batch: the job still ends with exactly one prediction per row."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from api.datasets.demo import generate_demo_datasets
+from api.datasets.ingest import parse_csv
+from api.datasets.services import DatasetService
+from api.db.tables import Job, Prediction
+from api.predictions.scoring import ScoringJobRequest, submit_scoring_job
+from api.registry.services import RegistryService
+from api.resources import close_resources, open_resources
+from api.settings import Settings
+from api.users.services import Principal, UserService
+from models.train import train_eclo
+from tests.e2e.test_processes import HAB
+
+pytestmark = pytest.mark.e2e
+CHUNK = 10_000
+
+
+@pytest.fixture(scope="module")
+def worker_settings(services) -> Settings:
+    return Settings(
+        _env_file=None,
+        database_url=services.database_url,
+        redis_url=services.redis_url,
+        HAB_ENV="test",
+        HAB_SECRET_KEY=secrets.token_urlsafe(32),
+        HAB_QUEUE_NAME=f"hab-e2e-{secrets.token_hex(4)}",
+    )
+
+
+def _worker_env(settings: Settings, stale_seconds: float = 120) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAB_")}
+    env.update(
+        {
+            "DATABASE_URL": settings.database_url or "",
+            "REDIS_URL": settings.redis_url or "",
+            "HAB_ENV": "test",
+            "HAB_SECRET_KEY": settings.secret_key,
+            "HAB_QUEUE_NAME": settings.queue_name,
+            "HAB_SCORE_CHUNK_ROWS": str(CHUNK),
+            "HAB_JOB_STALE_SECONDS": str(stale_seconds),
+            "HAB_ENV_FILE": "/dev/null",
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def daegu_accidents():
+    # Daegu-only rows (the model's vocabulary), 120k of them: every row scores.
+    data = next(d for d in generate_demo_datasets(seed=5, scale=120_000 / 39_609) if d.key == "train")
+    return data.csv_bytes
+
+
+async def _setup(settings: Settings, csv_bytes: bytes) -> tuple[int, int]:
+    """A user, an active model and a 120k-row accident dataset; returns (user id, dataset id)."""
+    resources = await open_resources(settings)
+    try:
+        async with resources.sessions() as session:
+            user, _ = await UserService(session).create(f"faults-{secrets.token_hex(3)}")
+            await session.commit()
+            principal = Principal(id=user.id, name=user.name, role=user.role)
+            dataset = await DatasetService(session, resources).upload(principal, csv_bytes, filename="big.csv")
+            registry = RegistryService(session, resources)
+            if await registry.versions.active_version() is None:
+                # Trained on the same rows, so every 시군구 is in its vocabulary and every row scores.
+                model = await asyncio.to_thread(train_eclo, parse_csv(csv_bytes).table)
+                info = await registry.register(model, created_by=None)
+                await registry.activate(info.version)
+        return user.id, dataset.id
+    finally:
+        await close_resources(resources)
+
+
+async def _submit(settings: Settings, user_id: int, dataset_id: int) -> int:
+    resources = await open_resources(settings)
+    try:
+        async with resources.sessions() as session:
+            principal = Principal(id=user_id, name="x", role="member")
+            accepted = await submit_scoring_job(session, resources, principal, ScoringJobRequest(dataset_id=dataset_id))
+        return accepted.job_id
+    finally:
+        await close_resources(resources)
+
+
+async def _state(settings: Settings, job_id: int) -> tuple[str, int, int, int]:
+    resources = await open_resources(settings)
+    try:
+        async with resources.sessions() as session:
+            job = await session.get(Job, job_id)
+            stored = await session.scalar(
+                select(func.count()).select_from(Prediction).where(Prediction.job_id == job_id)
+            )
+            distinct = await session.scalar(
+                select(func.count(func.distinct(Prediction.row_index))).where(Prediction.job_id == job_id)
+            )
+            return job.status, int(job.progress), int(stored), int(distinct)
+    finally:
+        await close_resources(resources)
+
+
+def _wait(settings: Settings, job_id: int, condition, seconds: float) -> tuple[str, int, int, int]:
+    deadline = time.monotonic() + seconds
+    state = asyncio.run(_state(settings, job_id))
+    while not condition(state) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        state = asyncio.run(_state(settings, job_id))
+    return state
+
+
+def _start_worker(settings: Settings, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [HAB, "worker"], env=_worker_env(settings, **kwargs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_sigkill_mid_batch_ends_with_exactly_n_predictions(worker_settings, daegu_accidents):
+    user_id, dataset_id = asyncio.run(_setup(worker_settings, daegu_accidents))
+    job_id = asyncio.run(_submit(worker_settings, user_id, dataset_id))
+    total = 120_000
+    first = _start_worker(worker_settings)
+    try:
+        state = _wait(worker_settings, job_id, lambda s: s[1] >= 2 * CHUNK, 120)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        _stop(first)
+    status, progress, stored, _ = asyncio.run(_state(worker_settings, job_id))
+    assert status == "running" and 0 < progress < total and stored == progress, (status, progress, stored)
+
+    time.sleep(1.5)  # the killed run's heartbeat is now older than the new worker's stale limit
+    second = _start_worker(worker_settings, stale_seconds=1)
+    try:
+        state = _wait(worker_settings, job_id, lambda s: s[0] in ("succeeded", "failed"), 180)
+    finally:
+        _stop(second)
+    assert state == ("succeeded", total, total, total)
+
+
+def test_sigterm_never_leaves_a_half_written_chunk(worker_settings, daegu_accidents):
+    user_id, dataset_id = asyncio.run(_setup(worker_settings, daegu_accidents))
+    job_id = asyncio.run(_submit(worker_settings, user_id, dataset_id))
+    total = 120_000
+    first = _start_worker(worker_settings)
+    try:
+        _wait(worker_settings, job_id, lambda s: s[1] >= CHUNK, 120)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) is not None
+    finally:
+        _stop(first)
+    status, progress, stored, _ = asyncio.run(_state(worker_settings, job_id))
+    assert stored == progress and progress % CHUNK == 0  # whole chunks only
+    assert status in ("queued", "succeeded")  # re-queued at shutdown (or it had just finished)
+
+    second = _start_worker(worker_settings)
+    try:
+        state = _wait(worker_settings, job_id, lambda s: s[0] in ("succeeded", "failed"), 180)
+    finally:
+        _stop(second)
+    assert state == ("succeeded", total, total, total)
