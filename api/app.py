@@ -18,7 +18,7 @@ from api.health.controllers import HealthController
 from api.jobs.controllers import JobController
 from api.predictions.controllers import PredictionController, ScoringJobController
 from api.registry.controllers import ModelController
-from api.resources import close_resources, open_resources
+from api.resources import close_resources, freeze_startup_objects, open_resources
 from api.settings import Settings, get_settings
 from api.users.auth import auth_middleware
 from api.users.controllers import UserController
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.resources = await open_resources(settings, follow_models=True)
+        freeze_startup_objects()
         try:
             yield
         finally:

@@ -358,7 +358,9 @@ def summary_lines(info: dict[str, Any], output: Path) -> list[str]:
         lines.append("  위험도 구간: " + ", ".join(f"{label} {n:,}개" for label, n in bands.items()))
     lines.append(f"  오류 행: {errors:,}개")
     for item in (summary.get("errors") or [])[:3]:
-        lines.append(f"    - 행 {item.get('row_index')}: {item.get('message')}")
+        message = str(item.get("message") or "")
+        message = message if len(message) <= 120 else message[:119] + "…"
+        lines.append(f"    - 행 {item.get('row_index')}: {message}")
     lines.append(f"결과를 {output} 에 저장했습니다.")
     return lines
 

@@ -39,21 +39,32 @@ def quantiles_of(values: np.ndarray) -> list[float]:
     return [float(q) for q in np.quantile(np.asarray(values, dtype=np.float64), np.linspace(0.0, 1.0, 101))]
 
 
-def percentile(eclo: float | np.ndarray, quantiles: Sequence[float]) -> Any:
+class PercentileScale:
     """Position (0–100) of an ECLO among training accidents, interpolated on the quantile function.
 
     ECLO is discrete, so the quantile function has plateaus (e.g. 3 from the 25th to the 50th percentile);
     a value on a plateau gets its middle, values between plateaus are interpolated. Monotonic in eclo.
-    Takes a float (returns a float) or an array (returns an array).
+    The plateau tables are built once per model, not per call (this sits on the prediction hot path).
     """
-    q = np.asarray(quantiles, dtype=np.float64)
-    grid = np.linspace(0.0, 100.0, len(q))
-    values, first = np.unique(q, return_index=True)
-    last = len(q) - 1 - np.unique(q[::-1], return_index=True)[1]
-    low = np.interp(eclo, values, grid[first], left=0.0, right=100.0)
-    high = np.interp(eclo, values, grid[last], left=0.0, right=100.0)
-    result = np.clip((low + high) / 2.0, 0.0, 100.0)
-    return float(result) if np.ndim(result) == 0 else result
+
+    def __init__(self, quantiles: Sequence[float]) -> None:
+        q = np.asarray(quantiles, dtype=np.float64)
+        grid = np.linspace(0.0, 100.0, len(q))
+        self._values, first = np.unique(q, return_index=True)
+        last = len(q) - 1 - np.unique(q[::-1], return_index=True)[1]
+        self._first, self._last = grid[first], grid[last]
+
+    def __call__(self, eclo: float | np.ndarray) -> Any:
+        """Takes a float (returns a float) or an array (returns an array)."""
+        low = np.interp(eclo, self._values, self._first, left=0.0, right=100.0)
+        high = np.interp(eclo, self._values, self._last, left=0.0, right=100.0)
+        result = np.clip((low + high) / 2.0, 0.0, 100.0)
+        return float(result) if np.ndim(result) == 0 else result
+
+
+def percentile(eclo: float | np.ndarray, quantiles: Sequence[float]) -> Any:
+    """PercentileScale(quantiles)(eclo), for one-off use."""
+    return PercentileScale(quantiles)(eclo)
 
 
 def share_below(threshold: float, quantiles: Sequence[float]) -> float:
@@ -91,12 +102,26 @@ def labels_for(eclo: np.ndarray, bands: Sequence[InterpretationBand]) -> list[st
     return [bands[i].label for i in index.tolist()]
 
 
-def interpretation(eclo: float, bands: Sequence[InterpretationBand], quantiles: Sequence[float]) -> tuple[str, str]:
+def _span(band: InterpretationBand) -> str:
+    return f"ECLO {band.lower:g} 이상" + (f" {band.upper:g} 미만" if band.upper is not None else "")
+
+
+def describe(eclo: float, band: InterpretationBand, pct: float) -> str:
+    """One Korean sentence for a predicted ECLO in its band at its percentile."""
+    return (
+        f"예측 ECLO {eclo:.2f}는 '{band.label}' 구간({_span(band)})입니다. "
+        f"학습 데이터 사고 중 약 {pct:.0f}번째 백분위에 해당합니다."
+    )
+
+
+def interpretation(
+    eclo: float,
+    bands: Sequence[InterpretationBand],
+    quantiles: Sequence[float],
+    *,
+    scale: PercentileScale | None = None,
+) -> tuple[str, str]:
     """(label, one Korean sentence) for a predicted ECLO."""
     band = band_for(eclo, bands)
-    span = f"ECLO {band.lower:g} 이상" + (f" {band.upper:g} 미만" if band.upper is not None else "")
-    detail = (
-        f"예측 ECLO {eclo:.2f}는 '{band.label}' 구간({span})입니다. "
-        f"학습 데이터 사고 중 약 {percentile(eclo, quantiles):.0f}번째 백분위에 해당합니다."
-    )
-    return band.label, detail
+    pct = (scale or PercentileScale(quantiles))(eclo)
+    return band.label, describe(eclo, band, pct)

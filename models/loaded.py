@@ -23,7 +23,7 @@ import numpy as np
 
 from models.artifact import InterpretationBand, ModelArtifact, ModelMetadata
 from models.features import _compiled, encode_row
-from models.interpret import band_for, interpretation, labels_for, percentile
+from models.interpret import PercentileScale, band_for, describe, interpretation, labels_for
 
 BASE_VALUE_KEY = "기준값"  # key of the expected value (bias) in contributions_named()
 
@@ -36,6 +36,7 @@ class LoadedModel:
         self.metadata: ModelMetadata = artifact.metadata
         self._booster = lgb.Booster(model_str=artifact.model_text)
         self._n_features = len(self.metadata.feature_order)
+        self._scale = PercentileScale(self.metadata.target_quantiles)
         if self._booster.num_feature() != self._n_features:
             raise ValueError(f"모델 특성 수 {self._booster.num_feature()}가 메타데이터({self._n_features})와 다릅니다.")
         self._log1p = self.metadata.target_transform == "log1p"
@@ -96,15 +97,25 @@ class LoadedModel:
 
     def interpret(self, eclo: float) -> tuple[str, str]:
         """(band label such as '보통', one Korean sentence with the band range and percentile)."""
-        return interpretation(eclo, self.metadata.bands, self.metadata.target_quantiles)
+        return interpretation(eclo, self.metadata.bands, self.metadata.target_quantiles, scale=self._scale)
 
     def percentile(self, eclo: float) -> float:
         """Where eclo lies (0–100) among the training accidents' ECLO."""
-        return percentile(eclo, self.metadata.target_quantiles)
+        return float(self._scale(eclo))
 
     def percentiles(self, eclo: np.ndarray) -> np.ndarray:
         """percentile() for an array of ECLO values."""
-        return np.asarray(percentile(np.asarray(eclo, dtype=np.float64), self.metadata.target_quantiles))
+        return np.asarray(self._scale(np.asarray(eclo, dtype=np.float64)))
+
+    def describe_many(self, eclo: np.ndarray) -> tuple[list[str], list[str], np.ndarray]:
+        """(labels, sentences, percentiles) for a batch, vectorised except for the sentence text."""
+        eclo = np.asarray(eclo, dtype=np.float64)
+        bands = self.metadata.bands
+        index = np.searchsorted(np.asarray([b.upper for b in bands[:-1]], dtype=np.float64), eclo, side="right")
+        pct = self.percentiles(eclo)
+        chosen = [bands[i] for i in index.tolist()]
+        sentences = [describe(v, b, p) for v, b, p in zip(eclo.tolist(), chosen, pct.tolist(), strict=True)]
+        return [b.label for b in chosen], sentences, pct
 
     def labels(self, eclo: np.ndarray) -> list[str]:
         """Band label of each ECLO value of an array (for batches)."""

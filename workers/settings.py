@@ -18,10 +18,11 @@ logger = logging.getLogger("hab.worker")
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    from api.resources import open_resources
+    from api.resources import freeze_startup_objects, open_resources
 
     # follow_models: this worker serves the active model and hot-swaps it like the API does.
     ctx["resources"] = await open_resources(ctx.get("settings") or get_settings(), follow_models=True)
+    freeze_startup_objects()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

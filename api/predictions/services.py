@@ -180,10 +180,7 @@ class _Scored:
         self.eclo = eclo
         self.features = features
         self.errors = errors
-        interpreted = [model.interpret(v) for v in eclo.tolist()]
-        self.labels = [label for label, _ in interpreted]
-        self.details = [detail for _, detail in interpreted]
-        self.percentiles = model.percentiles(eclo) if len(eclo) else np.empty(0)
+        self.labels, self.details, self.percentiles = model.describe_many(eclo)
 
 
 def _encode_rows_one_by_one(rows: list[dict[str, Any]], model: LoadedModel) -> EncodedBatch:

@@ -103,3 +103,21 @@ def test_single_row_latency(model):
         x = model.predict(single)
     per_call = (time.perf_counter() - start) / n
     assert x.shape == (1,) and per_call < 2e-3  # ~25 µs measured; generous for loaded machines
+
+
+def test_describe_many_matches_one_by_one():
+    """The vectorised batch interpretation equals interpret()/percentile() row by row."""
+    import numpy as np
+
+    from api.datasets.demo import generate_demo_datasets
+    from api.datasets.ingest import parse_csv
+    from models.loaded import LoadedModel
+    from models.train import train_eclo
+
+    train = next(d for d in generate_demo_datasets(scale=0.05) if d.key == "train")
+    model = LoadedModel(train_eclo(parse_csv(train.csv_bytes).table))
+    eclo = np.array([0.5, 3.0, 3.99, 4.0, 6.5, 7.0, 9.99, 10.0, 25.0, 80.0])
+    labels, sentences, pct = model.describe_many(eclo)
+    for i, value in enumerate(eclo.tolist()):
+        assert (labels[i], sentences[i]) == model.interpret(value)
+        assert pct[i] == model.percentile(value)

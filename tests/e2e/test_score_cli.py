@@ -1,0 +1,166 @@
+"""`hab score` against real `hab serve` + `hab worker` processes on embedded services (fresh-laptop path)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.datasets.demo import generate_demo_datasets
+from api.infra.embedded import EmbeddedPostgres, EmbeddedRedis
+from tests.e2e.test_processes import HAB, _free_port, _fresh_laptop_env, _postgres_running, _stop, _wait_ready
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass(frozen=True)
+class Stack:
+    url: str
+    token: str
+    env: dict[str, str]
+    root: Path
+
+
+def _hab(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([HAB, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("score")
+    port = _free_port()
+    # Small chunks so that the job reports progress several times.
+    env = _fresh_laptop_env(root, HAB_SCORE_CHUNK_ROWS="100", HAB_LOG_LEVEL="WARNING")
+    logs = root / "logs"
+    logs.mkdir()
+    processes: list[subprocess.Popen] = []
+    try:
+        with (logs / "serve.log").open("w") as log:
+            serve = subprocess.Popen([HAB, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        processes.append(serve)
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(f"{url}/ready", serve)
+        # serve owns the embedded servers; these CLI processes attach to them.
+        migrated = _hab(env, "migrate")
+        assert migrated.returncode == 0, migrated.stderr
+        created = _hab(env, "users", "create", "채점자", "--admin")
+        assert created.returncode == 0, created.stderr
+        token = created.stdout.strip().splitlines()[-1]
+        train = next(d for d in generate_demo_datasets(scale=0.1) if d.key == "train")
+        (root / "train.csv").write_bytes(train.csv_bytes)
+        trained = _hab(env, "train", "--csv", str(root / "train.csv"), "--activate")
+        assert trained.returncode == 0, trained.stderr
+        with (logs / "worker.log").open("w") as log:
+            processes.append(subprocess.Popen([HAB, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT))
+        yield Stack(url=url, token=token, env=env, root=root)
+    finally:
+        for process in reversed(processes):  # the worker first, then serve (which stops the embedded servers)
+            if process.poll() is None:
+                _stop(process)
+        data = root / "data"
+        if _postgres_running(data):  # serve died early: never leave a server behind
+            EmbeddedPostgres(data / "postgres").stop()
+        EmbeddedRedis(data / "redis").stop()
+        assert not _postgres_running(data)
+
+
+def _demo(key: str, scale: float) -> bytes:
+    return next(d for d in generate_demo_datasets(scale=scale) if d.key == key).csv_bytes
+
+
+def _read_csv(data: bytes, encoding: str = "utf-8-sig") -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(data.decode(encoding))))
+
+
+def _score(stack: Stack, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    return _hab(stack.env, "score", *args, "--server", stack.url, "--token", stack.token if token is None else token)
+
+
+def test_score_a_csv_file(stack: Stack) -> None:
+    source = stack.root / "사고_test.csv"
+    source.write_bytes(_demo("test", 0.05))
+    out = stack.root / "out.csv"
+    done = _score(stack, str(source), "-o", str(out), "--poll-interval", "0.2")
+    assert done.returncode == 0, done.stderr
+    assert "예측 완료" in done.stdout and "평균 ECLO" in done.stdout and "위험도 구간" in done.stdout
+    assert str(out) in done.stdout and "업로드" in done.stderr and "작업 #" in done.stderr
+    errors = int(re.search(r"오류 행: (\d+)개", done.stdout).group(1))  # 시군구 values the model never saw
+
+    inputs = _read_csv(source.read_bytes())
+    rows = _read_csv(out.read_bytes())
+    assert list(rows[0]) == ["row_index", "ID", "eclo", "interpretation"]
+    assert len(inputs) == 548 and len(rows) + errors == len(inputs) and errors <= 5
+    by_index = {int(r["row_index"]): r for r in rows}
+    assert all(inputs[i]["ID"] == r["ID"] for i, r in by_index.items())  # each result row names its input row
+    assert all(float(r["eclo"]) >= 0 and r["interpretation"] for r in rows)
+    assert f"예측한 행: {len(rows):,}개" in done.stdout
+    assert not list(stack.root.glob("*.part"))
+
+
+def test_score_a_stored_dataset(stack: Stack, tmp_path: Path) -> None:
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    uploaded = httpx.post(
+        f"{stack.url}/api/datasets/upload",
+        headers=headers,
+        files={"file": ("daegu.csv", _demo("train", 0.02), "text/csv")},
+        data={"name": "대구 사고 (ECLO 있음)"},
+        timeout=60,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    dataset = uploaded.json()
+    assert dataset["kind"] == "accident"
+
+    out = tmp_path / "stored.csv"
+    done = _score(stack, "--dataset", str(dataset["id"]), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    errors = int(re.search(r"오류 행: (\d+)개", done.stdout).group(1))
+    rows = _read_csv(out.read_bytes())
+    assert len(rows) + errors == dataset["rows"] == 792 and errors <= 10
+    assert all(r["ID"].startswith("ACCIDENT_") for r in rows)
+
+    missing = _score(stack, "--dataset", "99999", "-o", str(tmp_path / "none.csv"))
+    assert missing.returncode != 0 and "99999" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_score_errors_are_clear(stack: Stack, tmp_path: Path) -> None:
+    source = tmp_path / "small.csv"
+    source.write_bytes(_demo("test", 0.02))
+
+    bad_token = _score(stack, str(source), "-o", str(tmp_path / "a.csv"), token="hab_not-a-real-token")
+    assert bad_token.returncode == 1
+    assert "토큰" in bad_token.stderr and "401" in bad_token.stderr and "Traceback" not in bad_token.stderr
+
+    down_url = f"http://127.0.0.1:{_free_port()}"
+    down = _hab(stack.env, "score", str(source), "--server", down_url, "--token", stack.token)
+    assert down.returncode == 1
+    assert "서버에 연결할 수 없습니다" in down.stderr and down_url in down.stderr and "Traceback" not in down.stderr
+
+    lights = tmp_path / "lights.csv"
+    lights.write_bytes(_demo("lights", 0.02))
+    refused = _score(stack, str(lights), "-o", str(tmp_path / "b.csv"))
+    assert refused.returncode == 1, refused.stderr
+    assert "교통사고 형식 데이터가 아닙니다" in refused.stderr and "lights" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not (tmp_path / "a.csv").exists() and not (tmp_path / "b.csv").exists()
+    # The refused upload was removed again rather than left behind as a stray dataset.
+    listed = httpx.get(
+        f"{stack.url}/api/datasets", headers={"Authorization": f"Bearer {stack.token}"}, params={"kind": "lights"}
+    ).json()
+    assert listed["total"] == 0
+
+    # Defaults come from HAB_ENV_FILE (env/.env) when --server/--token are not given.
+    env_file = Path(stack.env["HAB_ENV_FILE"])
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    env_file.write_text(f"HAB_API_URL={stack.url}\nHAB_API_TOKEN=hab_wrong\n", encoding="utf-8")
+    try:
+        from_file = _hab(stack.env, "score", str(source))
+    finally:
+        env_file.unlink()
+    assert from_file.returncode == 1 and "토큰이 올바르지 않습니다" in from_file.stderr
