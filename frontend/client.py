@@ -67,14 +67,16 @@ class HabClient:
         return self._request("GET", "/api/datasets", params=params)
 
     def upload(self, filename: str, content: bytes, *, name: str | None = None, visibility: str = "private") -> dict:
-        data = {"visibility": visibility}
+        # The raw-body route: no multipart framing or temp file on the server, hashed as it arrives.
+        params = {"visibility": visibility, "filename": filename}
         if name:
-            data["name"] = name
+            params["name"] = name
         return self._request(
             "POST",
-            "/api/datasets/upload",
-            files={"file": (filename, content, "text/csv")},
-            data=data,
+            "/api/datasets/upload/csv",
+            params=params,
+            content=content,
+            headers={"Content-Type": "text/csv"},
             timeout=self.upload_timeout,
         )
 

@@ -96,6 +96,7 @@ class DatasetService:
         name: str | None = None,
         visibility: str = "private",
         is_demo: bool = False,
+        content_sha256: str | None = None,
     ) -> s.Dataset:
         limit = self.resources.settings.upload_max_bytes
         if len(data) > limit:
@@ -109,7 +110,7 @@ class DatasetService:
                 detail={"field": "visibility", "value": visibility, "valid": ["private", "team"]},
             )
         display_name = _clean_name(name, filename)
-        sha = await asyncio.to_thread(sha256_hex, data)
+        sha = content_sha256 or await asyncio.to_thread(sha256_hex, data)
         existing = await self.datasets.any_with_content(sha)
         parsed: ParsedDataset | None = None
         parquet: bytes | None = None

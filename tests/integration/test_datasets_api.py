@@ -365,3 +365,32 @@ async def test_table_cache_serves_repeated_reads(client, alice, stored, resource
         )
         assert response.status_code == 200
     assert resources.tables.misses == misses + 1
+
+
+async def test_raw_csv_body_upload(client, alice, resources, demo_files):
+    import hashlib
+
+    content = demo_files["cctv"].csv_bytes
+    response = await client.post(
+        "/api/datasets/upload/csv",
+        params={"name": "본문 업로드", "visibility": "team", "filename": "c.csv"},
+        content=content,
+        headers={**alice.headers, "Content-Type": "text/csv"},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["kind"] == "cctv" and body["encoding"] == "cp949" and body["visibility"] == "team"
+    assert body["content_sha256"] == hashlib.sha256(content).hexdigest() and body["name"] == "본문 업로드"
+
+    before = await stored_counts(resources)
+    too_big = await client.post(
+        "/api/datasets/upload/csv",
+        content=b"a,b\n" + b"1,2\n" * TEST_UPLOAD_LIMIT,
+        headers={**alice.headers, "Content-Type": "text/csv"},
+    )
+    bad = await client.post(
+        "/api/datasets/upload/csv", content=b"a,b\n1\n2,3\n", headers={**alice.headers, "Content-Type": "text/csv"}
+    )
+    assert too_big.status_code == 413 and bad.status_code == 422
+    assert bad.json()["error"]["detail"]["line"] == 2
+    assert await stored_counts(resources) == before
