@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,13 @@ KIND_LABELS = {
     "zones": "어린이 보호 구역 정보",
     "parking": "주차장 정보",
     "generic": "일반 표",
+}
+_STATUS_LABELS = {
+    "queued": "대기 중",
+    "running": "예측 중",
+    "succeeded": "완료",
+    "failed": "실패",
+    "cancelled": "취소됨",
 }
 TOKEN_HINT = "--token 옵션이나 HAB_API_TOKEN(환경 변수 또는 env/.env)을 확인해 주세요."
 
@@ -169,17 +177,36 @@ class ScoreClient:
         return self._request("GET", "/api/me", "사용자 확인")
 
     def upload(self, path: Path, *, visibility: str = "private", name: str | None = None) -> dict[str, Any]:
-        data = {"visibility": visibility}
+        """POST the file as the raw request body (/api/datasets/upload/csv), streamed from disk.
+
+        A server without that route (older than this client) gets the multipart /api/datasets/upload instead.
+        """
+        params = {"visibility": visibility, "filename": path.name}
         if name:
-            data["name"] = name
+            params["name"] = name
+        timeout = httpx.Timeout(self.transfer_timeout, connect=5.0)
+        try:
+            return self._request(
+                "POST",
+                "/api/datasets/upload/csv",
+                "CSV 업로드",
+                params=params,
+                content=_file_chunks(path),
+                headers={"Content-Type": "text/csv", "Content-Length": str(path.stat().st_size)},
+                timeout=timeout,
+            )
+        except ScoreError as exc:
+            if exc.status not in (404, 405):
+                raise
+        form = {k: v for k, v in params.items() if k != "filename"}
         with path.open("rb") as handle:
             return self._request(
                 "POST",
                 "/api/datasets/upload",
                 "CSV 업로드",
                 files={"file": (path.name, handle, "text/csv")},
-                data=data,
-                timeout=httpx.Timeout(self.transfer_timeout, connect=5.0),
+                data=form,
+                timeout=timeout,
             )
 
     def delete_dataset(self, dataset_id: int) -> None:
@@ -271,6 +298,12 @@ class ScoreClient:
             sleep(poll_interval)
 
 
+def _file_chunks(path: Path, size: int = 1024 * 1024) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(size):
+            yield chunk
+
+
 # ---- the command's flow ------------------------------------------------------------------------------
 
 
@@ -309,7 +342,7 @@ def _progress(total: int | None) -> Iterator[Callable[[dict[str, Any]], None]]:
     with click.progressbar(
         length=max(total or 0, 1),
         label="대기 중",
-        file=click.get_text_stream("stderr"),
+        file=sys.stderr,
         show_pos=True,
         show_eta=True,
     ) as bar:
@@ -320,7 +353,7 @@ def _progress(total: int | None) -> Iterator[Callable[[dict[str, Any]], None]]:
             job_total = info.get("total")
             if job_total and job_total != bar.length:
                 bar.length = int(job_total)
-            bar.label = {"queued": "대기 중", "running": "예측 중"}.get(info["status"], "완료")
+            bar.label = _STATUS_LABELS.get(info["status"], info["status"])
             progress = min(int(info.get("progress") or 0), bar.length or 0)
             if info["status"] == "succeeded":
                 progress = bar.length or progress
@@ -356,11 +389,11 @@ def summary_lines(info: dict[str, Any], output: Path) -> list[str]:
     bands = summary.get("bands") or {}
     if bands:
         lines.append("  위험도 구간: " + ", ".join(f"{label} {n:,}개" for label, n in bands.items()))
-    lines.append(f"  오류 행: {errors:,}개")
+    lines.append(f"  오류 행: {errors:,}개" + (" (예측할 수 없어 결과 CSV에 없습니다)" if errors else ""))
     for item in (summary.get("errors") or [])[:3]:
-        message = str(item.get("message") or "")
+        message = str(item.get("message") or "").split(". ", 1)[0].rstrip(".") + "."  # first sentence only
         message = message if len(message) <= 120 else message[:119] + "…"
-        lines.append(f"    - 행 {item.get('row_index')}: {message}")
+        lines.append(f"    - row_index {item.get('row_index')}: {message}")
     lines.append(f"결과를 {output} 에 저장했습니다.")
     return lines
 

@@ -19,6 +19,7 @@ from bench.common import RESULTS_DIR, machine_info, now_iso
 BENCHMARKS: list[str] = [
     "dataset_upload",
     "predict_serving",
+    "batch_job",
 ]
 
 

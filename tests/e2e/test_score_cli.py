@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import re
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ class Stack:
     token: str
     env: dict[str, str]
     root: Path
+    worker: subprocess.Popen
 
 
 def _hab(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -58,11 +61,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         trained = _hab(env, "train", "--csv", str(root / "train.csv"), "--activate")
         assert trained.returncode == 0, trained.stderr
         with (logs / "worker.log").open("w") as log:
-            processes.append(subprocess.Popen([HAB, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT))
-        yield Stack(url=url, token=token, env=env, root=root)
+            worker = subprocess.Popen([HAB, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        processes.append(worker)
+        yield Stack(url=url, token=token, env=env, root=root, worker=worker)
     finally:
         for process in reversed(processes):  # the worker first, then serve (which stops the embedded servers)
             if process.poll() is None:
+                process.send_signal(signal.SIGCONT)  # in case a test paused it and then failed
                 _stop(process)
         data = root / "data"
         if _postgres_running(data):  # serve died early: never leave a server behind
@@ -164,3 +169,35 @@ def test_score_errors_are_clear(stack: Stack, tmp_path: Path) -> None:
     finally:
         env_file.unlink()
     assert from_file.returncode == 1 and "토큰이 올바르지 않습니다" in from_file.stderr
+
+
+def test_ctrl_c_cancels_the_job(stack: Stack, tmp_path: Path) -> None:
+    """Ctrl-C while waiting: the job is cancelled on the server and the command exits with 130."""
+    source = tmp_path / "wait.csv"
+    source.write_bytes(_demo("test", 0.02))
+    out = tmp_path / "never.csv"
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    stack.worker.send_signal(signal.SIGSTOP)  # the job stays queued however fast the worker is
+    try:
+        command = [HAB, "score", str(source), "-o", str(out), "--server", stack.url, "--token", stack.token]
+        process = subprocess.Popen(command, env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            started = ""
+            deadline = time.monotonic() + 30
+            while "예측 작업 #" not in started and time.monotonic() < deadline and process.poll() is None:
+                started += process.stderr.readline() if process.stderr else ""
+            job_id = int(re.search(r"예측 작업 #(\d+)", started).group(1))
+            time.sleep(0.3)  # now polling
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    finally:
+        stack.worker.send_signal(signal.SIGCONT)
+    assert process.returncode == 130, stderr
+    assert f"작업 #{job_id} 취소를 요청했습니다" in stderr and "Traceback" not in stderr
+    job = httpx.get(f"{stack.url}/api/jobs/{job_id}", headers=headers, timeout=10).json()
+    assert job["status"] == "cancelled" and job["cancel_requested"] is True
+    assert not out.exists()
