@@ -9,6 +9,7 @@ committed chunk, and a chunk is never half-written. (job_id, row_index) is uniqu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime as dt
 import io
@@ -270,19 +271,36 @@ class ScoringRun:
             )
             await session.commit()
         chunk_rows = self.resources.settings.score_chunk_rows or CHUNK_ROWS
-        for chunk_start in range(start, table.num_rows, chunk_rows):
-            chunk = table.slice(chunk_start, chunk_rows)
-            try:
-                result = await asyncio.to_thread(score_chunk, chunk, model, chunk_start)
-            except FeatureError as exc:  # a column-level problem: no row of this input can be scored
-                await self._finish("failed", error=exc.message, summary=final_summary(summary))
-                return "failed"
-            merged = merge_chunk(copy.deepcopy(summary), result, model)
-            status = await self._commit_chunk(result, model, merged, chunk_start + chunk.num_rows)
-            if status == "cancelled":  # this chunk was not written: the summary stays at the last one that was
-                await self._finish("cancelled", summary=final_summary(summary))
-                return "cancelled"
-            summary = merged
+        starts = list(range(start, table.num_rows, chunk_rows))
+
+        def scoring(index: int) -> asyncio.Task[ChunkResult]:
+            chunk = table.slice(starts[index], chunk_rows)
+            return asyncio.create_task(asyncio.to_thread(score_chunk, chunk, model, starts[index]))
+
+        # Pipelined: chunk k+1 is scored (worker thread, LightGBM) while chunk k is COPYed (PostgreSQL), so
+        # both cores work; commits stay one per chunk and in order, so resuming is unchanged.
+        upcoming = scoring(0) if starts else None
+        try:
+            for index, chunk_start in enumerate(starts):
+                assert upcoming is not None
+                try:
+                    result = await upcoming
+                except FeatureError as exc:  # a column-level problem: no row of this input can be scored
+                    await self._finish("failed", error=exc.message, summary=final_summary(summary))
+                    return "failed"
+                upcoming = scoring(index + 1) if index + 1 < len(starts) else None
+                merged = merge_chunk(copy.deepcopy(summary), result, model)
+                end = min(chunk_start + chunk_rows, table.num_rows)
+                status = await self._commit_chunk(result, model, merged, end)
+                if status == "cancelled":  # this chunk was not written: the summary stays at the last one that was
+                    await self._finish("cancelled", summary=final_summary(summary))
+                    return "cancelled"
+                summary = merged
+        finally:
+            if upcoming is not None and not upcoming.done():
+                upcoming.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await upcoming
         await self._finish("succeeded", summary=final_summary(summary))
         return "succeeded"
 

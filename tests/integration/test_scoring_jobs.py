@@ -171,8 +171,11 @@ async def test_cancel_mid_run_keeps_written_chunks(client, alice, resources, set
     monkeypatch.setattr(scoring, "score_chunk", score_then_cancel)
     await run_worker(settings)
     job = (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()
-    assert job["status"] == "cancelled" and job["progress"] == 1000
-    assert await job_predictions(resources, job_id) == 1000 and job["summary"]["count"] == 1000
+    # Scoring is pipelined with writing, so the cancel lands after the 1st or 2nd chunk's commit: whole
+    # chunks only, and the rows written so far stay and are counted.
+    assert job["status"] == "cancelled" and job["progress"] in (500, 1000)
+    stored = await job_predictions(resources, job_id)
+    assert stored == job["progress"] == job["summary"]["count"]
 
 
 async def test_cancel_queued_and_finished(client, alice, resources, settings, train_dataset):
