@@ -75,3 +75,20 @@ async def test_worker_purges_orphan_blobs(resources, settings):
     # The job payload in Redis is MessagePack, never a pickle.
     raw = await resources.redis.get(f"arq:result:{job.job_id}")
     assert raw is not None and not raw.startswith(b"\x80")
+
+
+async def test_prune_arq_results_drops_only_lingering_result_keys(resources):
+    from workers.maintenance import prune_arq_results
+
+    redis = resources.redis
+    await redis.set("arq:result:lingering-test", b"x")  # no expiry: would stay forever
+    await redis.set("arq:result:fresh-test", b"x", ex=600)  # arq's normal short-lived result
+    await redis.set("arq:other:lingering-test", b"x")  # not a result key: never touched
+    try:
+        removed = await prune_arq_results({"redis": redis})
+        assert removed >= 1
+        assert await redis.exists("arq:result:lingering-test") == 0
+        assert await redis.exists("arq:result:fresh-test") == 1
+        assert await redis.exists("arq:other:lingering-test") == 1
+    finally:
+        await redis.delete("arq:result:fresh-test", "arq:other:lingering-test")
