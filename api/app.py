@@ -20,6 +20,7 @@ from api.predictions.controllers import PredictionController, ScoringJobControll
 from api.registry.controllers import ModelController
 from api.resources import close_resources, freeze_startup_objects, open_resources
 from api.settings import Settings, get_settings
+from api.timing import server_timing_middleware
 from api.users.auth import auth_middleware
 from api.users.controllers import UserController
 
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         lifespan=[lifespan],
         dependencies={"db_session": Provide(provide_db_session)},
-        middleware=[auth_middleware],
+        middleware=[server_timing_middleware, auth_middleware],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.upload_max_bytes + _MULTIPART_OVERHEAD,
         openapi_config=OpenAPIConfig(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import asyncpg
@@ -20,9 +21,11 @@ from api.users.services import Principal
 from models.features import ALIASES, EncodedBatch, FeatureError, encode_frame, encode_row, feature_schema
 from models.loaded import LoadedModel
 
-# One thread: the API process shares its cores with the event loop and other workers, and LightGBM's
-# OpenMP pool degrades badly when oversubscribed (measured 20-50x slower on a busy 2-core machine).
-BATCH_THREADS = 1
+# Large sync batches use every core for the one LightGBM call (the event loop only waits meanwhile);
+# small ones stay on one thread, where OpenMP start-up would cost more than it saves. OpenMP threads
+# wait passively (api/__init__.py), so an oversubscribed moment does not spin the other cores.
+BATCH_THREADS = max(1, min(4, os.cpu_count() or 1))
+PARALLEL_BATCH_ROWS = 2000
 RAW_ROW_FIELDS = ["사고일시", "기상상태", "노면상태", "도로형태", "사고유형", "시군구", "요일"]
 
 
@@ -209,6 +212,7 @@ def _score_batch(rows: list[dict[str, Any]], model: LoadedModel) -> _Scored:
         # A column-level problem (rows mixing Korean names and aliases, a key only some rows carry
         # wrongly): fall back to row by row so that each row gets its own verdict.
         batch = _encode_rows_one_by_one(rows, model)
-    eclo = model.predict(batch.matrix, num_threads=BATCH_THREADS) if len(batch.row_index) else np.empty(0)
+    threads = BATCH_THREADS if len(batch.row_index) >= PARALLEL_BATCH_ROWS else 1
+    eclo = model.predict(batch.matrix, num_threads=threads) if len(batch.row_index) else np.empty(0)
     features = [decode_features(row, model) for row in batch.matrix]
     return _Scored(batch.row_index, eclo, features, batch.errors, model)
