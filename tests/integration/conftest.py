@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from arq.worker import Worker
 from litestar import Litestar
 from sqlalchemy import func, select
 
@@ -16,10 +17,11 @@ from api.datasets.demo import generate_demo_datasets
 from api.datasets.ingest import parse_csv
 from api.db.tables import Dataset, DatasetBlob, ShareLink
 from api.registry.services import RegistryService
-from api.resources import Resources, close_resources, open_resources
+from api.resources import Resources, arq_client, close_resources, open_resources
 from api.settings import Settings
 from api.users.services import UserService
 from models.train import train_eclo
+from workers.settings import WorkerSettings
 
 # Small enough that the size-limit tests stay fast.
 TEST_UPLOAD_LIMIT = 3 * 1024 * 1024
@@ -140,3 +142,25 @@ async def versions(resources, demo_train_table):
         v2 = await registry.register(second, created_by=None)
         await registry.activate(v1.version)
     return v1.version, v2.version
+
+
+async def run_worker(settings) -> None:
+    """A real arq worker in burst mode: processes what is queued, then returns."""
+    worker = Worker(
+        functions=WorkerSettings.functions,
+        redis_pool=arq_client(settings.redis_url, settings.queue_name),
+        queue_name=settings.queue_name,
+        burst=True,
+        poll_delay=0.05,
+        on_startup=WorkerSettings.on_startup,
+        on_shutdown=WorkerSettings.on_shutdown,
+        ctx={"settings": settings},
+        job_serializer=WorkerSettings.job_serializer,
+        job_deserializer=WorkerSettings.job_deserializer,
+        handle_signals=False,
+        max_jobs=2,
+    )
+    try:
+        await worker.main()
+    finally:
+        await worker.close()

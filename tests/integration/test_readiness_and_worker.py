@@ -1,14 +1,12 @@
 from __future__ import annotations
 
 import httpx
-from arq.worker import Worker
 from sqlalchemy import func, select
 
 from api.app import create_app
 from api.db.tables import DatasetBlob
-from api.resources import arq_client, close_resources, open_resources
-from tests.integration.conftest import closed_port
-from workers.settings import WorkerSettings
+from api.resources import close_resources, open_resources
+from tests.integration.conftest import closed_port, run_worker
 
 
 async def _ready_with(settings, **overrides) -> httpx.Response:
@@ -49,23 +47,7 @@ async def test_worker_purges_orphan_blobs(resources, settings):
         session.add(DatasetBlob(content_sha256="f" * 64, parquet=b"PAR1", parquet_bytes=4))
         await session.commit()
     job = await resources.arq.enqueue_job("purge_unreferenced_blobs")
-    worker = Worker(
-        functions=WorkerSettings.functions,
-        redis_pool=arq_client(settings.redis_url, settings.queue_name),
-        queue_name=settings.queue_name,
-        burst=True,
-        poll_delay=0.05,
-        on_startup=WorkerSettings.on_startup,
-        on_shutdown=WorkerSettings.on_shutdown,
-        ctx={"settings": settings},
-        job_serializer=WorkerSettings.job_serializer,
-        job_deserializer=WorkerSettings.job_deserializer,
-        handle_signals=False,
-    )
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
+    await run_worker(settings)
     assert await job.result(timeout=5) >= 1
     async with resources.sessions() as session:
         orphan = await session.scalar(

@@ -6,37 +6,13 @@ import csv
 import io
 
 import pytest
-from arq.worker import Worker
 from sqlalchemy import func, select, update
 
 from api.db.tables import Job, Prediction
 from api.predictions import scoring
 from api.resources import arq_client
-from tests.integration.conftest import closed_port
+from tests.integration.conftest import closed_port, run_worker
 from tests.integration.test_predictions_api import RAW_ROW
-from workers.settings import WorkerSettings
-
-
-async def run_worker(settings) -> None:
-    """A real arq worker in burst mode: processes what is queued, then returns."""
-    worker = Worker(
-        functions=WorkerSettings.functions,
-        redis_pool=arq_client(settings.redis_url, settings.queue_name),
-        queue_name=settings.queue_name,
-        burst=True,
-        poll_delay=0.05,
-        on_startup=WorkerSettings.on_startup,
-        on_shutdown=WorkerSettings.on_shutdown,
-        ctx={"settings": settings},
-        job_serializer=WorkerSettings.job_serializer,
-        job_deserializer=WorkerSettings.job_deserializer,
-        handle_signals=False,
-        max_jobs=2,
-    )
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
 
 
 async def job_predictions(resources, job_id: int) -> int:
