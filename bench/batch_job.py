@@ -67,6 +67,7 @@ from bench.common import (
     VENV_BIN,
     BenchServices,
     HabServer,
+    ManagedProcess,
     RssSampler,
     bench_services,
     create_token,
@@ -186,7 +187,7 @@ def max_abs_diff(a: list[float], b: list[float]) -> float | None:
 # -------------------------------------------------------------------------------------- worker
 
 
-class HabWorker:
+class HabWorker(ManagedProcess):
     """One `hab worker` process; ready once its arq health-check key is in Redis (it is polling)."""
 
     def __init__(self, services: BenchServices, env: dict[str, str], tag: str) -> None:
@@ -194,12 +195,8 @@ class HabWorker:
         self.queue = env["HAB_QUEUE_NAME"]
         self.redis_url = services.redis_url
         self.log_path = services.temp_dir / f"hab-worker-{tag}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+        self.stop_grace_s = 30
+        super().__init__()
 
     def start(self, timeout: float = 90) -> HabWorker:
         import redis
@@ -223,27 +220,6 @@ class HabWorker:
             client.close()
         self.stop()
         raise RuntimeError(f"hab worker was not ready within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self, chars: int = 3000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-chars:]
-        return ""
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def __enter__(self) -> HabWorker:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _postgres_cpu() -> float:

@@ -319,7 +319,46 @@ def create_token(services: BenchServices, name: str = "bench") -> str:
     return out.strip().splitlines()[-1].strip()
 
 
-class HabServer:
+class ManagedProcess:
+    """A subprocess with its log in a file: pid, log tail, graceful stop, context manager."""
+
+    log_path: Path
+    stop_grace_s: float = 20
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 90) -> ManagedProcess:
+        raise NotImplementedError
+
+    def log_tail(self, chars: int = 3000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-chars:]
+        return ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=self.stop_grace_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class HabServer(ManagedProcess):
     """A real `hab serve` process on a free port, with its log in a file."""
 
     def __init__(self, services: BenchServices, extra_env: dict[str, str] | None = None) -> None:
@@ -327,12 +366,7 @@ class HabServer:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = services.temp_dir / f"hab-serve-{self.port}.log"
         self.env = {**os.environ, **services.env(), "HAB_LOG_LEVEL": "WARNING", **(extra_env or {})}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+        super().__init__()
 
     def start(self, timeout: float = 90) -> HabServer:
         import httpx
@@ -356,24 +390,3 @@ class HabServer:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"hab serve was not ready within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self, chars: int = 3000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-chars:]
-        return ""
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def __enter__(self) -> HabServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
