@@ -85,12 +85,6 @@ class DatasetRepository(SQLAlchemyAsyncRepository[Dataset]):
         )
         return bool(result.rowcount)
 
-    async def count_all(self) -> tuple[int, int]:
-        """(datasets, blobs): used by tests and `hab` to check that nothing was stored."""
-        datasets = await self.session.scalar(select(func.count()).select_from(Dataset))
-        blobs = await self.session.scalar(select(func.count()).select_from(DatasetBlob))
-        return int(datasets or 0), int(blobs or 0)
-
 
 class ShareLinkRepository(SQLAlchemyAsyncRepository[ShareLink]):
     model_type = ShareLink

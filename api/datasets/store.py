@@ -12,7 +12,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-import pandas as pd
 import pyarrow as pa
 
 from api.datasets.ingest import from_parquet
@@ -21,12 +20,11 @@ FetchParquet = Callable[[str], Awaitable[bytes | None]]
 
 
 class TableCache:
-    """A byte-bounded LRU of Arrow tables (and their pandas views, built on demand)."""
+    """A byte-bounded LRU of Arrow tables."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._tables: OrderedDict[str, pa.Table] = OrderedDict()
-        self._frames: dict[str, pd.DataFrame] = {}
         self._bytes = 0
         self._lock = threading.Lock()  # workers call from threads too
         self._loading: dict[str, asyncio.Future[pa.Table | None]] = {}
@@ -52,16 +50,14 @@ class TableCache:
             self._tables[sha] = table
             self._bytes += size
             while self._bytes > self.max_bytes and self._tables:
-                old_sha, old = self._tables.popitem(last=False)
+                _, old = self._tables.popitem(last=False)
                 self._bytes -= old.nbytes
-                self._frames.pop(old_sha, None)
 
     def discard(self, sha: str) -> None:
         with self._lock:
             table = self._tables.pop(sha, None)
             if table is not None:
                 self._bytes -= table.nbytes
-            self._frames.pop(sha, None)
 
     async def load(self, sha: str, fetch: FetchParquet) -> pa.Table | None:
         """The table for `sha`, fetching and decoding its Parquet at most once at a time."""
@@ -87,17 +83,6 @@ class TableCache:
             raise
         finally:
             self._loading.pop(sha, None)
-
-    def frame(self, sha: str, table: pa.Table) -> pd.DataFrame:
-        """A pandas view of a cached table, converted once (analysis tools work on pandas)."""
-        with self._lock:
-            frame = self._frames.get(sha)
-        if frame is None:
-            frame = table.to_pandas()
-            with self._lock:
-                if sha in self._tables:
-                    self._frames[sha] = frame
-        return frame
 
     @property
     def size_bytes(self) -> int:

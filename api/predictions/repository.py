@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from api.db.tables import Prediction
 
@@ -15,24 +15,30 @@ _json = msgspec.json.Encoder()
 COPY_COLUMNS = ("id", "owner_id", "model_version", "features", "eclo", "source", "job_id", "row_index")
 
 
+async def allocate_ids(connection: AsyncConnection, count: int) -> list[int]:
+    """Reserve `count` ids from the table's identity sequence (so COPYed rows' ids are known up front)."""
+    rows = await connection.execute(
+        text("select nextval(pg_get_serial_sequence('predictions', 'id')) from generate_series(1, :n)"), {"n": count}
+    )
+    return [int(r[0]) for r in rows]
+
+
+async def copy_rows(connection: AsyncConnection, records: Sequence[tuple[Any, ...]]) -> None:
+    """COPY (id, owner_id, model_version, features, eclo, source, job_id, row_index) rows."""
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table("predictions", records=records, columns=COPY_COLUMNS)
+
+
 class PredictionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def allocate_ids(self, count: int) -> list[int]:
-        rows = await self.session.execute(
-            text("select nextval(pg_get_serial_sequence('predictions', 'id')) from generate_series(1, :n)"),
-            {"n": count},
-        )
-        return [int(r[0]) for r in rows]
+        return await allocate_ids(await self.session.connection(), count)
 
     async def copy_many(self, records: Sequence[tuple[Any, ...]]) -> None:
-        """COPY (id, owner_id, model_version, features, eclo, source, job_id, row_index) rows."""
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        await driver.copy_records_to_table("predictions", records=records, columns=COPY_COLUMNS)
+        await copy_rows(await self.session.connection(), records)
 
     async def page_for(
         self, owner_id: int, *, offset: int, limit: int, model_version: int | None
@@ -45,9 +51,6 @@ class PredictionRepository:
         ordered = stmt.order_by(Prediction.created_at.desc(), Prediction.id.desc())
         rows = await self.session.scalars(ordered.offset(offset).limit(limit))
         return list(rows), int(total or 0)
-
-    async def count_all(self) -> int:
-        return int(await self.session.scalar(select(func.count()).select_from(Prediction)) or 0)
 
 
 def features_json(features: dict[str, Any]) -> str:

@@ -189,6 +189,22 @@ def final_summary(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def load_job_input(session: AsyncSession, resources: Resources, job: Job) -> pa.Table:
+    """A scoring job's input: its stored dataset (through the table cache) or its inline rows."""
+    dataset_id = job.params.get("dataset_id")
+    if dataset_id is None:
+        data = await JobRepository(session=session).input_parquet(job.id)
+        if data is None:
+            raise NotFound("작업 입력이 없습니다.")
+        return await asyncio.to_thread(from_parquet, data)
+    repository = DatasetRepository(session=session)
+    row = await repository.get_one_or_none(id=dataset_id)
+    table = None if row is None else await resources.tables.load(row.content_sha256, repository.fetch_parquet)
+    if table is None:
+        raise NotFound("작업 대상 데이터셋이 삭제되었습니다.")
+    return table
+
+
 class ScoringRun:
     def __init__(self, resources: Resources, job_id: int) -> None:
         self.resources = resources
@@ -227,20 +243,6 @@ class ScoringRun:
             model = self.resources.models.current
         return model
 
-    async def _input(self, session: AsyncSession, job: Job) -> pa.Table:
-        dataset_id = job.params.get("dataset_id")
-        if dataset_id is None:
-            data = await JobRepository(session=session).input_parquet(job.id)
-            if data is None:
-                raise NotFound("작업 입력이 없습니다.")
-            return await asyncio.to_thread(from_parquet, data)
-        repository = DatasetRepository(session=session)
-        row = await repository.get_one_or_none(id=dataset_id)
-        table = None if row is None else await self.resources.tables.load(row.content_sha256, repository.fetch_parquet)
-        if table is None:
-            raise NotFound("작업 대상 데이터셋이 삭제되었습니다.")
-        return table
-
     async def _run(self) -> str:
         async with self.resources.sessions() as session:
             job = await self._load(session)
@@ -254,7 +256,7 @@ class ScoringRun:
                 await self._finish("failed", error="활성화된 ECLO 모델이 없습니다.")
                 return "failed"
             try:
-                table = await self._input(session, job)
+                table = await load_job_input(session, self.resources, job)
             except NotFound as exc:
                 await self._finish("failed", error=exc.message)
                 return "failed"
@@ -394,7 +396,7 @@ async def scored_rows(
     labels = labels_for(eclo, bands) if bands else [""] * len(eclo)
     ids: list[Any] = [None] * len(row_index)
     if len(row_index):
-        table = await ScoringRun(resources, job.id)._input(session, job)
+        table = await load_job_input(session, resources, job)
         id_column = next((c for c in ("ID", "id", "Id") if c in table.column_names), None)
         if id_column is not None:
             ids = table.column(id_column).take(pa.array(row_index)).cast(pa.string()).to_pylist()

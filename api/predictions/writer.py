@@ -15,10 +15,9 @@ import logging
 from collections import deque
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.predictions.repository import COPY_COLUMNS, features_json
+from api.predictions.repository import allocate_ids, copy_rows, features_json
 
 logger = logging.getLogger("hab.predictions.writer")
 
@@ -42,14 +41,7 @@ class PredictionWriter:
             async with self._id_lock:
                 if not self._ids:
                     async with self.engine.connect() as conn:
-                        rows = await conn.execute(
-                            text(
-                                "select nextval(pg_get_serial_sequence('predictions', 'id'))"
-                                " from generate_series(1, :n)"
-                            ),
-                            {"n": self.id_block},
-                        )
-                        self._ids.extend(int(r[0]) for r in rows)
+                        self._ids.extend(await allocate_ids(conn, self.id_block))
         return self._ids.popleft()
 
     async def add(
@@ -87,10 +79,7 @@ class PredictionWriter:
 
     async def _copy(self, records: list[Record]) -> None:
         async with self.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
-            await driver.copy_records_to_table("predictions", records=records, columns=COPY_COLUMNS)
+            await copy_rows(conn, records)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -14,7 +14,7 @@ from api.registry import schemas as s
 from api.registry.repository import ModelVersionRepository
 from api.resources import Resources
 from models.artifact import ArtifactError, ModelArtifact
-from models.holder import build_model
+from models.loaded import LoadedModel
 
 logger = logging.getLogger("hab.registry")
 
@@ -103,7 +103,8 @@ class RegistryService:
         """An uploaded bundle: verified and test-loaded before anything is stored."""
         try:
             artifact = ModelArtifact.from_bundle(bundle)
-            await asyncio.to_thread(build_model, artifact.to_bundle(), artifact.bundle_sha256)
+            # Test-load the verified artifact itself (no second serialise/verify round trip).
+            await asyncio.to_thread(lambda: LoadedModel(artifact).warm())
         except ArtifactError as exc:
             raise InvalidInput(f"모델 번들이 올바르지 않습니다: {exc}", detail={"reason": str(exc)}) from None
         return await self.register(artifact, created_by=created_by, notes=notes)
