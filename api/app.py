@@ -11,6 +11,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from api.chat.controllers import ChatController, ConversationController
 from api.datasets.controllers import DatasetController, SharedDatasetController
 from api.db.session import provide_db_session
 from api.errors import EXCEPTION_HANDLERS
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ScoringJobController,
             ModelController,
             JobController,
+            ChatController,
+            ConversationController,
         ],
         lifespan=[lifespan],
         dependencies={"db_session": Provide(provide_db_session)},

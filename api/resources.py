@@ -10,6 +10,9 @@ from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from api.chat.cache import ChatCache
+from api.chat.llm import AnthropicGateway
+from api.chat.tools import FrameCache
 from api.datasets.store import TableCache
 from api.db.engine import create_engine, create_session_factory
 from api.infra.services import resolve_services
@@ -35,6 +38,9 @@ class Resources:
     models: ModelHolder
     model_sync: ModelSync
     prediction_writer: PredictionWriter
+    llm: AnthropicGateway
+    chat_cache: ChatCache
+    frames: FrameCache
 
 
 def redis_client(url: str) -> Redis:
@@ -60,6 +66,7 @@ async def open_resources(settings: Settings, *, follow_models: bool = False) -> 
         urls = await asyncio.to_thread(resolve_services, settings)
         database_url, redis_url = urls.database_url, urls.redis_url
     engine = create_engine(database_url, pool_size=settings.db_pool_size)
+    redis = redis_client(redis_url)
     sessions = create_session_factory(engine)
     holder = ModelHolder()
     resources = Resources(
@@ -68,20 +75,29 @@ async def open_resources(settings: Settings, *, follow_models: bool = False) -> 
         redis_url=redis_url,
         engine=engine,
         sessions=sessions,
-        redis=redis_client(redis_url),
+        redis=redis,
         arq=arq_client(redis_url, settings.queue_name),
         tables=TableCache(settings.dataset_cache_bytes),
         principals=PrincipalCache(),
         models=holder,
         model_sync=ModelSync(holder, sessions, redis_url, recheck_seconds=settings.model_recheck_seconds),
         prediction_writer=PredictionWriter(engine),
+        llm=AnthropicGateway(settings),
+        chat_cache=ChatCache(redis, ttl_seconds=settings.cache_ttl, lock_seconds=_chat_lock_seconds(settings)),
+        frames=FrameCache(),
     )
     if follow_models:
         await resources.model_sync.start()
     return resources
 
 
+def _chat_lock_seconds(settings: Settings) -> float:
+    # Long enough for the slowest turn (every iteration at its timeout), so a live run is never doubled.
+    return settings.anthropic_timeout * (settings.chat_max_iterations + 1)
+
+
 async def close_resources(resources: Resources) -> None:
+    await resources.llm.aclose()
     await resources.model_sync.stop()
     await resources.prediction_writer.close()
     await resources.arq.aclose()

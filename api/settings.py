@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
+from anthropic.resources.messages.messages import DEPRECATED_MODELS
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,6 +17,18 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ENV_FILE = PROJECT_ROOT / "env" / ".env"
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "dev-secret-change-me", "secret"})
+
+# Current models (anthropic SDK 2.12's list). claude-sonnet-4-5 reaches end of life on 2026-11-30 and is refused.
+DEFAULT_CHAT_MODEL = "claude-sonnet-5-5"
+CHAT_MODELS = ("claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-5-5", "claude-sonnet-4-6", "claude-haiku-4-5")
+# Public list prices per million tokens (input, output) in USD; override with HAB_CHAT_PRICES (JSON).
+CHAT_PRICES_USD_PER_MTOK: dict[str, tuple[float, float]] = {
+    "claude-sonnet-5-5": (3.0, 15.0),
+    "claude-haiku-5-5": (1.0, 5.0),
+    "claude-opus-5-5": (5.0, 25.0),
+    "claude-sonnet-4-6": (3.0, 15.0),
+    "claude-haiku-4-5": (1.0, 5.0),
+}
 
 
 class Settings(BaseSettings):
@@ -51,6 +64,33 @@ class Settings(BaseSettings):
     score_chunk_rows: int | None = Field(default=None, gt=0, validation_alias="HAB_SCORE_CHUNK_ROWS")
     job_stale_seconds: float = Field(default=120.0, gt=0, validation_alias="HAB_JOB_STALE_SECONDS")
     demo_scale: float = Field(default=1.0, gt=0, validation_alias="HAB_DEMO_SCALE")
+
+    # Chat (Anthropic). The user's API key is never a setting: it arrives with each request.
+    anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
+    anthropic_timeout: float = Field(default=120.0, gt=0, validation_alias="HAB_ANTHROPIC_TIMEOUT")
+    anthropic_max_retries: int = Field(default=2, ge=0, le=5, validation_alias="HAB_ANTHROPIC_MAX_RETRIES")
+    chat_default_model: str = Field(default=DEFAULT_CHAT_MODEL, validation_alias="HAB_CHAT_MODEL")
+    chat_models: list[str] = Field(default_factory=lambda: list(CHAT_MODELS), validation_alias="HAB_CHAT_MODELS")
+    chat_max_iterations: int = Field(default=8, ge=1, le=30, validation_alias="HAB_CHAT_MAX_ITERATIONS")
+    chat_max_tokens: int = Field(default=4096, ge=64, le=64000, validation_alias="HAB_CHAT_MAX_TOKENS")
+    cache_ttl: int = Field(default=3600, ge=0, validation_alias="CACHE_TTL")
+    # USD per million tokens (input, output); models missing here are costed at the default Sonnet price.
+    chat_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: dict(CHAT_PRICES_USD_PER_MTOK), validation_alias="HAB_CHAT_PRICES"
+    )
+    usd_to_krw: float = Field(default=1400.0, gt=0, validation_alias="HAB_USD_KRW")
+
+    @model_validator(mode="after")
+    def _check_chat_models(self) -> Settings:
+        retired = [m for m in [self.chat_default_model, *self.chat_models] if m in DEPRECATED_MODELS]
+        if retired:
+            raise ValueError(
+                f"chat model(s) {retired} are deprecated by Anthropic (end of life: "
+                f"{', '.join(DEPRECATED_MODELS[m] for m in retired)}); choose current models"
+            )
+        if self.chat_default_model not in self.chat_models:
+            self.chat_models = [self.chat_default_model, *self.chat_models]
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:

@@ -20,6 +20,7 @@ BENCHMARKS: list[str] = [
     "dataset_upload",
     "predict_serving",
     "batch_job",
+    "chat_cache",
 ]
 
 

@@ -88,6 +88,16 @@ def stats(values: Sequence[float], digits: int = 3) -> dict[str, Any]:
     }
 
 
+def server_timing_seconds(header: str | None) -> float | None:
+    """hab's `Server-Timing: app;dur=<ms>` (request received -> response started, measured in the server)."""
+    if not header:
+        return None
+    for part in header.split(";"):
+        if part.strip().startswith("dur="):
+            return float(part.strip()[4:]) / 1000
+    return None
+
+
 def render_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(h) for h in header]] + [["" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]

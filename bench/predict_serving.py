@@ -68,6 +68,7 @@ from bench.common import (
     hab_cli,
     render_table,
     repeat,
+    server_timing_seconds,
     stats,
 )
 
@@ -390,16 +391,6 @@ async def _exact_check(base_url: str, token: str, body: bytes, database_url: str
     }
 
 
-def _server_timing_seconds(header: str | None) -> float | None:
-    """hab's `Server-Timing: app;dur=<ms>` (request received -> response started, measured in the server)."""
-    if not header:
-        return None
-    for part in header.split(";"):
-        if part.strip().startswith("dur="):
-            return float(part.strip()[4:]) / 1000
-    return None
-
-
 def batch_runs(
     base_url: str, token: str, payload: bytes, rows: int, pid: int, database_url: str, repetitions: int
 ) -> dict[str, Any]:
@@ -416,7 +407,7 @@ def batch_runs(
             response = client.post(BATCH_PATH, content=payload)
             elapsed = time.perf_counter() - started
             cpu = window.stop()
-            server_s = _server_timing_seconds(response.headers.get("server-timing"))
+            server_s = server_timing_seconds(response.headers.get("server-timing"))
             if response.status_code != 200:
                 raise RuntimeError(f"batch failed: HTTP {response.status_code}: {response.text[:1000]}")
             answer = response.json()

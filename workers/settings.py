@@ -10,6 +10,7 @@ from arq.connections import RedisSettings
 from arq.worker import run_worker as arq_run_worker
 
 from api.settings import Settings, get_settings
+from workers.chat import chat_job
 from workers.maintenance import expire_share_links, prune_arq_results, purge_unreferenced_blobs
 from workers.scoring import score_job, sweep_stale_jobs
 from workers.serialization import deserialize_job, serialize_job
@@ -36,6 +37,8 @@ class WorkerSettings:
     functions = [
         # Scoring resumes from its last committed chunk, so retries are cheap and safe.
         func(score_job, timeout=3600, max_tries=5, keep_result=3600),
+        # A chat turn is a few LLM calls; a retry re-runs the turn (nothing is stored until it ends).
+        func(chat_job, timeout=1800, max_tries=3, keep_result=3600),
         func(purge_unreferenced_blobs, timeout=300, max_tries=2),
         func(expire_share_links, timeout=60, max_tries=2),
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,14 +67,25 @@ class JobService:
         self.resources = resources
         self.jobs = JobRepository(session=session)
 
-    async def submit(self, job: Job, *, input_parquet: bytes | None = None) -> s.JobAccepted:
-        """Record the job in PostgreSQL, then queue it; if Redis is unreachable, undo and answer 503."""
+    async def submit(
+        self,
+        job: Job,
+        *,
+        input_parquet: bytes | None = None,
+        before_enqueue: Callable[[Job], Awaitable[None]] | None = None,
+    ) -> s.JobAccepted:
+        """Record the job in PostgreSQL, then queue it; if Redis is unreachable, undo and answer 503.
+
+        `before_enqueue` runs once the job has its id (e.g. to hand a sealed secret to the worker via Redis).
+        """
         self.session.add(job)
         await self.session.flush()
         if input_parquet is not None:
             await self.jobs.store_input(job.id, input_parquet)
         await self.session.commit()
         try:
+            if before_enqueue is not None:
+                await before_enqueue(job)
             await enqueue(self.resources, job)
         except (RedisError, OSError) as exc:
             logger.warning("could not queue job %s (%s); removing it", job.id, type(exc).__name__)

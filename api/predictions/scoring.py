@@ -33,6 +33,7 @@ from api.datasets.services import DatasetService
 from api.db.tables import Job, ModelVersion, Prediction
 from api.errors import InvalidInput, NotFound
 from api.jobs import schemas as js
+from api.jobs.locks import job_lock
 from api.jobs.repository import TERMINAL, JobRepository
 from api.jobs.services import JobService, enqueue
 from api.resources import Resources
@@ -49,7 +50,6 @@ CHUNK_ROWS = 100_000
 MAX_INLINE_ROWS = 100_000
 MAX_ERRORS_KEPT = 100
 TOP_DISTRICTS = 10
-_JOB_LOCK_NAMESPACE = 4201
 _FORMULA_START = r"^[=+\-@\t\r]"
 
 
@@ -212,15 +212,8 @@ class ScoringRun:
 
     async def run(self) -> str:
         """Score the job unless it is finished or another worker holds it. Returns the job's final status."""
-        async with self.resources.engine.connect() as lock:
-            held = await lock.scalar(select(func.pg_try_advisory_lock(_JOB_LOCK_NAMESPACE, self.job_id)))
-            await lock.commit()
-            if not held:
-                return "busy"
-            try:
-                return await self._run()
-            finally:
-                await asyncio.shield(lock.execute(select(func.pg_advisory_unlock(_JOB_LOCK_NAMESPACE, self.job_id))))
+        async with job_lock(self.resources.engine, self.job_id) as held:
+            return await self._run() if held else "busy"
 
     async def _load(self, session: AsyncSession) -> Job:
         job = await JobRepository(session=session).get_one_or_none(id=self.job_id)

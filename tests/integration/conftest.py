@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -21,6 +21,7 @@ from api.resources import Resources, arq_client, close_resources, open_resources
 from api.settings import Settings
 from api.users.services import UserService
 from models.train import train_eclo
+from tests.fakes.anthropic_server import FakeAnthropic
 from workers.settings import WorkerSettings
 
 # Small enough that the size-limit tests stay fast.
@@ -39,7 +40,22 @@ class Account:
 
 
 @pytest.fixture(scope="session")
-def settings(services) -> Settings:
+def anthropic_server() -> Iterator[FakeAnthropic]:
+    """The fake Anthropic Messages API every chat test talks to through the real SDK."""
+    with FakeAnthropic() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_anthropic(anthropic_server) -> Iterator[FakeAnthropic]:
+    """The fake, emptied of script, calls and invalid keys before and after each test."""
+    anthropic_server.reset()
+    yield anthropic_server
+    anthropic_server.reset()
+
+
+@pytest.fixture(scope="session")
+def settings(services, anthropic_server) -> Settings:
     return Settings(
         database_url=services.database_url,
         redis_url=services.redis_url,
@@ -48,6 +64,8 @@ def settings(services) -> Settings:
         HAB_PUBLIC_URL="http://testserver.local",
         HAB_SECRET_KEY=secrets.token_urlsafe(32),
         HAB_QUEUE_NAME=f"hab-test-queue-{secrets.token_hex(4)}",
+        ANTHROPIC_BASE_URL=anthropic_server.url,
+        HAB_ANTHROPIC_MAX_RETRIES=0,
         _env_file=None,
     )
 
@@ -142,6 +160,23 @@ async def versions(resources, demo_train_table):
         v2 = await registry.register(second, created_by=None)
         await registry.activate(v1.version)
     return v1.version, v2.version
+
+
+@pytest.fixture(scope="session")
+async def chat_datasets(client, alice):
+    """An accident-shaped and a CCTV dataset of alice's, with the frames the tools see."""
+    demo = {d.key: d for d in generate_demo_datasets(seed=5, scale=0.02)}
+    stored = {}
+    for key, name in (("train", "사고 채팅"), ("cctv", "CCTV 채팅")):
+        response = await client.post(
+            "/api/datasets/upload/csv",
+            params={"name": name},
+            content=demo[key].csv_bytes,
+            headers={**alice.headers, "Content-Type": "text/csv"},
+        )
+        assert response.status_code == 201, response.text
+        stored[key] = response.json()
+    return stored
 
 
 async def run_worker(settings) -> None:

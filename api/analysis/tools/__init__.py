@@ -1,0 +1,1 @@
+"""The analysis tools, grouped by theme; each module exports ``TOOLS``."""

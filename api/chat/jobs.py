@@ -1,0 +1,173 @@
+"""Long chats as background jobs: submitted by the API, run by an arq worker.
+
+The job's params hold the question, datasets, conversation and model, never the key. The key is sealed
+(api.chat.keybox) and parked in Redis under the job id with a TTL; the worker opens it, runs the turn with
+progress (tool steps so far) written to the job, and deletes it when the job ends. A worker stopped mid-turn
+leaves the sealed key for the retry, which the TTL bounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from typing import Any
+
+import msgspec
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.chat import keybox
+from api.chat import schemas as s
+from api.chat.services import ChatService
+from api.db.tables import Job, User
+from api.errors import DomainError
+from api.jobs import schemas as js
+from api.jobs.locks import job_lock
+from api.jobs.repository import TERMINAL, JobRepository
+from api.jobs.services import JobService
+from api.resources import Resources
+from api.users.services import Principal
+
+logger = logging.getLogger("hab.chat.jobs")
+
+SEALED_KEY_TTL_SECONDS = 3600
+HEARTBEAT_SECONDS = 5.0
+INTERNAL_ERROR = "답변을 만드는 중 서버 오류가 발생했습니다. 잠시 후 다시 시도해 주세요."
+KEY_EXPIRED = "API 키의 보관 시간이 지나 작업을 이어갈 수 없습니다. 질문을 다시 보내 주세요."
+
+
+async def submit_chat_job(
+    session: AsyncSession, resources: Resources, user: Principal, request: s.ChatRequest, api_key: str
+) -> js.JobAccepted:
+    turn = await ChatService(session, resources).prepare(user, request)  # validate now, not in the worker
+    job = Job(
+        kind="chat",
+        owner_id=user.id,
+        status="queued",
+        params={
+            "dataset_ids": [d.id for d in turn.datasets],
+            "message": turn.message,
+            "conversation_id": turn.conversation_id,
+            "model": turn.model,
+        },
+    )
+
+    async def park_key(stored: Job) -> None:
+        sealed = keybox.seal(resources.settings.secret_key, stored.id, api_key)
+        await resources.redis.set(keybox.redis_key(stored.id), sealed, ex=SEALED_KEY_TTL_SECONDS)
+
+    return await JobService(session, resources).submit(job, before_enqueue=park_key)
+
+
+class ChatJobRun:
+    def __init__(self, resources: Resources, job_id: int) -> None:
+        self.resources = resources
+        self.job_id = job_id
+        self.steps: list[dict[str, Any]] = []
+
+    async def run(self) -> str:
+        async with job_lock(self.resources.engine, self.job_id) as held:
+            return await self._run() if held else "busy"
+
+    async def _set(self, **values: Any) -> None:
+        async with self.resources.sessions() as session:
+            await JobRepository(session=session).set_fields(self.job_id, **values)
+            await session.commit()
+
+    async def _finish(self, status: str, *, error: str | None = None, summary: dict[str, Any] | None = None) -> str:
+        await self._set(status=status, error=error, summary=summary, finished_at=dt.datetime.now(dt.UTC))
+        await self._forget_key()
+        return status
+
+    async def _forget_key(self) -> None:
+        with contextlib.suppress(Exception):  # the TTL removes it anyway
+            await self.resources.redis.delete(keybox.redis_key(self.job_id))
+
+    async def _load(self) -> tuple[Job, Principal] | None:
+        async with self.resources.sessions() as session:
+            job = await JobRepository(session=session).get_one_or_none(id=self.job_id)
+            if job is None:
+                return None
+            owner = await session.get(User, job.owner_id)
+            if owner is None:
+                return None
+            return job, Principal(id=owner.id, name=owner.name, role=owner.role)
+
+    async def _run(self) -> str:
+        loaded = await self._load()
+        if loaded is None:
+            await self._forget_key()
+            return "missing"
+        job, owner = loaded
+        if job.status in TERMINAL:
+            await self._forget_key()
+            return job.status
+        if job.cancel_requested:
+            return await self._finish("cancelled")
+        sealed = await self.resources.redis.get(keybox.redis_key(self.job_id))
+        if sealed is None:
+            return await self._finish("failed", error=KEY_EXPIRED, summary={"steps": []})
+        try:
+            api_key = keybox.unseal(self.resources.settings.secret_key, self.job_id, sealed)
+        except keybox.SealedKeyError:
+            return await self._finish("failed", error=KEY_EXPIRED, summary={"steps": []})
+        await self._set(
+            status="running",
+            attempts=Job.attempts + 1,
+            started_at=func.coalesce(Job.started_at, func.now()),
+            heartbeat_at=func.now(),
+            progress=0,
+            summary={"steps": []},
+        )
+        turn = asyncio.create_task(self._turn(owner, job.params, api_key))
+        watcher = asyncio.create_task(self._heartbeat(turn))
+        try:
+            result = await turn
+        except asyncio.CancelledError:
+            if watcher.done() and watcher.result():  # cancelled by the user, not by shutdown
+                return await self._finish("cancelled", summary={"steps": self.steps})
+            raise
+        except DomainError as exc:
+            summary = {"steps": self.steps, "error": {"code": exc.code, "message": exc.message}}
+            return await self._finish("failed", error=exc.message, summary=summary)
+        except Exception as exc:
+            logger.error("chat job %s failed: %s", self.job_id, type(exc).__name__)
+            summary = {"steps": self.steps, "error": {"code": "internal_error", "message": INTERNAL_ERROR}}
+            return await self._finish("failed", error=INTERNAL_ERROR, summary=summary)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        summary = {**msgspec.to_builtins(result), "steps": self.steps}
+        await self._set(progress=len(self.steps))
+        return await self._finish("succeeded", summary=summary)
+
+    async def _turn(self, owner: Principal, params: dict[str, Any], api_key: str) -> s.ChatResponse:
+        request = msgspec.convert(params, s.ChatRequest)
+
+        async def progress(event: str, data: dict[str, Any]) -> None:
+            if event != "tool_end":
+                return
+            self.steps.append(data)
+            await self._set(progress=len(self.steps), summary={"steps": self.steps}, heartbeat_at=func.now())
+
+        async with self.resources.sessions() as session:
+            service = ChatService(session, self.resources)
+            prepared = await service.prepare(owner, request)
+            return await service.answer(prepared, api_key, emit=progress)
+
+    async def _heartbeat(self, turn: asyncio.Task[Any]) -> bool:
+        """Keep the job alive for the stale-job sweeper; cancel the turn when the user cancels. True if so."""
+        while not turn.done():
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            async with self.resources.sessions() as session:
+                repository = JobRepository(session=session)
+                job = await repository.get_one_or_none(id=self.job_id)
+                if job is not None and job.cancel_requested:
+                    turn.cancel()
+                    return True
+                await repository.set_fields(self.job_id, heartbeat_at=func.now())
+                await session.commit()
+        return False

@@ -1,0 +1,96 @@
+"""Request and response bodies of the chat and conversation routes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import msgspec
+
+from api.schemas import Input, Output
+
+MAX_MESSAGE_CHARS = 8000
+MAX_DATASETS = 5
+
+
+class ChatRequest(Input):
+    dataset_ids: Annotated[list[int], msgspec.Meta(max_length=MAX_DATASETS)]
+    message: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+    conversation_id: int | None = None
+    model: str | None = None
+
+
+class TokenUsage(Output):
+    input: int
+    output: int
+    cost_usd: float
+    cost_krw: float
+
+
+class ToolCall(Output):
+    tool: str
+    args: dict[str, Any]
+    ok: bool
+    rows_touched: int
+    duration_ms: float
+    snippet: str
+    summary: str
+    dataset: str | None = None
+    cached: bool = False
+    id: str | None = None
+
+
+class ChatResponse(Output):
+    conversation_id: int
+    message_id: int
+    response: str
+    tool_calls: list[ToolCall]
+    token_usage: TokenUsage
+    cache_hit: bool
+    model: str
+    hit_iteration_limit: bool = False
+
+
+class VerifyKeyResult(Output):
+    valid: bool
+    model: str
+    message: str
+
+
+class ConversationTotals(Output):
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    cost_krw: float
+
+
+class ConversationSummary(Output):
+    id: int
+    title: str
+    model: str
+    dataset_ids: list[int]
+    message_count: int
+    totals: ConversationTotals
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class MessageOut(Output):
+    id: int
+    role: str
+    content: str
+    model: str | None
+    tool_calls: list[ToolCall]
+    token_usage: TokenUsage
+    cache_hit: bool
+    dataset_ids: list[int]
+    created_at: dt.datetime
+
+
+class ConversationDetail(ConversationSummary):
+    messages: list[MessageOut]
+
+
+class ChatModels(Output):
+    default: str
+    models: list[str]

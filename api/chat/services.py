@@ -1,0 +1,367 @@
+"""Chat turns: validation, the cached and single-flight LLM run, and storing the conversation."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+import msgspec
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.analysis import TOOL_SCHEMA_VERSION, tool_schemas, tool_uses_dataset
+from api.chat import schemas as s
+from api.chat.agent import EventSink, TurnDeps, run_turn
+from api.chat.cache import CachedAnswer, ChatCache, digest
+from api.chat.llm import map_anthropic_error, price_usd, usd_to_krw
+from api.chat.prompt import PROMPT_VERSION, SAMPLE_ROWS, DatasetContext, system_prompt
+from api.chat.repository import ConversationRepository
+from api.chat.tools import TurnDataset, TurnTools
+from api.datasets.repository import DatasetRepository
+from api.datasets.services import DatasetService
+from api.db.tables import ChatMessage, Conversation
+from api.errors import InvalidInput, NotFound
+from api.resources import Resources
+from api.schemas import Page
+from api.users.services import Principal
+
+logger = logging.getLogger("hab.chat")
+
+# Prior messages sent back to Claude (and hashed into the cache key) per turn.
+HISTORY_MESSAGES = 40
+TITLE_CHARS = 60
+EMPTY_ANSWER = "죄송합니다. 이번 질문에는 답변을 만들지 못했습니다. 질문을 조금 바꿔 다시 물어봐 주세요."
+
+
+@dataclass(frozen=True)
+class SelectedDataset:
+    id: int
+    label: str
+    name: str
+    kind: str
+    rows: int
+    sha: str
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PreparedTurn:
+    """Everything a turn needs, as plain values (it outlives the request's database session when streaming)."""
+
+    owner_id: int
+    message: str
+    model: str
+    conversation_id: int | None
+    datasets: list[SelectedDataset]
+    history: list[tuple[str, str]]
+    cache_key: str
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    hit_limit: bool = False
+
+
+def _labels(rows: list[Any]) -> list[str]:
+    """Tool-facing dataset names: the dataset's name, made unique with its id when two share one."""
+    names = [r.name for r in rows]
+    return [r.name if names.count(r.name) == 1 else f"{r.name} #{r.id}" for r in rows]
+
+
+def _title(message: str) -> str:
+    line = " ".join(message.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
+
+
+def _tool_calls(records: list[dict[str, Any]]) -> list[s.ToolCall]:
+    return [msgspec.convert(r, s.ToolCall) for r in records]
+
+
+@dataclass
+class ChatService:
+    session: AsyncSession
+    resources: Resources
+    conversations: ConversationRepository = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.conversations = ConversationRepository(session=self.session)
+
+    @property
+    def settings(self) -> Any:
+        return self.resources.settings
+
+    @property
+    def cache(self) -> ChatCache:
+        return self.resources.chat_cache
+
+    def models(self) -> s.ChatModels:
+        return s.ChatModels(default=self.settings.chat_default_model, models=list(self.settings.chat_models))
+
+    def _model(self, requested: str | None) -> str:
+        model = requested or self.settings.chat_default_model
+        if model not in self.settings.chat_models:
+            raise InvalidInput(
+                "사용할 수 없는 모델입니다.",
+                detail={"field": "model", "value": model, "valid": list(self.settings.chat_models)},
+            )
+        return model
+
+    def usage(self, model: str, input_tokens: int, output_tokens: int) -> s.TokenUsage:
+        usd = price_usd(self.settings, model, input_tokens, output_tokens)
+        return s.TokenUsage(
+            input=input_tokens, output=output_tokens, cost_usd=usd, cost_krw=usd_to_krw(self.settings, usd)
+        )
+
+    # -- preparing a turn --------------------------------------------------------------------------
+
+    async def prepare(self, user: Principal, request: s.ChatRequest) -> PreparedTurn:
+        """Validate the request (model, datasets, conversation) and compute its cache key. Stores nothing."""
+        model = self._model(request.model)
+        message = request.message.strip()
+        if not message:
+            raise InvalidInput("질문 내용이 비어 있습니다.", detail={"field": "message"})
+        ids = list(dict.fromkeys(request.dataset_ids))
+        repository = DatasetRepository(session=self.session)
+        rows = []
+        for dataset_id in ids:
+            found = await repository.get_visible(dataset_id, user)
+            if found is None:
+                raise NotFound("데이터셋을 찾을 수 없습니다.", detail={"dataset_id": dataset_id})
+            rows.append(found[0])
+        history: list[tuple[str, str]] = []
+        if request.conversation_id is not None:
+            conversation = await self.conversations.owned(request.conversation_id, user.id)
+            if conversation is None:
+                raise NotFound("대화를 찾을 수 없습니다.", detail={"conversation_id": request.conversation_id})
+            history = await self.conversations.history(conversation.id, limit=HISTORY_MESSAGES)
+            while history and history[0][0] != "user":
+                history.pop(0)
+        datasets = [
+            SelectedDataset(
+                id=r.id, label=label, name=r.name, kind=r.kind, rows=r.rows, sha=r.content_sha256, summary=r.summary
+            )
+            for r, label in zip(rows, _labels(rows), strict=True)
+        ]
+        active = self.resources.models.current
+        key = digest(
+            {
+                "model": model,
+                "params": {
+                    "max_tokens": self.settings.chat_max_tokens,
+                    "iterations": self.settings.chat_max_iterations,
+                },
+                "prompt": PROMPT_VERSION,
+                "tools": TOOL_SCHEMA_VERSION,
+                "datasets": [[d.label, d.sha] for d in datasets],
+                "eclo_model": active.version if active is not None else None,
+                "history": history,
+                "message": message,
+            }
+        )
+        return PreparedTurn(
+            owner_id=user.id,
+            message=message,
+            model=model,
+            conversation_id=request.conversation_id,
+            datasets=datasets,
+            history=history,
+            cache_key=key,
+        )
+
+    # -- answering ---------------------------------------------------------------------------------
+
+    async def answer(self, turn: PreparedTurn, api_key: str, *, emit: EventSink | None = None) -> s.ChatResponse:
+        """Answer from the cache or one LLM run (shared by identical concurrent requests), then store the turn."""
+        usage = Usage()
+
+        async def compute() -> CachedAnswer:
+            return await self._run_llm(turn, api_key, usage, emit)
+
+        cached, hit = await self.cache.single_flight(turn.cache_key, compute, wait_seconds=self.cache.lock_ms / 1000)
+        if hit and emit is not None:
+            await emit("text", {"delta": cached.response})
+        tokens = (0, 0) if hit else (usage.input_tokens, usage.output_tokens)
+        return await self.store(turn, cached, tokens=tokens, cache_hit=hit, hit_limit=usage.hit_limit)
+
+    async def _run_llm(self, turn: PreparedTurn, api_key: str, usage: Usage, emit: EventSink | None) -> CachedAnswer:
+        datasets, contexts = [], []
+        service = DatasetService(self.session, self.resources)
+        for d in turn.datasets:
+            table = await self.resources.tables.load(d.sha, service.datasets.fetch_parquet)
+            if table is None:
+                raise NotFound("데이터셋을 찾을 수 없습니다.", detail={"dataset_id": d.id})
+            datasets.append(TurnDataset(label=d.label, sha=d.sha, table=table))
+            contexts.append(
+                DatasetContext(
+                    label=d.label,
+                    dataset_id=d.id,
+                    name=d.name,
+                    kind=d.kind,
+                    rows=d.rows,
+                    summary=d.summary,
+                    sample=table.slice(0, SAMPLE_ROWS),
+                )
+            )
+        labels = [d.label for d in datasets]
+        schemas = tool_schemas(labels)
+        if not labels:
+            schemas = [t for t in schemas if not tool_uses_dataset(t["name"])]
+        messages: list[dict[str, Any]] = [{"role": role, "content": content} for role, content in turn.history]
+        messages.append({"role": "user", "content": turn.message})
+        deps = TurnDeps(
+            client=self.resources.llm.client(api_key),
+            model=turn.model,
+            max_tokens=self.settings.chat_max_tokens,
+            system=system_prompt(contexts),
+            tools=schemas,
+            max_iterations=self.settings.chat_max_iterations,
+            run_tool=TurnTools(datasets, self.resources.frames, self.resources.models.current, self.cache),
+            emit=emit,
+        )
+        try:
+            outcome = await run_turn(deps, messages)
+        except anthropic.AnthropicError as exc:
+            raise map_anthropic_error(exc) from None
+        usage.input_tokens, usage.output_tokens, usage.hit_limit = (
+            outcome.input_tokens,
+            outcome.output_tokens,
+            outcome.hit_limit,
+        )
+        return CachedAnswer(response=outcome.response or EMPTY_ANSWER, tool_calls=outcome.tool_calls, model=turn.model)
+
+    async def store(
+        self, turn: PreparedTurn, answer: CachedAnswer, *, tokens: tuple[int, int], cache_hit: bool, hit_limit: bool
+    ) -> s.ChatResponse:
+        """Append the question and the answer to the conversation (created on the first turn), one transaction."""
+        usage = self.usage(turn.model, *tokens)
+        dataset_ids = [d.id for d in turn.datasets]
+        conversation = None
+        if turn.conversation_id is not None:
+            conversation = await self.conversations.owned(turn.conversation_id, turn.owner_id)
+            if conversation is None:  # deleted while the answer was being made
+                raise NotFound("대화를 찾을 수 없습니다.", detail={"conversation_id": turn.conversation_id})
+        if conversation is None:
+            conversation = Conversation(
+                owner_id=turn.owner_id, title=_title(turn.message), model=turn.model, dataset_ids=dataset_ids
+            )
+            self.session.add(conversation)
+            await self.session.flush()
+        question = ChatMessage(
+            conversation_id=conversation.id, role="user", content=turn.message, dataset_ids=dataset_ids
+        )
+        reply = ChatMessage(
+            conversation_id=conversation.id,
+            role="assistant",
+            content=answer.response,
+            model=turn.model,
+            tool_calls=answer.tool_calls,
+            input_tokens=usage.input,
+            output_tokens=usage.output,
+            cost_usd=usage.cost_usd,
+            cache_hit=cache_hit,
+            dataset_ids=dataset_ids,
+        )
+        self.session.add_all([question, reply])
+        conversation.model = turn.model
+        conversation.dataset_ids = dataset_ids
+        conversation.message_count = Conversation.message_count + 2
+        conversation.input_tokens = Conversation.input_tokens + usage.input
+        conversation.output_tokens = Conversation.output_tokens + usage.output
+        conversation.cost_usd = Conversation.cost_usd + usage.cost_usd
+        conversation.updated_at = func.now()
+        await self.session.flush()
+        conversation_id, message_id = conversation.id, reply.id
+        await self.session.commit()
+        return s.ChatResponse(
+            conversation_id=conversation_id,
+            message_id=message_id,
+            response=answer.response,
+            tool_calls=_tool_calls(answer.tool_calls),
+            token_usage=usage,
+            cache_hit=cache_hit,
+            model=turn.model,
+            hit_iteration_limit=hit_limit,
+        )
+
+    # -- the key check -----------------------------------------------------------------------------
+
+    async def verify_key(self, api_key: str, model: str | None) -> s.VerifyKeyResult:
+        chosen = self._model(model)
+        client = self.resources.llm.client(api_key)
+        try:
+            await client.messages.create(model=chosen, max_tokens=1, messages=[{"role": "user", "content": "ping"}])
+        except anthropic.AuthenticationError:
+            return s.VerifyKeyResult(valid=False, model=chosen, message="API 키가 올바르지 않거나 만료되었습니다.")
+        except anthropic.AnthropicError as exc:
+            raise map_anthropic_error(exc) from None
+        return s.VerifyKeyResult(valid=True, model=chosen, message="API 키가 확인되었습니다.")
+
+    # -- conversations -----------------------------------------------------------------------------
+
+    def _totals(self, c: Conversation) -> s.ConversationTotals:
+        return s.ConversationTotals(
+            input_tokens=c.input_tokens,
+            output_tokens=c.output_tokens,
+            cost_usd=round(c.cost_usd, 6),
+            cost_krw=usd_to_krw(self.settings, c.cost_usd),
+        )
+
+    def _summary(self, c: Conversation) -> dict[str, Any]:
+        return {
+            "id": c.id,
+            "title": c.title,
+            "model": c.model,
+            "dataset_ids": list(c.dataset_ids),
+            "message_count": c.message_count,
+            "totals": self._totals(c),
+            "created_at": c.created_at,
+            "updated_at": c.updated_at,
+        }
+
+    async def list_conversations(self, user: Principal, *, offset: int, limit: int) -> Page[s.ConversationSummary]:
+        if offset < 0 or not 1 <= limit <= 200:
+            raise InvalidInput(
+                "offset은 0 이상, limit은 1~200이어야 합니다.", detail={"offset": offset, "limit": limit}
+            )
+        rows, total = await self.conversations.page_for(user.id, offset=offset, limit=limit)
+        return Page(
+            items=[s.ConversationSummary(**self._summary(c)) for c in rows], total=total, offset=offset, limit=limit
+        )
+
+    async def _owned(self, user: Principal, conversation_id: int) -> Conversation:
+        conversation = await self.conversations.owned(conversation_id, user.id)
+        if conversation is None:
+            raise NotFound("대화를 찾을 수 없습니다.", detail={"conversation_id": conversation_id})
+        return conversation
+
+    async def conversation(self, user: Principal, conversation_id: int) -> s.ConversationDetail:
+        c = await self._owned(user, conversation_id)
+        messages = [
+            s.MessageOut(
+                id=m.id,
+                role=m.role,
+                content=m.content,
+                model=m.model,
+                tool_calls=_tool_calls(m.tool_calls),
+                token_usage=s.TokenUsage(
+                    input=m.input_tokens,
+                    output=m.output_tokens,
+                    cost_usd=round(m.cost_usd, 6),
+                    cost_krw=usd_to_krw(self.settings, m.cost_usd),
+                ),
+                cache_hit=m.cache_hit,
+                dataset_ids=list(m.dataset_ids),
+                created_at=m.created_at,
+            )
+            for m in await self.conversations.messages(c.id)
+        ]
+        return s.ConversationDetail(**self._summary(c), messages=messages)
+
+    async def delete_conversation(self, user: Principal, conversation_id: int) -> None:
+        c = await self._owned(user, conversation_id)
+        await self.conversations.remove(c)
+        await self.session.commit()
