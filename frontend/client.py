@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -31,7 +32,7 @@ class HabClient:
         )
         self.upload_timeout = upload_timeout
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _request(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException:
@@ -46,9 +47,14 @@ class HabClient:
                 raise ApiError(response.status_code, error["message"], error.get("code", "error"))
             except (ValueError, KeyError, TypeError):
                 raise ApiError(response.status_code, f"요청이 실패했습니다 (HTTP {response.status_code}).") from None
+        if raw:
+            return response.content
         if response.status_code == 204 or not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(response.status_code, "서버가 알 수 없는 형식으로 응답했습니다.", "bad_response") from None
 
     def ready(self) -> dict[str, Any]:
         try:
@@ -93,3 +99,87 @@ class HabClient:
 
     def revoke_share(self, token: str) -> None:
         self._request("DELETE", f"/api/shared/{token}")
+
+    # ---- exploring a dataset: by id (own/team) or through a share link (no account needed) ------------
+
+    def rows(
+        self, source: DatasetSource, *, offset: int = 0, limit: int = 10, columns: list[str] | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if columns:
+            params["columns"] = ",".join(columns)
+        return self._request("GET", f"{source.path}/rows", params=params)
+
+    def distribution(self, source: DatasetSource, column: str) -> dict[str, Any]:
+        return self._request("GET", f"{source.path}/columns/{quote(column, safe='')}/distribution")
+
+    def points(self, source: DatasetSource, *, max_points: int) -> dict[str, Any]:
+        return self._request("GET", f"{source.path}/points", params={"max_points": max_points})
+
+    def shared(self, token: str) -> dict[str, Any]:
+        return self._request("GET", f"/api/shared/{token}")
+
+    # ---- ECLO predictions and batch jobs ---------------------------------------------------------------
+
+    def predict_schema(self) -> dict[str, Any]:
+        return self._request("GET", "/api/predict/schema")
+
+    def predict(self, features: dict[str, Any], *, explain: bool = True) -> dict[str, Any]:
+        return self._request("POST", "/api/predict/eclo", json={**features, "explain": explain})
+
+    def submit_scoring(self, dataset_id: int) -> dict[str, Any]:
+        return self._request("POST", "/api/predict/jobs", json={"dataset_id": dataset_id})
+
+    def job_results(self, job_id: int, *, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        return self._request(
+            "GET", f"/api/predict/jobs/{job_id}/results", params={"format": "json", "offset": offset, "limit": limit}
+        )
+
+    def job_results_csv(self, job_id: int) -> bytes:
+        return self._request(
+            "GET",
+            f"/api/predict/jobs/{job_id}/results",
+            params={"format": "csv"},
+            timeout=self.upload_timeout,
+            raw=True,
+        )
+
+    def jobs(self, *, offset: int = 0, limit: int = 50, status: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if status:
+            params["status"] = status
+        return self._request("GET", "/api/jobs", params=params)
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/api/jobs/{job_id}")
+
+    def cancel_job(self, job_id: int) -> dict[str, Any]:
+        return self._request("POST", f"/api/jobs/{job_id}/cancel")
+
+    # ---- the model registry -----------------------------------------------------------------------------
+
+    def models(self) -> dict[str, Any]:
+        return self._request("GET", "/api/models")
+
+    def model(self, version: int) -> dict[str, Any]:
+        return self._request("GET", f"/api/models/{version}")
+
+    def active_model(self) -> dict[str, Any]:
+        return self._request("GET", "/api/models/active")
+
+    def activate_model(self, version: int) -> dict[str, Any]:
+        return self._request("POST", f"/api/models/{version}/activate")
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """Where a dataset's rows, distributions and points are read: by id, or through a share link."""
+
+    dataset_id: int | None = None
+    share_token: str | None = None
+
+    @property
+    def path(self) -> str:
+        if self.share_token:
+            return f"/api/shared/{self.share_token}"
+        return f"/api/datasets/{self.dataset_id}"

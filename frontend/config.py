@@ -11,14 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ENV_DIR = Path(__file__).resolve().parent.parent / "env"
+# Claude models offered in the sidebar (the first is the default).
+MODEL_CHOICES = ("claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-5-5")
+DEFAULT_MAP_POINTS = 5_000
+MAX_MAP_POINTS = 50_000  # the API's own limit per request
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 
 
 def _read(path: Path) -> dict[str, str]:
-    if not path.exists():
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):  # missing or unreadable: as if absent
         return {}
     values = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         match = _LINE.match(line)
         if match:
             values[match.group(1)] = match.group(2).strip().strip("'\"")
@@ -35,13 +41,12 @@ class FrontendConfig:
 
 
 def load_config() -> FrontendConfig:
-    """Environment variables win over env/.env, which wins over env/config.env."""
-    files: dict[str, str] = {}
-    for name in ("config.env", ".env"):
-        files.update(_read(ENV_DIR / name))
-    env_file = os.environ.get("HAB_ENV_FILE")
-    if env_file:
-        files.update(_read(Path(env_file)))
+    """Environment variables win over env/.env, which wins over env/config.env.
+
+    HAB_ENV_FILE replaces env/.env (as for the backend), so tests never read a developer's file.
+    """
+    files = _read(ENV_DIR / "config.env")
+    files.update(_read(Path(os.environ.get("HAB_ENV_FILE") or ENV_DIR / ".env")))
 
     def pick(key: str, default: str = "") -> str:
         return os.environ.get(key) or files.get(key) or default

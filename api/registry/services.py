@@ -18,6 +18,10 @@ from models.loaded import LoadedModel
 
 logger = logging.getLogger("hab.registry")
 
+# Artifacts are immutable (content-addressed), so importance computed once per artifact stays true.
+_IMPORTANCE: dict[str, dict[str, float]] = {}
+_IMPORTANCE_ENTRIES = 32
+
 
 def to_info(row: ModelVersion, cls: type[s.ModelVersionInfo] = s.ModelVersionInfo, **extra: Any) -> Any:
     meta = row.model_metadata
@@ -50,20 +54,36 @@ class RegistryService:
         row = await self.versions.by_version(version)
         if row is None:
             raise NotFound(f"모델 버전 {version}이(가) 없습니다.", detail={"version": version})
-        return self._detail(row)
+        return await self._detail(row)
 
     async def active(self) -> s.ModelVersionDetail:
         row = await self.versions.active()
         if row is None:
             raise NotFound("활성화된 모델이 없습니다. 관리자가 모델을 등록하고 활성화해야 합니다.")
-        return self._detail(row)
+        return await self._detail(row)
 
-    def _detail(self, row: ModelVersion) -> s.ModelVersionDetail:
-        meta = row.model_metadata
-        importance = None
+    async def _importance(self, row: ModelVersion) -> dict[str, float] | None:
+        """Gain importance per feature: from the served model when it is this version, else from the artifact."""
+        cached = _IMPORTANCE.get(row.artifact_sha256)
+        if cached is not None:
+            return cached
         current = self.resources.models.current
-        if current is not None and current.version == row.version:
+        if current is not None and self.resources.models.version == row.version:
             importance = current.feature_importance()
+        else:
+            bundle = await self.versions.bundle(row.version)
+            if bundle is None:
+                return None
+            artifact = await asyncio.to_thread(ModelArtifact.from_bundle, bundle[0], expected_sha256=bundle[1])
+            importance = await asyncio.to_thread(lambda: LoadedModel(artifact).feature_importance())
+        if len(_IMPORTANCE) >= _IMPORTANCE_ENTRIES:
+            _IMPORTANCE.pop(next(iter(_IMPORTANCE)))
+        _IMPORTANCE[row.artifact_sha256] = importance
+        return importance
+
+    async def _detail(self, row: ModelVersion) -> s.ModelVersionDetail:
+        meta = row.model_metadata
+        importance = await self._importance(row)
         return to_info(
             row,
             s.ModelVersionDetail,

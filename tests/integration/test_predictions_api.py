@@ -164,6 +164,12 @@ async def test_registry_reads(client, alice, versions):
     assert {"rmse", "rmsle", "mae"} <= set(by_version[versions[0]]["metrics"])
     active = (await client.get("/api/models/active", headers=alice.headers)).json()
     assert active["version"] == versions[0] and len(active["feature_order"]) == 11
+    # Importance for the served version and for an inactive one (read from its artifact); they differ by seed.
+    inactive = (await client.get(f"/api/models/{versions[1]}", headers=alice.headers)).json()
+    for detail in (active, inactive):
+        importance = detail["feature_importance"]
+        assert set(importance) == set(detail["feature_order"]) and sum(importance.values()) > 0
+    assert active["feature_importance"] != inactive["feature_importance"]
 
 
 async def test_members_cannot_change_the_registry(client, alice, resources, versions):

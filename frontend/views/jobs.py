@@ -1,0 +1,97 @@
+"""작업: the user's background jobs with status and progress; cancel the running ones; look at one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from frontend import jobview
+from frontend.client import HabClient
+from frontend.session import get_client
+from frontend.ui import ACTIVE_JOB_STATUSES, JOB_KIND_LABELS, JOB_STATUS_LABELS, fetch, require
+
+STATUS_FILTER = {"전체": None, **{label: status for status, label in JOB_STATUS_LABELS.items()}}
+
+
+def describe_input(job: dict[str, Any]) -> str:
+    params = job.get("params") or {}
+    if "dataset_name" in params:
+        return f"데이터셋 #{params.get('dataset_id')} {params['dataset_name']}"
+    if "inline_rows" in params:
+        return f"직접 보낸 {params['inline_rows']:,}행"
+    return ""
+
+
+def jobs_table(items: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "ID": j["id"],
+                "종류": JOB_KIND_LABELS.get(j["kind"], j["kind"]),
+                "입력": describe_input(j),
+                "상태": JOB_STATUS_LABELS.get(j["status"], j["status"]),
+                "진행률": jobview.fraction(j),
+                "처리한 행": j["progress"],
+                "전체 행": j["total"],
+                "만든 때": j["created_at"][:19].replace("T", " "),
+                "걸린 시간(초)": None if j["duration_seconds"] is None else round(j["duration_seconds"], 1),
+            }
+            for j in items
+        ]
+    )
+
+
+def active_jobs(client: HabClient, items: list[dict[str, Any]]) -> None:
+    running = [j for j in items if j["status"] in ACTIVE_JOB_STATUSES]
+    if not running:
+        return
+    st.subheader("진행 중인 작업")
+    for job in running:
+        left, right = st.columns([4, 1])
+        left.progress(jobview.fraction(job), text=jobview.progress_text(job))
+        if job["cancel_requested"]:
+            right.caption("취소 요청됨")
+        elif right.button("취소", key=f"cancel_job_{job['id']}"):
+            if fetch(client.cancel_job, job["id"], context=f"작업 #{job['id']} 취소") is not None:
+                st.toast(f"작업 #{job['id']} 취소를 요청했습니다.")
+                st.rerun()
+
+
+client = get_client()
+st.title("작업")
+top_left, top_right = st.columns([3, 1])
+label = top_left.selectbox("상태", list(STATUS_FILTER), key="jobs_status")
+top_right.button("새로 고침", key="jobs_refresh", width="stretch")
+page = require(client.jobs, status=STATUS_FILTER[label], limit=100)
+items = page["items"]
+if not items:
+    st.info("작업이 없습니다. ECLO 예측 화면의 배치 예측으로 작업을 만들 수 있습니다.")
+    st.stop()
+
+st.caption(f"모두 {page['total']:,}개 (최근 {len(items)}개 표시)")
+st.dataframe(
+    jobs_table(items),
+    hide_index=True,
+    width="stretch",
+    column_config={"진행률": st.column_config.ProgressColumn("진행률", min_value=0.0, max_value=1.0, format="percent")},
+)
+active_jobs(client, items)
+
+st.subheader("작업 자세히 보기")
+chosen = st.selectbox(
+    "작업",
+    items,
+    format_func=lambda j: (
+        f"#{j['id']} {JOB_KIND_LABELS.get(j['kind'], j['kind'])} · {JOB_STATUS_LABELS.get(j['status'], j['status'])}"
+    ),
+    key="jobs_detail",
+)
+job = fetch(client.job, chosen["id"], context=f"작업 #{chosen['id']}")
+if job is not None:
+    if job["status"] in ACTIVE_JOB_STATUSES:
+        st.progress(jobview.fraction(job), text=jobview.progress_text(job))
+        st.caption("진행 중입니다. '새로 고침'으로 최신 상태를 볼 수 있습니다.")
+    else:
+        jobview.render_outcome(client, job)

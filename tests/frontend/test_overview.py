@@ -1,0 +1,93 @@
+"""개요 / 업로드: the dataset list, uploads, share links and deletion against the live API."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.frontend.conftest import assert_clean, metrics, open_page, texts
+
+PAGE = "views/overview.py"
+
+
+def _table(at):
+    return at.dataframe[0].value
+
+
+def test_the_list_shows_the_apis_datasets(frontend_env):
+    api = frontend_env.get("/api/datasets", limit=200).json()
+    at = open_page(PAGE)
+    table = _table(at)
+    assert sorted(table["이름"]) == sorted(d["name"] for d in api["items"])
+    assert set(table["데모"]) == {"🧪 데모"}  # the seeded data is all synthetic demo data
+    by_id = table.set_index("ID")
+    for dataset in api["items"]:
+        row = by_id.loc[dataset["id"]]
+        assert row["행 수"] == dataset["rows"] and row["버전"] == dataset["version"]
+        assert row["소유자"] == "데모" and row["공개"] == "팀"
+    assert by_id.loc[next(d["id"] for d in api["items"] if d["kind"] == "cctv")]["종류"] == "CCTV"
+    shown = metrics(at)
+    assert shown["데이터셋"] == f"{api['total']}개"
+    assert shown["전체 행 수"] == f"{sum(d['rows'] for d in api['items']):,}"
+
+
+def test_upload_several_csvs_then_delete_one(frontend_env):
+    at = open_page(PAGE)
+    at.file_uploader(key="upload_files").set_value(
+        [
+            (
+                "학교 앞 보안등.csv",
+                "보안등위치명,설치개수,설치형태,위도,경도\n대명1동1,2,한전주,35.85,128.59\n".encode(),
+                "text/csv",
+            ),
+            ("메모.csv", b"a,b\n1,2\n3,4\n", "text/csv"),
+        ]
+    )
+    at.run()
+    at.button(key="upload_button").click().run()
+    assert_clean(at)
+    assert at.progress[0].value == 100
+    assert "학교 앞 보안등 (v1): 1행, 보안등" in texts(at.success)
+    assert "메모 (v1): 2행, 일반" in texts(at.success)
+    mine = {d["name"]: d for d in frontend_env.get("/api/datasets", name="메모").json()["items"]}
+    assert mine["메모"]["owner"] == "관리자" and mine["메모"]["visibility"] == "private"
+
+    at = open_page(PAGE)
+    names = [o for o in at.selectbox(key="overview_dataset").options]
+    at.selectbox(key="overview_dataset").select_index(next(i for i, n in enumerate(names) if " 메모 v1" in n)).run()
+    assert at.button(key="delete_button").disabled  # nothing is deleted without the confirmation
+    at.checkbox[0].check().run()
+    at.button(key="delete_button").click().run()
+    assert_clean(at)
+    assert "'메모'을(를) 삭제했습니다." in texts(at.success)
+    assert "메모" not in list(_table(at)["이름"])
+    assert frontend_env.get(f"/api/datasets/{mine['메모']['id']}").status_code == 404
+
+
+def test_share_link_create_copy_and_revoke(frontend_env):
+    at = open_page(PAGE)
+    options = at.selectbox(key="overview_dataset").options
+    at.selectbox(key="overview_dataset").select_index(next(i for i, o in enumerate(options) if "CCTV" in o)).run()
+    at.button(key="share_create").click().run()
+    assert_clean(at)
+    url = at.code[0].value  # st.code: shown with a copy button
+    assert url.startswith(f"{frontend_env.url}/api/shared/shr_")
+    shared = httpx.get(url, timeout=10)  # no token needed
+    assert shared.status_code == 200 and shared.json()["name"] == "데모 대구 CCTV 정보"
+
+    at.button(key="share_revoke_0").click().run()
+    assert_clean(at)
+    assert "공유 링크를 취소했습니다. 이제 그 주소로는 볼 수 없습니다." in texts(at.success)
+    assert not at.code  # a revoked link is no longer offered for copying
+    assert any("취소됨" in m for m in texts(at.markdown))
+    assert httpx.get(url, timeout=10).status_code in (404, 410)
+
+
+def test_a_refused_delete_shows_the_apis_korean_message(frontend_env, monkeypatch):
+    monkeypatch.setenv("HAB_API_TOKEN", frontend_env.user_token)  # a regular user; demo data is not theirs
+    at = open_page(PAGE)
+    at.checkbox[0].check().run()
+    at.button(key="delete_button").click().run()
+    assert_clean(at)
+    assert "삭제: 데이터셋을 만든 사용자나 관리자만 삭제할 수 있습니다." in texts(at.error)
+    visible = frontend_env.get("/api/datasets", token=frontend_env.user_token, limit=200).json()
+    assert len(_table(at)) == visible["total"]
