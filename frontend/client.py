@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +21,10 @@ class ApiError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+# A chat turn may take several LLM calls; the read timeout waits for the whole answer.
+CHAT_TIMEOUT = httpx.Timeout(600.0, connect=3.0)
 
 
 class HabClient:
@@ -42,11 +48,7 @@ class HabClient:
                 0, "백엔드 서버에 연결할 수 없습니다. 서버가 실행 중인지 확인해 주세요.", "unreachable"
             ) from None
         if response.status_code >= 400:
-            try:
-                error = response.json()["error"]
-                raise ApiError(response.status_code, error["message"], error.get("code", "error"))
-            except (ValueError, KeyError, TypeError):
-                raise ApiError(response.status_code, f"요청이 실패했습니다 (HTTP {response.status_code}).") from None
+            self._raise_for(response)
         if raw:
             return response.content
         if response.status_code == 204 or not response.content:
@@ -55,6 +57,14 @@ class HabClient:
             return response.json()
         except ValueError:
             raise ApiError(response.status_code, "서버가 알 수 없는 형식으로 응답했습니다.", "bad_response") from None
+
+    @staticmethod
+    def _raise_for(response: httpx.Response) -> None:
+        try:
+            error = response.json()["error"]
+            raise ApiError(response.status_code, error["message"], error.get("code", "error"))
+        except (ValueError, KeyError, TypeError):
+            raise ApiError(response.status_code, f"요청이 실패했습니다 (HTTP {response.status_code}).") from None
 
     def ready(self) -> dict[str, Any]:
         try:
@@ -169,6 +179,65 @@ class HabClient:
 
     def activate_model(self, version: int) -> dict[str, Any]:
         return self._request("POST", f"/api/models/{version}/activate")
+
+    # -- chat (the Anthropic key goes in a header, per request; the API never stores it) -----------
+
+    @staticmethod
+    def _key_header(api_key: str) -> dict[str, str]:
+        return {"X-Anthropic-API-Key": api_key}
+
+    def verify_key(self, api_key: str, model: str | None = None) -> dict[str, Any]:
+        params = {"model": model} if model else {}
+        return self._request("POST", "/api/chat/verify-key", headers=self._key_header(api_key), params=params)
+
+    def ask(self, body: dict[str, Any], api_key: str) -> dict[str, Any]:
+        return self._request(
+            "POST", "/api/chat/message", json=body, headers=self._key_header(api_key), timeout=CHAT_TIMEOUT
+        )
+
+    def ask_in_background(self, body: dict[str, Any], api_key: str) -> dict[str, Any]:
+        return self._request("POST", "/api/chat/jobs", json=body, headers=self._key_header(api_key))
+
+    def ask_stream(self, body: dict[str, Any], api_key: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(event, data) pairs of the answer's Server-Sent Events: text, tool_start, tool_end, done, error."""
+        try:
+            with self._http.stream(
+                "POST", "/api/chat/stream", json=body, headers=self._key_header(api_key), timeout=CHAT_TIMEOUT
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._raise_for(response)
+                yield from _sse_events(response.iter_lines())
+        except httpx.TimeoutException:
+            message = "답변이 너무 오래 걸립니다. '백그라운드에서 실행'을 켜고 다시 시도해 주세요."
+            raise ApiError(0, message, "timeout") from None
+        except httpx.TransportError:
+            raise ApiError(0, "백엔드 서버와의 연결이 끊겼습니다. 잠시 후 다시 시도해 주세요.", "unreachable") from None
+
+    def conversations(self, *, limit: int = 100) -> dict[str, Any]:
+        return self._request("GET", "/api/conversations", params={"limit": limit})
+
+    def conversation(self, conversation_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/api/conversations/{conversation_id}")
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        self._request("DELETE", f"/api/conversations/{conversation_id}")
+
+
+def _sse_events(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    name, data = None, []
+    for line in lines:
+        if not line:
+            if name is not None:
+                try:
+                    yield name, json.loads("\n".join(data) or "{}")
+                except ValueError:
+                    pass
+            name, data = None, []
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip())
 
 
 @dataclass(frozen=True)

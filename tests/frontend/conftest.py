@@ -26,6 +26,8 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.fakes.anthropic_server import FakeAnthropic
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP = REPO_ROOT / "frontend" / "app.py"
 HAB = str(Path(sys.executable).with_name("hab"))
@@ -42,6 +44,7 @@ class Stack:
     env_file: Path
     model_versions: tuple[int, int]
     worker: Process
+    anthropic: FakeAnthropic
 
     def get(self, path: str, token: str | None = None, **params: object) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token or self.admin_token}"}
@@ -133,12 +136,15 @@ def stack(services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]
     try:
         database_url = with_database(services.database_url, database)
         upgrade_head(database_url)
-        yield from _run_stack(database_url, services.redis_url, tmp_path_factory.mktemp("frontend-stack"))
+        with FakeAnthropic() as anthropic:
+            yield from _run_stack(
+                database_url, services.redis_url, tmp_path_factory.mktemp("frontend-stack"), anthropic
+            )
     finally:
         asyncio.run(drop_database(services.database_url, database))
 
 
-def _run_stack(database_url: str, redis_url: str, root: Path) -> Iterator[Stack]:
+def _run_stack(database_url: str, redis_url: str, root: Path, anthropic: FakeAnthropic) -> Iterator[Stack]:
     from api.settings import Settings
 
     env_file = root / "empty.env"
@@ -170,6 +176,8 @@ def _run_stack(database_url: str, redis_url: str, root: Path) -> Iterator[Stack]
         "HAB_LOG_LEVEL": "WARNING",
         "HAB_SCORE_CHUNK_ROWS": "100",  # several progress steps even for small inputs
         "HAB_MODEL_RECHECK_SECONDS": "2",
+        "ANTHROPIC_BASE_URL": anthropic.url,
+        "HAB_ANTHROPIC_MAX_RETRIES": "0",
     }
     processes: list[Process] = []
     try:
@@ -186,6 +194,7 @@ def _run_stack(database_url: str, redis_url: str, root: Path) -> Iterator[Stack]
             env_file=env_file,
             model_versions=versions,
             worker=worker,
+            anthropic=anthropic,
         )
     finally:
         for process in reversed(processes):  # the worker first, then the server
