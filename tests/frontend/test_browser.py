@@ -1,0 +1,210 @@
+"""One real browser: headless Chromium (Debian's chromium + chromedriver, driven by Selenium) against a real
+`streamlit run` of the frontend, which talks to the live stack. It uploads a CSV, then opens the explore, map,
+chat and prediction pages; a screenshot of each lands in test-artifacts/browser/ (git-ignored).
+
+Map tiles and CDN scripts cannot load on a closed network, so the checks are on what the page itself renders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakes.anthropic_server import tool_use
+from tests.frontend.conftest import APP, REPO_ROOT, Stack, free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
+KEY = "sk-ant-browser-" + "b" * 16
+WAIT_SECONDS = 45
+
+pytestmark = pytest.mark.skipif(
+    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
+)
+
+
+@pytest.fixture(scope="module")
+def ui(stack: Stack) -> Iterator[str]:
+    """`streamlit run frontend/app.py` on a free port, pointed at the live API as the admin."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "HAB_API_URL": stack.url,
+        "HAB_API_TOKEN": stack.admin_token,
+        "HAB_ENV_FILE": str(stack.env_file),
+        "claude_api_key": KEY,
+    }
+    log_path = stack.root / "streamlit.log"
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--server.headless", "true",
+               "--browser.gatherUsageStats", "false"]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"streamlit exited:\n{log_path.read_text(errors='replace')[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/_stcore/health", timeout=2).text.strip() == "ok":
+                    break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("streamlit did not start")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1440,1100",
+                 "--disable-gpu", "--lang=ko-KR"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _body_text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def wait_text(driver, *needles: str, timeout: float = WAIT_SECONDS) -> None:
+    """Wait until every needle is visible on the page (Streamlit renders over a websocket, after load)."""
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            text = _body_text(driver)
+            if all(n in text for n in needles):
+                return
+        time.sleep(0.25)
+    raise AssertionError(f"{needles} not on the page; it shows:\n{text[-2000:]}")
+
+
+def wait_element(driver, css: str, timeout: float = WAIT_SECONDS):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def click_button(driver, label: str, timeout: float = WAIT_SECONDS) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    xpath = f"//button[normalize-space(.)='{label}' and not(@disabled)]"
+    WebDriverWait(driver, timeout).until(ec.element_to_be_clickable((By.XPATH, xpath))).click()
+
+
+def shot(driver, name: str) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    assert path.stat().st_size > 10_000  # a real rendering, not a blank page
+    return path
+
+
+def no_traceback(driver) -> None:
+    text = _body_text(driver)
+    assert "Traceback" not in text and "예상하지 못한 문제" not in text, text[-2000:]
+
+
+def test_upload_explore_map_chat_and_predict_in_a_real_browser(ui, browser, stack, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from api.datasets.demo import generate_demo_datasets
+
+    driver = browser
+    cctv = next(d for d in generate_demo_datasets(seed=21, scale=0.02) if d.key == "cctv")
+    csv_path = tmp_path / "브라우저 CCTV.csv"
+    csv_path.write_bytes(cctv.csv_bytes)
+
+    # 개요 / 업로드: upload through the file input, as a person would.
+    driver.get(ui)
+    wait_text(driver, "데이터셋", "백엔드 연결됨")
+    driver.find_element(By.XPATH, "//summary[contains(., 'CSV 올리기')]").click()
+    wait_element(driver, "input[type='file']").send_keys(str(csv_path))
+    wait_text(driver, "브라우저 CCTV.csv")
+    click_button(driver, "올리기")
+    wait_text(driver, "브라우저 CCTV (v1)", "1개 파일 처리 완료")
+    uploaded = next(d for d in stack.get("/api/datasets", limit=200).json()["items"] if d["name"] == "브라우저 CCTV")
+    assert uploaded["kind"] == "cctv"
+    no_traceback(driver)
+    shot(driver, "01-overview-upload")
+
+    # 데이터 탐색
+    driver.get(f"{ui}/explore")
+    wait_text(driver, "데이터 탐색", "행 수")
+    no_traceback(driver)
+    shot(driver, "02-explore")
+
+    # 지도: the page's own metrics and the map component's frame (tiles cannot load offline).
+    driver.get(f"{ui}/map")
+    wait_text(driver, "지도에 표시한 점", "잘못된 좌표")
+    wait_element(driver, "iframe")
+    no_traceback(driver)
+    shot(driver, "03-map")
+
+    # 질의응답: tick a dataset, ask, and see the streamed answer with its tool call.
+    stack.anthropic.reset()
+    stack.anthropic.reply("CCTV 데이터를 살펴보겠습니다.", tool_use("get_dataframe_info", {}))
+    stack.anthropic.reply("브라우저에서 받은 답변입니다. CCTV 설치 현황을 요약했습니다.")
+    driver.get(f"{ui}/chat")
+    wait_text(driver, "질의응답", "질문할 데이터셋")
+    label = driver.find_element(By.XPATH, "//div[@data-testid='stCheckbox']//label[contains(., '브라우저 CCTV')]")
+    label.click()
+    time.sleep(1.0)  # let the checkbox's rerun settle before typing
+    box = wait_element(driver, "textarea[data-testid='stChatInputTextArea']")
+    box.send_keys(f"CCTV 설치 현황을 알려줘 ({secrets.token_hex(3)})")  # never asked before: no cached answer
+    box.send_keys(Keys.ENTER)
+    wait_text(driver, "브라우저에서 받은 답변입니다.", "도구 호출 1개", timeout=60)
+    assert stack.anthropic.call_count == 2 and stack.anthropic.calls[0].api_key == KEY
+    no_traceback(driver)
+    shot(driver, "04-chat")
+    stack.anthropic.reset()
+
+    # ECLO 예측: the schema-built form's defaults are valid; submit and read the result.
+    driver.get(f"{ui}/predict")
+    wait_text(driver, "ECLO 예측", "예측하기")
+    click_button(driver, "예측하기")
+    wait_text(driver, "예상 ECLO", "위험도", "백분위")
+    no_traceback(driver)
+    shot(driver, "05-predict")
