@@ -139,7 +139,8 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
-    # Log the type and location only: exception text can carry user input (and, later, secrets).
+    # The traceback (with the exception's text) goes to the log, never to the caller. No code path formats a
+    # secret into an exception message; Anthropic SDK errors are re-raised unchained (api.chat.services).
     logger.error(
         "unhandled %s on %s %s",
         type(exc).__name__,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from dataclasses import dataclass
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.chat.cache import ChatCache
-from api.chat.llm import AnthropicGateway
+from api.chat.llm import AnthropicGateway, AnthropicUnavailable, AnthropicUnreachable
 from api.chat.tools import FrameCache
 from api.datasets.store import TableCache
 from api.db.engine import create_engine, create_session_factory
@@ -41,6 +43,14 @@ class Resources:
     llm: AnthropicGateway
     chat_cache: ChatCache
     frames: FrameCache
+    # Work that outlives its request (streamed chat turns keep going after a client leaves); drained at close.
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def run_in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return task
 
 
 def redis_client(url: str) -> Redis:
@@ -83,7 +93,9 @@ async def open_resources(settings: Settings, *, follow_models: bool = False) -> 
         model_sync=ModelSync(holder, sessions, redis_url, recheck_seconds=settings.model_recheck_seconds),
         prediction_writer=PredictionWriter(engine),
         llm=AnthropicGateway(settings),
-        chat_cache=ChatCache(redis, ttl_seconds=settings.cache_ttl, lock_seconds=_chat_lock_seconds(settings)),
+        chat_cache=ChatCache(
+            redis, ttl_seconds=settings.cache_ttl, shared_errors=(AnthropicUnavailable, AnthropicUnreachable)
+        ),
         frames=FrameCache(),
     )
     if follow_models:
@@ -91,12 +103,13 @@ async def open_resources(settings: Settings, *, follow_models: bool = False) -> 
     return resources
 
 
-def _chat_lock_seconds(settings: Settings) -> float:
-    # Long enough for the slowest turn (every iteration at its timeout), so a live run is never doubled.
-    return settings.anthropic_timeout * (settings.chat_max_iterations + 1)
+BACKGROUND_DRAIN_SECONDS = 30.0
 
 
 async def close_resources(resources: Resources) -> None:
+    if resources.background:
+        # Let streamed chat turns finish storing before the engine goes away (bounded).
+        await asyncio.wait(set(resources.background), timeout=BACKGROUND_DRAIN_SECONDS)
     await resources.llm.aclose()
     await resources.model_sync.stop()
     await resources.prediction_writer.close()

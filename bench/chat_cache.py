@@ -46,8 +46,10 @@ def _summary(seconds: list[float]) -> dict[str, float]:
     }
 
 
-async def _ask_all(base_url: str, headers: dict[str, str], bodies: list[dict[str, Any]]) -> dict[str, Any]:
-    gate = asyncio.Semaphore(CONCURRENCY)
+async def _ask_all(
+    base_url: str, headers: dict[str, str], bodies: list[dict[str, Any]], concurrency: int = CONCURRENCY
+) -> dict[str, Any]:
+    gate = asyncio.Semaphore(concurrency)
     server: list[float] = []
     hits = 0
 
@@ -67,7 +69,13 @@ async def _ask_all(base_url: str, headers: dict[str, str], bodies: list[dict[str
         started = asyncio.get_running_loop().time()
         await asyncio.gather(*(ask(b) for b in bodies))
         wall = asyncio.get_running_loop().time() - started
-    return {"server": _summary(server), "cache_hits": hits, "requests": len(bodies), "wall_s": round(wall, 2)}
+    return {
+        "server": _summary(server),
+        "cache_hits": hits,
+        "requests": len(bodies),
+        "concurrency": concurrency,
+        "wall_s": round(wall, 2),
+    }
 
 
 def run() -> dict[str, Any]:
@@ -99,12 +107,16 @@ def run() -> dict[str, Any]:
             calls_after_miss = fake.call_count
             hit = asyncio.run(_ask_all(server.base_url, headers, bodies))
             calls_after_hit = fake.call_count
+            # The same hits one at a time: latency without queueing behind 19 other requests.
+            hit_sequential = asyncio.run(_ask_all(server.base_url, headers, bodies, concurrency=1))
+            calls_after_sequential = fake.call_count
     return {
         "questions": QUESTIONS,
         "concurrency": CONCURRENCY,
         "fake_latency_s": FAKE_LATENCY_S,
         "miss": miss | {"llm_calls": calls_after_miss},
         "hit": hit | {"llm_calls": calls_after_hit - calls_after_miss},
+        "hit_sequential": hit_sequential | {"llm_calls": calls_after_sequential - calls_after_hit},
         "p50_speedup": round(miss["server"]["p50_ms"] / hit["server"]["p50_ms"], 1),
         "p99_speedup": round(miss["server"]["p99_ms"] / hit["server"]["p99_ms"], 1),
     }
@@ -112,11 +124,12 @@ def run() -> dict[str, Any]:
 
 def report(result: dict[str, Any]) -> str:
     rows = []
-    for name in ("miss", "hit"):
+    for name in ("miss", "hit", "hit_sequential"):
         part = result[name]
         rows.append(
             [
-                "cache " + name,
+                "cache " + name.replace("_", " "),
+                part["concurrency"],
                 part["requests"],
                 part["cache_hits"],
                 part["llm_calls"],
@@ -125,9 +138,8 @@ def report(result: dict[str, Any]) -> str:
                 part["wall_s"],
             ]
         )
-    table = render_table(
-        ["run", "requests", "cache hits", "LLM calls (fake)", "p50 ms (server)", "p99 ms (server)", "wall s"], rows
-    )
+    header = ["run", "concurrent", "requests", "cache hits", "LLM calls (fake)", "p50 ms (server)", "p99 ms (server)"]
+    table = render_table([*header, "wall s"], rows)
     return (
         f"{table}\nhits vs misses: p50 {result['p50_speedup']}x, p99 {result['p99_speedup']}x faster "
         f"(fake Anthropic latency {result['fake_latency_s']} s, {result['concurrency']} concurrent)"

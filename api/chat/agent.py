@@ -65,7 +65,8 @@ def _deps(config: RunnableConfig) -> TurnDeps:
 def _block_param(block: Any) -> dict[str, Any] | None:
     """An assistant content block as a request param (only the fields the API accepts back)."""
     if block.type == "text":
-        return {"type": "text", "text": block.text}
+        # The API refuses blank text blocks sent back in the history (they come with tool calls at times).
+        return {"type": "text", "text": block.text} if block.text.strip() else None
     if block.type == "tool_use":
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
     return None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -15,16 +13,11 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.chat import schemas as s
-from api.chat.jobs import submit_chat_job
 from api.chat.llm import KEY_HEADER, require_key
-from api.chat.services import ChatService, PreparedTurn
-from api.errors import DomainError
+from api.chat.services import ChatService
 from api.jobs.schemas import JobAccepted
-from api.resources import Resources
 from api.schemas import Page
 from api.users.services import Principal
-
-logger = logging.getLogger("hab.chat.api")
 
 AuthedRequest = Request[Principal, Any, Any]
 ApiKeyHeader = Annotated[
@@ -33,44 +26,14 @@ ApiKeyHeader = Annotated[
 ]
 Chat = NamedDependency[ChatService]
 
-# Streams keep running after a client disconnects so the turn is still stored; keep them referenced.
-_background: set[asyncio.Task[None]] = set()
-
 
 def provide_chat_service(db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any]) -> ChatService:
     return ChatService(db_session, request.app.state.resources)
 
 
-def _event(name: str, payload: dict[str, Any]) -> ServerSentEventMessage:
-    return ServerSentEventMessage(event=name, data=msgspec.json.encode(payload).decode())
-
-
-async def _stream_turn(resources: Resources, turn: PreparedTurn, api_key: str) -> AsyncIterator[ServerSentEventMessage]:
-    queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
-
-    async def emit(name: str, payload: dict[str, Any]) -> None:
-        await queue.put((name, payload))
-
-    async def run() -> None:
-        try:
-            # Its own session: the request's session closes when the handler returns, before the body streams.
-            async with resources.sessions() as session:
-                result = await ChatService(session, resources).answer(turn, api_key, emit=emit)
-            await queue.put(("done", msgspec.to_builtins(result)))
-        except DomainError as exc:
-            await queue.put(("error", {"status": exc.status_code, "code": exc.code, "message": exc.message}))
-        except Exception as exc:
-            logger.error("chat stream failed: %s", type(exc).__name__)
-            message = "서버 내부 오류가 발생했습니다. 잠시 후 다시 시도해 주세요."
-            await queue.put(("error", {"status": 500, "code": "internal_error", "message": message}))
-        finally:
-            await queue.put(None)
-
-    task = asyncio.create_task(run())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    while (item := await queue.get()) is not None:
-        yield _event(*item)
+async def _sse(events: AsyncIterator[tuple[str, dict[str, Any]]]) -> AsyncIterator[ServerSentEventMessage]:
+    async for name, payload in events:
+        yield ServerSentEventMessage(event=name, data=msgspec.json.encode(payload).decode())
 
 
 class ChatController(Controller):
@@ -96,20 +59,14 @@ class ChatController(Controller):
     ) -> ServerSentEvent:
         key = require_key(api_key)
         turn = await chat.prepare(request.user, data)  # bad requests fail here, as plain JSON errors
-        return ServerSentEvent(
-            _stream_turn(request.app.state.resources, turn, key), headers={"Cache-Control": "no-cache"}
-        )
+        events = await chat.stream(turn, key)
+        return ServerSentEvent(_sse(events), headers={"Cache-Control": "no-cache"})
 
     @post("/jobs", status_code=202, summary="긴 질문을 백그라운드 작업으로 실행")
     async def job(
-        self,
-        request: AuthedRequest,
-        db_session: NamedDependency[AsyncSession],
-        data: JSONBody[s.ChatRequest],
-        api_key: ApiKeyHeader = None,
+        self, request: AuthedRequest, chat: Chat, data: JSONBody[s.ChatRequest], api_key: ApiKeyHeader = None
     ) -> JobAccepted:
-        key = require_key(api_key)
-        return await submit_chat_job(db_session, request.app.state.resources, request.user, data, key)
+        return await chat.submit_job(request.user, data, require_key(api_key))
 
     @post("/verify-key", status_code=200, summary="Anthropic API 키 확인")
     async def verify_key(

@@ -1,9 +1,10 @@
-"""Long chats as background jobs: submitted by the API, run by an arq worker.
+"""Long chats as background jobs, run by an arq worker (submitted by ChatService.submit_job).
 
 The job's params hold the question, datasets, conversation and model, never the key. The key is sealed
 (api.chat.keybox) and parked in Redis under the job id with a TTL; the worker opens it, runs the turn with
-progress (tool steps so far) written to the job, and deletes it when the job ends. A worker stopped mid-turn
-leaves the sealed key for the retry, which the TTL bounds.
+progress (tool steps so far) written to the job, and deletes it when the job ends. The turn is stored and the
+job marked succeeded in ONE transaction, so a re-delivery after that point finds a finished job and neither
+calls Claude again nor stores the turn twice. A worker stopped mid-turn leaves the sealed key for the retry.
 """
 
 from __future__ import annotations
@@ -20,45 +21,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.chat import keybox
 from api.chat import schemas as s
-from api.chat.services import ChatService
-from api.db.tables import Job, User
+from api.chat.services import INTERNAL_ERROR, ChatService
+from api.db.tables import Job
 from api.errors import DomainError
-from api.jobs import schemas as js
 from api.jobs.locks import job_lock
 from api.jobs.repository import TERMINAL, JobRepository
-from api.jobs.services import JobService
 from api.resources import Resources
+from api.users.repository import UserRepository
 from api.users.services import Principal
 
 logger = logging.getLogger("hab.chat.jobs")
 
-SEALED_KEY_TTL_SECONDS = 3600
 HEARTBEAT_SECONDS = 5.0
-INTERNAL_ERROR = "답변을 만드는 중 서버 오류가 발생했습니다. 잠시 후 다시 시도해 주세요."
 KEY_EXPIRED = "API 키의 보관 시간이 지나 작업을 이어갈 수 없습니다. 질문을 다시 보내 주세요."
-
-
-async def submit_chat_job(
-    session: AsyncSession, resources: Resources, user: Principal, request: s.ChatRequest, api_key: str
-) -> js.JobAccepted:
-    turn = await ChatService(session, resources).prepare(user, request)  # validate now, not in the worker
-    job = Job(
-        kind="chat",
-        owner_id=user.id,
-        status="queued",
-        params={
-            "dataset_ids": [d.id for d in turn.datasets],
-            "message": turn.message,
-            "conversation_id": turn.conversation_id,
-            "model": turn.model,
-        },
-    )
-
-    async def park_key(stored: Job) -> None:
-        sealed = keybox.seal(resources.settings.secret_key, stored.id, api_key)
-        await resources.redis.set(keybox.redis_key(stored.id), sealed, ex=SEALED_KEY_TTL_SECONDS)
-
-    return await JobService(session, resources).submit(job, before_enqueue=park_key)
 
 
 class ChatJobRun:
@@ -66,6 +41,7 @@ class ChatJobRun:
         self.resources = resources
         self.job_id = job_id
         self.steps: list[dict[str, Any]] = []
+        self.cancelled_by_user = False
 
     async def run(self) -> str:
         async with job_lock(self.resources.engine, self.job_id) as held:
@@ -90,10 +66,19 @@ class ChatJobRun:
             job = await JobRepository(session=session).get_one_or_none(id=self.job_id)
             if job is None:
                 return None
-            owner = await session.get(User, job.owner_id)
+            owner = await UserRepository(session=session).get_one_or_none(id=job.owner_id)
             if owner is None:
                 return None
             return job, Principal(id=owner.id, name=owner.name, role=owner.role)
+
+    async def _open_key(self) -> str | None:
+        sealed = await self.resources.redis.get(keybox.redis_key(self.job_id))
+        if sealed is None:
+            return None
+        try:
+            return keybox.unseal(self.resources.settings.secret_key, self.job_id, sealed)
+        except keybox.SealedKeyError:
+            return None
 
     async def _run(self) -> str:
         loaded = await self._load()
@@ -106,12 +91,8 @@ class ChatJobRun:
             return job.status
         if job.cancel_requested:
             return await self._finish("cancelled")
-        sealed = await self.resources.redis.get(keybox.redis_key(self.job_id))
-        if sealed is None:
-            return await self._finish("failed", error=KEY_EXPIRED, summary={"steps": []})
-        try:
-            api_key = keybox.unseal(self.resources.settings.secret_key, self.job_id, sealed)
-        except keybox.SealedKeyError:
+        api_key = await self._open_key()
+        if api_key is None:
             return await self._finish("failed", error=KEY_EXPIRED, summary={"steps": []})
         await self._set(
             status="running",
@@ -124,11 +105,11 @@ class ChatJobRun:
         turn = asyncio.create_task(self._turn(owner, job.params, api_key))
         watcher = asyncio.create_task(self._heartbeat(turn))
         try:
-            result = await turn
+            await turn
         except asyncio.CancelledError:
-            if watcher.done() and watcher.result():  # cancelled by the user, not by shutdown
+            if self.cancelled_by_user:
                 return await self._finish("cancelled", summary={"steps": self.steps})
-            raise
+            raise  # worker shutdown: the sealed key stays for the retry
         except DomainError as exc:
             summary = {"steps": self.steps, "error": {"code": exc.code, "message": exc.message}}
             return await self._finish("failed", error=exc.message, summary=summary)
@@ -138,11 +119,9 @@ class ChatJobRun:
             return await self._finish("failed", error=INTERNAL_ERROR, summary=summary)
         finally:
             watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-        summary = {**msgspec.to_builtins(result), "steps": self.steps}
-        await self._set(progress=len(self.steps))
-        return await self._finish("succeeded", summary=summary)
+            await asyncio.gather(watcher, return_exceptions=True)
+        await self._forget_key()  # the job row was finished together with the stored turn
+        return "succeeded"
 
     async def _turn(self, owner: Principal, params: dict[str, Any], api_key: str) -> s.ChatResponse:
         request = msgspec.convert(params, s.ChatRequest)
@@ -153,21 +132,37 @@ class ChatJobRun:
             self.steps.append(data)
             await self._set(progress=len(self.steps), summary={"steps": self.steps}, heartbeat_at=func.now())
 
+        async def finish_job(session: AsyncSession, result: s.ChatResponse) -> None:
+            await JobRepository(session=session).set_fields(
+                self.job_id,
+                status="succeeded",
+                progress=len(self.steps),
+                summary={**msgspec.to_builtins(result), "steps": self.steps},
+                error=None,
+                finished_at=func.now(),
+            )
+
         async with self.resources.sessions() as session:
             service = ChatService(session, self.resources)
             prepared = await service.prepare(owner, request)
-            return await service.answer(prepared, api_key, emit=progress)
+            return await service.answer(prepared, api_key, emit=progress, finalize=finish_job)
 
-    async def _heartbeat(self, turn: asyncio.Task[Any]) -> bool:
-        """Keep the job alive for the stale-job sweeper; cancel the turn when the user cancels. True if so."""
+    async def _heartbeat(self, turn: asyncio.Task[Any]) -> None:
+        """Keep the job alive for the stale-job sweeper; cancel the turn when the user cancels the job.
+
+        A failed beat (database hiccup) is logged and retried: it must never fail a turn that is working.
+        """
         while not turn.done():
             await asyncio.sleep(HEARTBEAT_SECONDS)
-            async with self.resources.sessions() as session:
-                repository = JobRepository(session=session)
-                job = await repository.get_one_or_none(id=self.job_id)
-                if job is not None and job.cancel_requested:
-                    turn.cancel()
-                    return True
-                await repository.set_fields(self.job_id, heartbeat_at=func.now())
-                await session.commit()
-        return False
+            try:
+                async with self.resources.sessions() as session:
+                    repository = JobRepository(session=session)
+                    job = await repository.get_one_or_none(id=self.job_id)
+                    if job is not None and job.cancel_requested:
+                        self.cancelled_by_user = True
+                        turn.cancel()
+                        return
+                    await repository.set_fields(self.job_id, heartbeat_at=func.now())
+                    await session.commit()
+            except Exception as exc:
+                logger.warning("chat job %s heartbeat failed (%s); retrying", self.job_id, type(exc).__name__)

@@ -44,3 +44,6 @@ def unseal(secret: str, job_id: int, sealed: bytes) -> str:
 
 def redis_key(job_id: int) -> str:
     return f"hab:chat:sealed-key:{job_id}"
+
+
+SEALED_KEY_TTL_SECONDS = 3600

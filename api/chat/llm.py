@@ -66,7 +66,7 @@ def require_key(raw: str | None) -> str:
     key = (raw or "").strip()
     if not key:
         raise AnthropicKeyMissing()
-    if len(key) > MAX_KEY_LENGTH or not key.isascii() or any(c.isspace() for c in key):
+    if len(key) > MAX_KEY_LENGTH or any(not "\x21" <= c <= "\x7e" for c in key):
         raise AnthropicKeyMissing("Anthropic API 키 형식이 올바르지 않습니다. 키를 다시 확인해 주세요.")
     return key
 
@@ -81,34 +81,57 @@ def _retry_after(exc: anthropic.APIStatusError) -> str | None:
         return None
 
 
+# Error types Anthropic sends as an `error` event inside a 200 stream, by the status they would have had.
+_STREAM_ERROR_STATUS = {
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+
+
+def _error_type(exc: anthropic.APIStatusError) -> str | None:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error") if isinstance(body.get("error"), dict) else body
+    value = error.get("type") if isinstance(error, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _for_status(status: int, retry_after: str | None) -> DomainError:
+    upstream = {"upstream_status": status}
+    retry_headers = {"Retry-After": retry_after} if retry_after else None
+    if status == 401:
+        return AnthropicKeyInvalid()
+    if status == 403:
+        return AnthropicForbidden()
+    if status == 429:
+        detail = {"retry_after": int(retry_after)} if retry_after else {}
+        return AnthropicRateLimited(detail=detail, headers=retry_headers)
+    if status >= 500:
+        return AnthropicUnavailable(detail=upstream, headers=retry_headers)
+    if status == 404:
+        return AnthropicRejected("요청한 Claude 모델을 찾을 수 없습니다. 다른 모델을 골라 주세요.", detail=upstream)
+    return AnthropicRejected(detail=upstream)
+
+
 def map_anthropic_error(exc: Exception) -> DomainError:
     """Translate an SDK error into the status and Korean message the caller sees.
 
-    Only the status and error type are kept: SDK messages may quote the request (never the key, but there
+    Only the status and error type are used: SDK messages may quote the request (never the key, but there
     is no reason to pass upstream text through).
     """
     if isinstance(exc, anthropic.APITimeoutError):
         return AnthropicUnreachable("Anthropic API 응답이 제한 시간 안에 오지 않았습니다. 잠시 후 다시 시도해 주세요.")
     if isinstance(exc, anthropic.APIConnectionError):
         return AnthropicUnreachable()
-    if isinstance(exc, anthropic.AuthenticationError):
-        return AnthropicKeyInvalid()
-    if isinstance(exc, anthropic.PermissionDeniedError):
-        return AnthropicForbidden()
-    if isinstance(exc, anthropic.RateLimitError):
-        retry = _retry_after(exc)
-        return AnthropicRateLimited(
-            detail={"retry_after": int(retry)} if retry else {}, headers={"Retry-After": retry} if retry else None
-        )
     if isinstance(exc, anthropic.APIStatusError):
-        upstream = {"upstream_status": exc.status_code}
-        if exc.status_code >= 500:
-            retry = _retry_after(exc)
-            return AnthropicUnavailable(detail=upstream, headers={"Retry-After": retry} if retry else None)
-        if exc.status_code == 404:
-            return AnthropicRejected("요청한 Claude 모델을 찾을 수 없습니다. 다른 모델을 골라 주세요.", detail=upstream)
-        return AnthropicRejected(detail=upstream)
-    raise TypeError(f"not an Anthropic error: {type(exc).__name__}")
+        status = exc.status_code
+        if status < 400:  # an `error` event inside a streamed 200 response (e.g. overloaded mid-answer)
+            status = _STREAM_ERROR_STATUS.get(_error_type(exc) or "", 500)
+        return _for_status(status, _retry_after(exc))
+    return AnthropicRejected()
 
 
 class AnthropicGateway:

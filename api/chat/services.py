@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +14,7 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.analysis import TOOL_SCHEMA_VERSION, tool_schemas, tool_uses_dataset
+from api.chat import keybox
 from api.chat import schemas as s
 from api.chat.agent import EventSink, TurnDeps, run_turn
 from api.chat.cache import CachedAnswer, ChatCache, digest
@@ -21,10 +24,13 @@ from api.chat.repository import ConversationRepository
 from api.chat.tools import TurnDataset, TurnTools
 from api.datasets.repository import DatasetRepository
 from api.datasets.services import DatasetService
-from api.db.tables import ChatMessage, Conversation
-from api.errors import InvalidInput, NotFound
+from api.db.tables import ChatMessage, Conversation, Job
+from api.errors import DomainError, InvalidInput, NotFound
+from api.jobs.schemas import JobAccepted
+from api.jobs.services import JobService
 from api.resources import Resources
 from api.schemas import Page
+from api.settings import Settings
 from api.users.services import Principal
 
 logger = logging.getLogger("hab.chat")
@@ -63,7 +69,16 @@ class PreparedTurn:
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
-    hit_limit: bool = False
+
+
+# Called inside store()'s transaction with the stored response (e.g. a chat job recording its result).
+Finalize = Callable[[AsyncSession, s.ChatResponse], Awaitable[None]]
+INTERNAL_ERROR = "답변을 만드는 중 서버 오류가 발생했습니다. 잠시 후 다시 시도해 주세요."
+
+
+async def _drain(queue: asyncio.Queue[tuple[str, dict[str, Any]] | None]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    while (item := await queue.get()) is not None:
+        yield item
 
 
 def _labels(rows: list[Any]) -> list[str]:
@@ -91,7 +106,7 @@ class ChatService:
         self.conversations = ConversationRepository(session=self.session)
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> Settings:
         return self.resources.settings
 
     @property
@@ -123,7 +138,7 @@ class ChatService:
         model = self._model(request.model)
         message = request.message.strip()
         if not message:
-            raise InvalidInput("질문 내용이 비어 있습니다.", detail={"field": "message"})
+            raise DomainError("질문 내용이 비어 있습니다.", detail={"field": "message"})
         ids = list(dict.fromkeys(request.dataset_ids))
         repository = DatasetRepository(session=self.session)
         rows = []
@@ -174,18 +189,82 @@ class ChatService:
 
     # -- answering ---------------------------------------------------------------------------------
 
-    async def answer(self, turn: PreparedTurn, api_key: str, *, emit: EventSink | None = None) -> s.ChatResponse:
-        """Answer from the cache or one LLM run (shared by identical concurrent requests), then store the turn."""
+    async def answer(
+        self,
+        turn: PreparedTurn,
+        api_key: str,
+        *,
+        emit: EventSink | None = None,
+        finalize: Finalize | None = None,
+    ) -> s.ChatResponse:
+        """Answer from the cache or one LLM run (shared by identical concurrent requests), then store the turn.
+
+        `finalize` runs inside the storing transaction (a chat job marks itself done there, atomically).
+        """
+        # No database connection is held while Claude thinks: end prepare()'s transaction now.
+        await self.session.commit()
         usage = Usage()
 
         async def compute() -> CachedAnswer:
             return await self._run_llm(turn, api_key, usage, emit)
 
-        cached, hit = await self.cache.single_flight(turn.cache_key, compute, wait_seconds=self.cache.lock_ms / 1000)
+        wait = self.settings.anthropic_timeout * (self.settings.chat_max_iterations + 1)
+        cached, hit = await self.cache.single_flight(turn.cache_key, compute, wait_seconds=wait)
         if hit and emit is not None:
             await emit("text", {"delta": cached.response})
         tokens = (0, 0) if hit else (usage.input_tokens, usage.output_tokens)
-        return await self.store(turn, cached, tokens=tokens, cache_hit=hit, hit_limit=usage.hit_limit)
+        return await self.store(turn, cached, tokens=tokens, cache_hit=hit, finalize=finalize)
+
+    async def stream(self, turn: PreparedTurn, api_key: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """The turn's events (text, tool_start, tool_end, then done or error) as it runs.
+
+        The turn runs as a background task with its own session, so a client that disconnects does not stop
+        it: the answer is still stored and cached.
+        """
+        resources = self.resources
+        queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
+
+        async def emit(name: str, payload: dict[str, Any]) -> None:
+            await queue.put((name, payload))
+
+        async def run() -> None:
+            try:
+                async with resources.sessions() as session:
+                    result = await ChatService(session, resources).answer(turn, api_key, emit=emit)
+                await queue.put(("done", msgspec.to_builtins(result)))
+            except DomainError as exc:
+                await queue.put(("error", {"status": exc.status_code, "code": exc.code, "message": exc.message}))
+            except Exception as exc:
+                logger.error("chat stream failed: %s", type(exc).__name__)
+                await queue.put(("error", {"status": 500, "code": "internal_error", "message": INTERNAL_ERROR}))
+            finally:
+                await queue.put(None)
+
+        await self.session.commit()  # the request's transaction ends before the stream begins
+        resources.run_in_background(run())
+        return _drain(queue)
+
+    async def submit_job(self, user: Principal, request: s.ChatRequest, api_key: str) -> JobAccepted:
+        """Queue the turn for a worker. The key is sealed under the job id and parked in Redis, never in params."""
+        turn = await self.prepare(user, request)  # validate now, not in the worker
+        job = Job(
+            kind="chat",
+            owner_id=user.id,
+            status="queued",
+            params={
+                "dataset_ids": [d.id for d in turn.datasets],
+                "message": turn.message,
+                "conversation_id": turn.conversation_id,
+                "model": turn.model,
+            },
+        )
+        resources = self.resources
+
+        async def park_key(stored: Job) -> None:
+            sealed = keybox.seal(resources.settings.secret_key, stored.id, api_key)
+            await resources.redis.set(keybox.redis_key(stored.id), sealed, ex=keybox.SEALED_KEY_TTL_SECONDS)
+
+        return await JobService(self.session, resources).submit(job, before_enqueue=park_key)
 
     async def _run_llm(self, turn: PreparedTurn, api_key: str, usage: Usage, emit: EventSink | None) -> CachedAnswer:
         datasets, contexts = [], []
@@ -222,19 +301,32 @@ class ChatService:
             run_tool=TurnTools(datasets, self.resources.frames, self.resources.models.current, self.cache),
             emit=emit,
         )
+        await self.session.commit()  # tables loaded: release the connection for the LLM run
+        failure: DomainError | None = None
         try:
             outcome = await run_turn(deps, messages)
         except anthropic.AnthropicError as exc:
-            raise map_anthropic_error(exc) from None
-        usage.input_tokens, usage.output_tokens, usage.hit_limit = (
-            outcome.input_tokens,
-            outcome.output_tokens,
-            outcome.hit_limit,
+            failure = map_anthropic_error(exc)
+        if failure is not None:
+            # Raised outside the except block: the SDK error (its request carries the key) is not chained.
+            raise failure
+        usage.input_tokens, usage.output_tokens = outcome.input_tokens, outcome.output_tokens
+        return CachedAnswer(
+            response=outcome.response or EMPTY_ANSWER,
+            tool_calls=outcome.tool_calls,
+            model=turn.model,
+            hit_limit=outcome.hit_limit,
+            cacheable=bool(outcome.response),
         )
-        return CachedAnswer(response=outcome.response or EMPTY_ANSWER, tool_calls=outcome.tool_calls, model=turn.model)
 
     async def store(
-        self, turn: PreparedTurn, answer: CachedAnswer, *, tokens: tuple[int, int], cache_hit: bool, hit_limit: bool
+        self,
+        turn: PreparedTurn,
+        answer: CachedAnswer,
+        *,
+        tokens: tuple[int, int],
+        cache_hit: bool,
+        finalize: Finalize | None = None,
     ) -> s.ChatResponse:
         """Append the question and the answer to the conversation (created on the first turn), one transaction."""
         usage = self.usage(turn.model, *tokens)
@@ -274,18 +366,20 @@ class ChatService:
         conversation.cost_usd = Conversation.cost_usd + usage.cost_usd
         conversation.updated_at = func.now()
         await self.session.flush()
-        conversation_id, message_id = conversation.id, reply.id
-        await self.session.commit()
-        return s.ChatResponse(
-            conversation_id=conversation_id,
-            message_id=message_id,
+        response = s.ChatResponse(
+            conversation_id=conversation.id,
+            message_id=reply.id,
             response=answer.response,
             tool_calls=_tool_calls(answer.tool_calls),
             token_usage=usage,
             cache_hit=cache_hit,
             model=turn.model,
-            hit_iteration_limit=hit_limit,
+            hit_iteration_limit=answer.hit_limit,
         )
+        if finalize is not None:
+            await finalize(self.session, response)
+        await self.session.commit()
+        return response
 
     # -- the key check -----------------------------------------------------------------------------
 

@@ -199,7 +199,7 @@ def answer_in_background(client: HabClient, body: dict[str, Any], api_key: str) 
     return summary
 
 
-st.title("💬 질의응답")
+st.title("질의응답")
 st.caption("Claude가 선택한 데이터셋을 분석 도구로 직접 살펴보고 답합니다. API 키는 이 세션에만 보관됩니다.")
 client = get_client()
 api_key = (st.session_state.get(CLAUDE_KEY) or "").strip()

@@ -46,6 +46,8 @@ class Reply:
     error_message: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    # Streamed requests: send this error type as an `error` event after the first text delta (HTTP 200).
+    stream_error: str | None = None
 
     def body(self, model: str, message_id: str) -> dict[str, Any]:
         stop = self.stop_reason or ("tool_use" if any(b["type"] == "tool_use" for b in self.content) else "end_turn")
@@ -98,6 +100,11 @@ class FakeAnthropic:
     def fail(self, status: int, error_type: str, message: str = "fake error", *,
              headers: dict[str, str] | None = None) -> FakeAnthropic:  # fmt: skip
         self._script.append(Reply(status=status, error_type=error_type, error_message=message, headers=headers or {}))
+        return self
+
+    def fail_mid_stream(self, error_type: str, partial: str = "부분 답변") -> FakeAnthropic:
+        """A stream that starts answering, then reports `error_type` as an SSE error event (as the API does)."""
+        self._script.append(Reply([text(partial)], stream_error=error_type))
         return self
 
     def reset(self) -> None:
@@ -160,7 +167,7 @@ class FakeAnthropic:
         message_id = f"msg_fake{next(self._ids):06d}"
         payload = reply.body(body.get("model", "unknown"), message_id)
         if body.get("stream"):
-            await self._send_stream(send, payload)
+            await self._send_stream(send, payload, reply.stream_error)
         else:
             await self._send_json(send, 200, payload)
 
@@ -174,7 +181,7 @@ class FakeAnthropic:
         await send({"type": "http.response.body", "body": data})
 
     @staticmethod
-    async def _send_stream(send: Callable[..., Any], message: dict[str, Any]) -> None:
+    async def _send_stream(send: Callable[..., Any], message: dict[str, Any], error_type: str | None = None) -> None:
         await send(
             {
                 "type": "http.response.start",
@@ -201,6 +208,10 @@ class FakeAnthropic:
                 for piece in pieces:
                     delta = {"type": "text_delta", "text": piece}
                     await event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                    if error_type is not None:
+                        await event("error", {"type": "error", "error": {"type": error_type, "message": "fake"}})
+                        await send({"type": "http.response.body", "body": b"", "more_body": False})
+                        return
             else:
                 shell = {**block, "input": {}}
                 await event(

@@ -208,3 +208,13 @@ def test_upload_explore_map_chat_and_predict_in_a_real_browser(ui, browser, stac
     wait_text(driver, "예상 ECLO", "위험도", "백분위")
     no_traceback(driver)
     shot(driver, "05-predict")
+
+
+@pytest.fixture(autouse=True)
+def _remove_what_the_browser_uploaded(stack):
+    """The stack is shared with the other frontend tests, which expect only the seeded datasets."""
+    yield
+    headers = {"Authorization": f"Bearer {stack.admin_token}"}
+    for dataset in stack.get("/api/datasets", limit=200).json()["items"]:
+        if dataset["name"] == "브라우저 CCTV":
+            httpx.delete(f"{stack.url}/api/datasets/{dataset['id']}", headers=headers, timeout=30)

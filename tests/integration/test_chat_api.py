@@ -10,13 +10,14 @@ from dataclasses import dataclass
 import httpx
 import pandas as pd
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from api.chat import keybox
 from api.chat.prompt import LIMIT_NOTE
 from api.db.tables import ChatMessage, Conversation, Job
 from api.resources import close_resources, open_resources
-from tests.fakes.anthropic_server import Reply, text, tool_use
+from tests.fakes.anthropic_server import Reply, tool_use
+from tests.fakes.anthropic_server import text as text_block
 from tests.integration.conftest import closed_port, run_worker
 
 KEY = "sk-ant-test-" + "k" * 20
@@ -90,7 +91,7 @@ async def test_missing_key_and_bad_requests_store_nothing(client, alice, bob, re
         ({"dataset_ids": [987654], "message": "x"}, alice, 404),
         ({"dataset_ids": [train["id"]], "message": "x"}, bob, 404),  # alice's private dataset
         ({"dataset_ids": [train["id"]], "message": ""}, alice, 400),
-        ({"dataset_ids": [train["id"]], "message": "   "}, alice, 422),
+        ({"dataset_ids": [train["id"]], "message": "   "}, alice, 400),
         ({"dataset_ids": [train["id"]], "message": "x", "conversation_id": 99999}, alice, 404),
         ({"dataset_ids": [train["id"]], "message": "x", "unknown": 1}, alice, 400),
         ({"dataset_ids": list(range(1, 8)), "message": "x"}, alice, 400),
@@ -245,7 +246,7 @@ async def test_cache_hit_still_stores_the_turn_and_misses_on_history_or_dataset_
     client, alice, resources, fake_anthropic, chat_datasets
 ):
     train, cctv = chat_datasets["train"], chat_datasets["cctv"]
-    fake_anthropic.responder = lambda body: Reply([text(f"답변 {len(body['messages'])}")])
+    fake_anthropic.responder = lambda body: Reply([text_block(f"답변 {len(body['messages'])}")])
     question = unique("캐시 질문")
     ask = {"dataset_ids": [train["id"]], "message": question}
 
@@ -490,3 +491,87 @@ def test_sealed_keys_are_bound_to_their_job_and_secret():
     for secret, job_id in (("s" * 40, 8), ("t" * 40, 7)):
         with pytest.raises(keybox.SealedKeyError):
             keybox.unseal(secret, job_id, sealed)
+
+
+async def test_errors_inside_a_stream_keep_their_meaning(client, alice, resources, fake_anthropic, chat_datasets):
+    """Anthropic reports overload or rate limits mid-answer as an SSE `error` event on a 200 response."""
+    before = await chat_counts(resources)
+    for error_type, status in (("overloaded_error", 503), ("rate_limit_error", 429), ("api_error", 503)):
+        fake_anthropic.fail_mid_stream(error_type)
+        response = await client.post(
+            "/api/chat/stream",
+            json={"dataset_ids": [chat_datasets["train"]["id"]], "message": unique("중간 오류")},
+            headers=key_headers(alice),
+        )
+        events = parse_sse(response.text)
+        assert events[-1][0] == "error" and events[-1][1]["status"] == status, (error_type, events)
+    assert await chat_counts(resources) == before
+
+
+async def test_no_database_connection_is_held_while_claude_thinks(
+    client, alice, resources, fake_anthropic, chat_datasets
+):
+    fake_anthropic.reply("천천히 온 답", delay=1.0)
+    ask = {"dataset_ids": [chat_datasets["train"]["id"]], "message": unique("느린 답")}
+    pending = asyncio.create_task(client.post("/api/chat/message", json=ask, headers=key_headers(alice)))
+    await asyncio.sleep(0.5)
+    assert fake_anthropic.call_count == 1 and not pending.done()
+    async with resources.sessions() as session:
+        idle_in_transaction = await session.scalar(
+            text(
+                "select count(*) from pg_stat_activity where datname = current_database()"
+                " and state like 'idle in transaction%' and pid <> pg_backend_pid()"
+            )
+        )
+    response = await pending
+    assert response.status_code == 200 and idle_in_transaction == 0
+
+
+async def test_a_finished_chat_job_delivered_again_does_not_run_again(
+    client, alice, settings, resources, fake_anthropic, chat_datasets
+):
+    from api.jobs.services import enqueue
+
+    fake_anthropic.reply("한 번만 실행된 답")
+    response = await client.post(
+        "/api/chat/jobs",
+        json={"dataset_ids": [chat_datasets["train"]["id"]], "message": unique("중복 배달")},
+        headers=key_headers(alice),
+    )
+    job_id = response.json()["job_id"]
+    await run_worker(settings)
+    before = await chat_counts(resources)
+    async with resources.sessions() as session:
+        job = await session.get(Job, job_id)
+    await enqueue(resources, job, attempt=1)  # arq delivers at least once
+    await run_worker(settings)
+    assert fake_anthropic.call_count == 1 and await chat_counts(resources) == before
+    assert (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()["status"] == "succeeded"
+
+
+async def test_cancelling_a_running_chat_job_stops_it(
+    client, alice, settings, resources, fake_anthropic, chat_datasets, monkeypatch
+):
+    from api.chat import jobs as chat_jobs
+
+    monkeypatch.setattr(chat_jobs, "HEARTBEAT_SECONDS", 0.1)
+    fake_anthropic.reply("너무 늦은 답", delay=3.0)
+    before = await chat_counts(resources)
+    response = await client.post(
+        "/api/chat/jobs",
+        json={"dataset_ids": [chat_datasets["train"]["id"]], "message": unique("취소할 질문")},
+        headers=key_headers(alice),
+    )
+    job_id = response.json()["job_id"]
+    worker = asyncio.create_task(run_worker(settings))
+    for _ in range(100):
+        if (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()["status"] == "running":
+            break
+        await asyncio.sleep(0.05)
+    cancel = await client.post(f"/api/jobs/{job_id}/cancel", headers=alice.headers)
+    assert cancel.status_code == 200
+    await asyncio.wait_for(worker, timeout=30)
+    job = (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()
+    assert job["status"] == "cancelled" and job["finished_at"] is not None
+    assert await chat_counts(resources) == before
+    assert await resources.redis.get(keybox.redis_key(job_id)) is None

@@ -1,0 +1,99 @@
+"""ChatCache's single flight across processes (two caches, two Redis clients) and its failure rules, on real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+
+from api.chat.cache import LOCK_PREFIX, CachedAnswer, ChatCache
+from api.chat.llm import AnthropicKeyInvalid, AnthropicUnavailable
+from api.resources import redis_client
+
+SHARED = (AnthropicUnavailable,)
+
+
+@pytest.fixture
+async def caches(settings):
+    """Two caches as two API processes would have them: separate Redis connections, one Redis."""
+    clients = [redis_client(settings.redis_url) for _ in range(2)]
+    yield [ChatCache(c, ttl_seconds=60, lock_seconds=1.0, shared_errors=SHARED) for c in clients]
+    for client in clients:
+        await client.aclose()
+
+
+def answer(text: str) -> CachedAnswer:
+    return CachedAnswer(response=text, tool_calls=[], model="m")
+
+
+def counting(text: str, calls: list[str], *, delay: float = 0.3, error: Exception | None = None):
+    async def compute() -> CachedAnswer:
+        calls.append(text)
+        await asyncio.sleep(delay)
+        if error is not None:
+            raise error
+        return answer(text)
+
+    return compute
+
+
+async def test_identical_requests_in_two_processes_run_once(caches):
+    key, calls = secrets.token_hex(8), []
+    results = await asyncio.gather(
+        *(cache.single_flight(key, counting(f"p{i}", calls), wait_seconds=10) for i, cache in enumerate(caches * 3))
+    )
+    assert len(calls) == 1
+    assert {r[0].response for r in results} == {calls[0]}
+    assert sorted(hit for _, hit in results) == [False] + [True] * 5
+
+
+async def test_a_dead_leaders_lock_expires_and_a_follower_takes_over(caches):
+    key, calls = secrets.token_hex(8), []
+    # A leader that died without releasing: its lock is there, nobody renews it, no answer will come.
+    await caches[0].redis.set(LOCK_PREFIX + key, "dead-leader", px=500)
+    result, hit = await caches[1].single_flight(key, counting("survivor", calls, delay=0), wait_seconds=10)
+    assert (result.response, hit, calls) == ("survivor", False, ["survivor"])
+
+
+async def test_a_live_leader_keeps_its_lock_beyond_the_lock_time(caches):
+    key, calls = secrets.token_hex(8), []
+    leader = asyncio.create_task(caches[0].single_flight(key, counting("slow", calls, delay=2.5), wait_seconds=10))
+    await asyncio.sleep(0.2)
+    follower = await caches[1].single_flight(key, counting("second", calls, delay=0), wait_seconds=10)
+    assert (await leader)[0].response == "slow" and follower == (answer("slow"), True)
+    assert calls == ["slow"]  # lock_seconds is 1.0: without renewal the follower would have run too
+
+
+async def test_a_leaders_key_problem_is_not_passed_to_followers(caches):
+    key, calls = secrets.token_hex(8), []
+    cache = caches[0]
+    leader = asyncio.create_task(
+        cache.single_flight(key, counting("bad key", calls, error=AnthropicKeyInvalid()), wait_seconds=10)
+    )
+    await asyncio.sleep(0.05)
+    follower = await cache.single_flight(key, counting("good key", calls, delay=0.05), wait_seconds=10)
+    with pytest.raises(AnthropicKeyInvalid):
+        await leader
+    assert follower == (answer("good key"), False) and calls == ["bad key", "good key"]
+
+
+async def test_an_upstream_outage_is_shared_with_followers(caches):
+    key, calls = secrets.token_hex(8), []
+    cache = caches[0]
+    computes = [counting(f"c{i}", calls, error=AnthropicUnavailable()) for i in range(5)]
+    results = await asyncio.gather(
+        *(cache.single_flight(key, c, wait_seconds=10) for c in computes), return_exceptions=True
+    )
+    assert len(calls) == 1 and all(isinstance(r, AnthropicUnavailable) for r in results)
+
+
+async def test_fallback_answers_are_not_cached(caches):
+    key = secrets.token_hex(8)
+    empty = CachedAnswer(response="(답 없음)", tool_calls=[], model="m", cacheable=False)
+
+    async def compute() -> CachedAnswer:
+        return empty
+
+    assert (await caches[0].single_flight(key, compute, wait_seconds=5))[1] is False
+    assert await caches[0].get_answer(key) is None
