@@ -186,6 +186,9 @@ class HabClient:
     def _key_header(api_key: str) -> dict[str, str]:
         return {"X-Anthropic-API-Key": api_key}
 
+    def chat_models(self) -> dict[str, Any]:
+        return self._request("GET", "/api/chat/models")
+
     def verify_key(self, api_key: str, model: str | None = None) -> dict[str, Any]:
         params = {"model": model} if model else {}
         return self._request("POST", "/api/chat/verify-key", headers=self._key_header(api_key), params=params)

@@ -21,6 +21,17 @@ def backend_problem(status: dict[str, Any]) -> str | None:
     return f"백엔드에 연결할 수 없습니다 ({', '.join(failed)}). `make run`으로 서버를 시작했는지 확인해 주세요."
 
 
+def _model_choices(client: HabClient, backend_up: bool) -> list[str]:
+    """The server's configured models (default first); the built-in list when the backend is down."""
+    if backend_up:
+        try:
+            models = client.chat_models()
+            return [models["default"], *(m for m in models["models"] if m != models["default"])]
+        except ApiError:
+            pass
+    return list(MODEL_CHOICES)
+
+
 def render_sidebar(client: HabClient, status: dict[str, Any]) -> None:
     with st.sidebar:
         st.header("🚦 hab")
@@ -49,7 +60,10 @@ def render_sidebar(client: HabClient, status: dict[str, Any]) -> None:
             st.caption("env 파일의 claude_api_key를 불러왔습니다.")
         elif not st.session_state.get(CLAUDE_KEY):
             st.caption("질의응답을 쓰려면 키를 입력해 주세요. 이 세션에만 보관됩니다.")
-        st.selectbox("Claude 모델", MODEL_CHOICES, key=CLAUDE_MODEL)
+        choices = _model_choices(client, problem is None)
+        if st.session_state.get(CLAUDE_MODEL) not in choices:
+            st.session_state[CLAUDE_MODEL] = choices[0]
+        st.selectbox("Claude 모델", choices, key=CLAUDE_MODEL, help="서버에 설정된 모델 목록입니다 (첫 번째가 기본).")
         st.metric("이번 세션 사용 토큰", f"{int(st.session_state.get(TOKENS_USED, 0)):,}")
 
         st.divider()

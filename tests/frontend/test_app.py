@@ -37,7 +37,9 @@ def test_sidebar_settings(frontend_env):
     assert key.value == "sk-ant-from-env-file"
     assert "env 파일의 claude_api_key를 불러왔습니다." in texts(sidebar.caption)
     model = sidebar.selectbox(key="claude_model")
-    assert model.options == ["claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-5-5"]
+    served = frontend_env.get("/api/chat/models").json()
+    assert model.options[0] == served["default"] == "claude-sonnet-5-5"
+    assert set(model.options) == set(served["models"]) and "claude-sonnet-4-5" not in model.options
     assert model.value == "claude-sonnet-5-5"
     assert metrics(at)["이번 세션 사용 토큰"] == "0"
     assert sidebar.number_input(key="map_max_points").value == 5000
