@@ -45,7 +45,8 @@ def _to_array(values: Any) -> pa.Array:
         return values
     try:  # a pandas Series
         return _to_array(pa.Array.from_pandas(values))
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed object column: compare as text, like encode_row's str()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # mixed object column (or an int beyond int64):
+        # compare as text, like encode_row's str()
         return pa.array([None if v is None or v != v else str(v) for v in values.tolist()], pa.string())
 
 

@@ -106,12 +106,20 @@ def _span(band: InterpretationBand) -> str:
     return f"ECLO {band.lower:g} 이상" + (f" {band.upper:g} 미만" if band.upper is not None else "")
 
 
+def sentence_parts(band: InterpretationBand) -> tuple[str, str, str]:
+    """describe()'s sentence for a band around its two numbers: (before ECLO, between ECLO and percentile,
+    after). Batches build it from these, computed once per band."""
+    return (
+        "예측 ECLO ",
+        f"는 '{band.label}' 구간({_span(band)})입니다. 학습 데이터 사고 중 약 ",
+        "번째 백분위에 해당합니다.",
+    )
+
+
 def describe(eclo: float, band: InterpretationBand, pct: float) -> str:
     """One Korean sentence for a predicted ECLO in its band at its percentile."""
-    return (
-        f"예측 ECLO {eclo:.2f}는 '{band.label}' 구간({_span(band)})입니다. "
-        f"학습 데이터 사고 중 약 {pct:.0f}번째 백분위에 해당합니다."
-    )
+    before, between, after = sentence_parts(band)
+    return f"{before}{eclo:.2f}{between}{pct:.0f}{after}"
 
 
 def interpretation(

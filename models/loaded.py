@@ -23,7 +23,7 @@ import numpy as np
 
 from models.artifact import InterpretationBand, ModelArtifact, ModelMetadata
 from models.features import _compiled, encode_row
-from models.interpret import PercentileScale, band_for, describe, interpretation, labels_for
+from models.interpret import PercentileScale, band_for, interpretation, labels_for, sentence_parts
 
 BASE_VALUE_KEY = "기준값"  # key of the expected value (bias) in contributions_named()
 
@@ -108,14 +108,20 @@ class LoadedModel:
         return np.asarray(self._scale(np.asarray(eclo, dtype=np.float64)))
 
     def describe_many(self, eclo: np.ndarray) -> tuple[list[str], list[str], np.ndarray]:
-        """(labels, sentences, percentiles) for a batch, vectorised except for the sentence text."""
+        """(labels, sentences, percentiles) for a batch, vectorised except for the sentence text, which is
+        describe()'s, formatted from per-band parts made once (half the time of calling describe() per row)."""
         eclo = np.asarray(eclo, dtype=np.float64)
         bands = self.metadata.bands
         index = np.searchsorted(np.asarray([b.upper for b in bands[:-1]], dtype=np.float64), eclo, side="right")
         pct = self.percentiles(eclo)
-        chosen = [bands[i] for i in index.tolist()]
-        sentences = [describe(v, b, p) for v, b, p in zip(eclo.tolist(), chosen, pct.tolist(), strict=True)]
-        return [b.label for b in chosen], sentences, pct
+        labels = [b.label for b in bands]
+        parts = [sentence_parts(b) for b in bands]
+        before, after = parts[0][0], parts[0][2]
+        between = [p[1] for p in parts]
+        chosen = index.tolist()
+        rows = zip(eclo.tolist(), chosen, pct.tolist(), strict=True)
+        sentences = [f"{before}{v:.2f}{between[i]}{p:.0f}{after}" for v, i, p in rows]
+        return [labels[i] for i in chosen], sentences, pct
 
     def labels(self, eclo: np.ndarray) -> list[str]:
         """Band label of each ECLO value of an array (for batches)."""

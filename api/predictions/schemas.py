@@ -23,7 +23,12 @@ class Prediction(Output, omit_defaults=True):
 
 
 class BatchPredictionRequest(Input):
-    rows: list[dict[str, Any]]
+    """`{"rows": [...]}`, up to MAX_SYNC_BATCH rows, each an object of 11 features or a raw accident row.
+
+    Each row is kept as its JSON text: api/predictions/batch_rows.py parses them into Arrow columns at once.
+    """
+
+    rows: list[msgspec.Raw]
 
 
 class BatchItem(Output, omit_defaults=True):

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
+import json
 import re
 import zipfile
 
+import msgspec
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, text
 
 from api.db.tables import ModelVersion, Prediction
+from api.predictions import services
+from api.predictions.batch_rows import decode_batch_body
+from api.predictions.repository import allocate_ids, features_json
+from models.features import NUMERIC_RANGES, EncodedBatch, FeatureError, encode_frame, encode_row
 
 HANGUL = re.compile(r"[가-힣]")
 FEATURES = {
@@ -262,3 +272,164 @@ async def test_concurrent_predictions_share_commits_and_are_all_stored(client, a
     async with resources.sessions() as session:
         stored = set(await session.scalars(select(Prediction.id).where(Prediction.id.in_(ids))))
     assert stored == ids
+
+
+# ---- sync batch internals: parsing paths, stored rows, id allocation --------------------------------------
+
+
+def _old_encode(values: list, model) -> EncodedBatch:
+    """How a batch was encoded before the Arrow fast path: pandas from dicts, then row by row on a column error."""
+    try:
+        return encode_frame(pd.DataFrame.from_records(values), model.metadata)
+    except FeatureError:
+        return services._encode_rows_one_by_one(values, model)
+
+
+def _verdicts(batch: EncodedBatch) -> tuple:
+    errors = [(i, e.field, e.message, e.to_detail()) for i, e in batch.errors]
+    return batch.matrix.tolist(), batch.row_index.tolist(), errors
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        pytest.param([FEATURES, RAW_ROW, ALIASED], id="mixed-names"),
+        pytest.param([FEATURES, {**FEATURES, "사고연": "2020"}, {**FEATURES, "사고연": None}], id="int-and-text"),
+        pytest.param([FEATURES, {**FEATURES, "사고월": 7.0}, {**FEATURES, "사고일": 3.5}], id="floats"),
+        pytest.param([FEATURES, {**FEATURES, "사고시": True}], id="bool"),
+        pytest.param([FEATURES, {**FEATURES, "기상상태": {"x": 1}}, {**FEATURES, "요일": [1]}], id="nested"),
+        pytest.param([{**RAW_ROW, "사고일시": "2021-07-03"}, RAW_ROW], id="date-without-hour"),
+        pytest.param([{**RAW_ROW, "사고일시": "2021-07-03T02:00:00Z"}, RAW_ROW], id="iso-with-zone"),
+        pytest.param([{**RAW_ROW, "사고일시": "2021-07-03 02:00"}] * 3, id="datetime-minutes"),
+        pytest.param([{**RAW_ROW, "사고일시": "2021-02-30 02"}, {**RAW_ROW, "사고일시": 2021}], id="bad-dates"),
+        pytest.param([{k: v for k, v in RAW_ROW.items() if k != "사고일시"}, RAW_ROW], id="key-missing-in-one"),
+        pytest.param([{**RAW_ROW, "ID": "A1", "사망자수": 0, "ECLO": 3}, RAW_ROW], id="ignored-columns"),
+        pytest.param([FEATURES, {**FEATURES, "wether": "맑음"}], id="unknown-key-in-one"),
+        pytest.param([{**FEATURES, "사고연": 10**30}], id="huge-int"),
+        pytest.param([{}, {"기상상태": None}, FEATURES], id="empty-rows"),
+        pytest.param([{**FEATURES, "시간대": " 심야 "}, {**FEATURES, "시군구": ""}], id="blank-and-padded"),
+    ],
+)
+async def test_batch_parsing_fast_path_equals_the_dict_path(resources, versions, rows):
+    model = resources.models.current
+    parsed = decode_batch_body(json.dumps({"rows": rows}, ensure_ascii=False).encode())
+    assert _verdicts(services._encode(parsed, model)) == _verdicts(_old_encode(rows, model))
+
+
+async def test_batch_parsing_takes_arrow_columns_for_plain_rows_only(resources, versions):
+    plain = decode_batch_body(msgspec.json.encode({"rows": [FEATURES, RAW_ROW, ALIASED]}))
+    assert plain.table() is not None and plain.table().num_rows == 3
+    pretty = decode_batch_body(json.dumps({"rows": [FEATURES, RAW_ROW]}, indent=2, ensure_ascii=False).encode())
+    assert pretty.table() is not None and pretty.table().column("사고일시").type == pa.string()
+    for body in (
+        b'{"rows": [{"a": 1, "a": 2}]}',  # a key twice: dicts keep the last
+        '{"rows": [{"기상상태": "맑음", "사고연": 2021.0}]}'.encode(),
+        b'{"rows": [1, {"a": 1}]}',
+        b'{"rows": [{"a": "\xff"}]}',
+    ):
+        assert decode_batch_body(body).table() is None, body
+
+
+async def test_batch_request_errors(client, alice, resources, versions):
+    before = await prediction_count(resources)
+    url, headers = "/api/predict/eclo/batch", {**alice.headers, "Content-Type": "application/json"}
+    cases = {
+        b'{"rows": 1}': (400, "rows"),
+        b"{}": (400, "data"),
+        b'{"rows": [], "extra": 1}': (400, "data"),
+    }
+    for body, (status, key) in cases.items():
+        response = await client.post(url, content=body, headers=headers)
+        assert response.status_code == status, (body, response.text)
+        error = response.json()["error"]
+        assert error["code"] == "invalid_input" and error["detail"]["errors"][0]["key"] == key
+    malformed = await client.post(url, content=b'{"rows": [', headers=headers)
+    assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "bad_request"
+    for body in (b'{"rows": [{"a": "\xff"}]}', b'{"rows": [{"a": 1e400}]}', b'{"rows": [1]}'):
+        response = await client.post(url, content=body, headers=headers)
+        assert response.status_code == 422 and HANGUL.search(response.json()["error"]["message"]), body
+    assert await prediction_count(resources) == before
+    spec = (await client.get("/schema/openapi.json")).json()
+    body_schema = spec["paths"][url]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body_schema["required"] == ["rows"] and body_schema["properties"]["rows"]["maxItems"] == 10_000
+
+
+async def test_batch_stores_every_row_with_its_features(client, alice, resources, versions, demo_train_table):
+    """A batch large enough for the two-part pipeline: every stored row is the answer's, with decode_features()."""
+    raw = demo_train_table.select(list(RAW_ROW)).slice(0, 3000).to_pylist()
+    for row in raw:
+        row["사고일시"] = row["사고일시"].strftime("%Y-%m-%d %H")
+    rows = [
+        *raw[:1500],
+        {**FEATURES, "노면상태": "용암"},
+        *[{**FEATURES, "사고일": d} for d in range(1, 29)],
+        *raw[1500:],
+    ]
+    body = (await client.post("/api/predict/eclo/batch", json={"rows": rows}, headers=alice.headers)).json()
+    assert (body["count"], body["succeeded"], body["failed"]) == (len(rows), len(rows) - 1, 1)
+    answers = {r["prediction_id"]: r for r in body["results"] if "prediction_id" in r}
+    async with resources.sessions() as session:
+        stored = list(await session.scalars(select(Prediction).where(Prediction.id.in_(list(answers)))))
+    assert len(stored) == len(answers) == len(rows) - 1
+    model = resources.models.current
+    for record in stored:
+        answer = answers[record.id]
+        row = rows[answer["index"]]
+        assert record.features == services.decode_features(encode_row(row, model.metadata)[0], model)
+        assert round(record.eclo, 4) == answer["eclo"] == round(model.predict_row(row), 4)
+        assert (record.owner_id, record.model_version, record.source) == (alice.id, versions[0], "batch")
+        assert record.job_id is None and record.row_index is None
+
+
+async def test_features_json_many_is_byte_identical(resources, versions):
+    model = resources.models.current
+    meta = model.metadata
+    rng = np.random.default_rng(3)
+    columns = []
+    for name in meta.feature_order:
+        if name in meta.categories:
+            columns.append(rng.integers(0, len(meta.categories[name]), 500))
+        else:
+            low, high = NUMERIC_RANGES[name]
+            columns.append(np.r_[low, high, rng.integers(low, high + 1, 498)])
+    matrix = np.column_stack(columns).astype(np.float64)
+    expected = [features_json(services.decode_features(row, model)) for row in matrix]
+    assert services.features_json_many(matrix, meta) == expected
+    assert services.features_json_many(matrix[:0], meta) == []
+
+
+async def test_concurrent_id_allocation_never_overlaps(resources, versions):
+    """Batches, the single-prediction writer and the identity default (scoring jobs' COPY) share one sequence."""
+
+    async def reserve(n: int) -> list[int]:
+        got: list[int] = []
+        for _ in range(5):
+            async with resources.engine.connect() as conn:
+                got += await allocate_ids(conn, n)
+        return got
+
+    async def by_default() -> list[int]:
+        got: list[int] = []
+        for _ in range(5):
+            async with resources.engine.connect() as conn:
+                result = await conn.execute(
+                    text(
+                        "insert into predictions (model_version, eclo, source)"
+                        " select :v, 1.0, 'job' from generate_series(1, 300) returning id"
+                    ),
+                    {"v": versions[0]},
+                )
+                got += [r[0] for r in result]
+                await conn.commit()
+        return got
+
+    batches = await asyncio.gather(*(reserve(n) for n in (1, 7, 1000, 2500) * 3), by_default(), by_default())
+    try:
+        ids = [i for batch in batches for i in batch]
+        assert len(ids) == len(set(ids)) == 5 * 3 * (1 + 7 + 1000 + 2500) + 2 * 5 * 300
+        for batch in batches[:-2]:  # each call's own ids are increasing
+            assert all(a < b for a, b in itertools.pairwise(batch))
+    finally:
+        async with resources.engine.connect() as conn:
+            await conn.execute(delete(Prediction).where(Prediction.id.in_(batches[-1] + batches[-2])))
+            await conn.commit()
