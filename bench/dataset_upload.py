@@ -43,6 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from bench.common import (
     MB,
@@ -241,10 +242,34 @@ def _upload_raw(client: Any, body: bytes, name: str) -> dict[str, Any]:
     return response.json()
 
 
-def hab_once(services: Any, token: str, data: bytes, tag: str, *, raw: bool = False) -> dict[str, Any]:
+CURL = shutil.which("curl")
+
+
+def _curl_post(base_url: str, token: str, path: Path, name: str, *, raw: bool) -> dict[str, Any]:
+    """The same upload with curl (a C client; the body streams from a file already in the page cache)."""
+    if raw:
+        target = [f"{base_url}/api/datasets/upload/csv?name={quote(name)}&filename={FILENAME}"]
+        body = ["--data-binary", f"@{path}", "-H", "Content-Type: text/csv"]
+    else:
+        target = [f"{base_url}/api/datasets/upload"]
+        body = ["-F", f"file=@{path};type=text/csv;filename={FILENAME}", "-F", f"name={name}"]
+    command = [CURL or "curl", "-sS", "-X", "POST", "-H", f"Authorization: Bearer {token}", "-w", "\n%{http_code}"]
+    proc = subprocess.run([*command, *body, *target], capture_output=True, check=False, timeout=600)
+    text, _, status = proc.stdout.rpartition(b"\n")
+    if proc.returncode != 0 or status != b"201":
+        raise RuntimeError(
+            f"curl upload failed ({proc.returncode}, HTTP {status!r}): {proc.stderr[-500:]!r} {text[:500]!r}"
+        )
+    return json.loads(text)
+
+
+def hab_once(
+    services: Any, token: str, data: bytes, tag: str, *, raw: bool = False, curl: bool = False
+) -> dict[str, Any]:
     """One measured upload + GET summary against a fresh `hab serve`, warmed up by one small upload.
 
     `raw`: POST /api/datasets/upload/csv with the CSV as the body (warm-up too) instead of multipart.
+    `curl`: the measured upload is sent by curl instead of httpx (the warm-up and the GET stay httpx).
     """
     import httpx
 
@@ -261,9 +286,15 @@ def hab_once(services: Any, token: str, data: bytes, tag: str, *, raw: bool = Fa
         client.delete(f"/api/datasets/{warm['id']}").raise_for_status()
         time.sleep(0.5)  # let the server settle before RSS is taken
 
+        body_path = services.temp_dir / f"upload-{tag}.csv"
+        if curl:
+            body_path.write_bytes(body)
         sampler = RssSampler(server.pid).start()
         t0 = time.perf_counter()
-        uploaded = upload(client, body, f"bench-upload-{tag}")
+        if curl:
+            uploaded = _curl_post(server.base_url, token, body_path, f"bench-upload-{tag}", raw=raw)
+        else:
+            uploaded = upload(client, body, f"bench-upload-{tag}")
         t1 = time.perf_counter()
         detail = client.get(f"/api/datasets/{uploaded['id']}")
         t2 = time.perf_counter()
@@ -273,6 +304,7 @@ def hab_once(services: Any, token: str, data: bytes, tag: str, *, raw: bool = Fa
         if uploaded["rows"] != ROWS or summary["rows"] != ROWS or len(uploaded["columns"]) != 23:
             raise RuntimeError(f"unexpected result: rows={uploaded['rows']} columns={len(uploaded['columns'])}")
         client.delete(f"/api/datasets/{uploaded['id']}").raise_for_status()
+        body_path.unlink(missing_ok=True)
     return {
         "upload_s": t1 - t0,
         "get_summary_s": t2 - t1,
@@ -338,7 +370,19 @@ def http_floor_once(data: bytes, tag: str) -> dict[str, Any]:
             client.post(url, files={"file": (FILENAME, body, "text/csv")}, data={"name": "floor"}).raise_for_status()
             t1 = time.perf_counter()
             client.post(url, content=body, headers={"Content-Type": "text/csv"}).raise_for_status()
-            return {"post_s": t1 - t0, "raw_post_s": time.perf_counter() - t1}
+            result = {"post_s": t1 - t0, "raw_post_s": time.perf_counter() - t1}
+        if CURL:
+            with tempfile.NamedTemporaryFile(suffix=".csv") as file:
+                file.write(body)
+                file.flush()
+                for key, args in (
+                    ("curl_post_s", ["-F", f"file=@{file.name};type=text/csv", "-F", "name=floor"]),
+                    ("curl_raw_post_s", ["--data-binary", f"@{file.name}", "-H", "Content-Type: text/csv"]),
+                ):
+                    t = time.perf_counter()
+                    subprocess.run([CURL, "-sS", "-f", "-o", "/dev/null", *args, url], check=True, timeout=600)
+                    result[key] = time.perf_counter() - t
+        return result
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -355,6 +399,7 @@ def run() -> dict[str, Any]:
     breakdown: list[dict[str, Any]] = []
     hab: list[dict[str, Any]] = []
     hab_raw: list[dict[str, Any]] = []
+    hab_curl: list[dict[str, Any]] = []
     floor: list[dict[str, Any]] = []
     prefault_s = 0.0
     try:
@@ -376,6 +421,9 @@ def run() -> dict[str, Any]:
                 hab.append(hab_once(services, token, data, f"{run_id}{i:02d}"))
                 prefault_s += prefault_memory()
                 hab_raw.append(hab_once(services, token, data, f"r{run_id}{i:01d}", raw=True))
+                if CURL:
+                    prefault_s += prefault_memory()
+                    hab_curl.append(hab_once(services, token, data, f"c{run_id}{i:01d}", curl=True))
                 floor.append(http_floor_once(data, f"f{run_id}{i:01d}"))
             embedded = services.embedded
     finally:
@@ -407,7 +455,7 @@ def run() -> dict[str, Any]:
             "rss_peak_mb": col(baseline, "rss_peak_mb", 1),
             "second_total_s": col(baseline, "second_total_s"),
         },
-        "http_floor": {"post_s": col(floor, "post_s"), "raw_post_s": col(floor, "raw_post_s")},
+        "http_floor": {key: col(floor, key) for key in floor[0] if floor[0].get(key) is not None},
         "breakdown": {
             key: col(breakdown, key)
             for key in (
@@ -462,7 +510,35 @@ def run() -> dict[str, Any]:
             "goal_met": raw_ratio <= GOAL_RATIO,
         },
         "derived": {"upload_outside_parse_profile_parquet_s": round(outside_pipeline, 3)},
-        "raw": {"hab": hab, "hab_raw_body": hab_raw, "baseline": baseline, "breakdown": breakdown, "http_floor": floor},
+        "curl": _curl_verdict(hab_curl, baseline),
+        "raw": {
+            "hab": hab,
+            "hab_raw_body": hab_raw,
+            "hab_curl": hab_curl,
+            "baseline": baseline,
+            "breakdown": breakdown,
+            "http_floor": floor,
+        },
+    }
+
+
+def _curl_verdict(hab_curl: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The multipart upload sent by curl: hab's time without the httpx client's own cost in it."""
+    if not hab_curl:
+        return None
+    total = stats([r["total_s"] for r in hab_curl])
+    upload = stats([r["upload_s"] for r in hab_curl])
+    base = stats([r["total_s"] for r in baseline])
+    ratio = total["median"] / base["median"]
+    return {
+        "route": "POST /api/datasets/upload (multipart), client curl",
+        "total_s": total,
+        "upload_s": upload,
+        "rss_delta_mb": stats([r["rss_delta_mb"] for r in hab_curl], 1),
+        "time_ratio": round(ratio, 2),
+        "time_ratio_paired": stats([h["total_s"] / b["total_s"] for h, b in zip(hab_curl, baseline, strict=True)], 2),
+        "time_ratio_of_minimums": round(total["min"] / base["min"], 2),
+        "goal_met": ratio <= GOAL_RATIO,
     }
 
 
@@ -492,6 +568,8 @@ def report(result: dict[str, Any]) -> str:
         row("  (again, same process)", r["baseline"]["second_total_s"]),
         row("HTTP floor: same POST, no-op app", r["http_floor"]["post_s"]),
         row("HTTP floor: raw-body POST, no-op app", r["http_floor"]["raw_post_s"]),
+        row("HTTP floor: same POST sent by curl", r["http_floor"].get("curl_post_s")),
+        row("HTTP floor: raw-body POST sent by curl", r["http_floor"].get("curl_raw_post_s")),
         row("breakdown (in-process, hab code)", None, r["breakdown"]["rss_delta_mb"]),
         row("  sha256", r["breakdown"]["sha256_s"]),
         row("  utf-8 validation (decode_to_utf8)", r["breakdown"]["utf8_check_s"]),
@@ -521,7 +599,19 @@ def report(result: dict[str, Any]) -> str:
         f"Raw body (upload/csv)/baseline: time {raw['time_ratio']:.2f}x "
         f"(of minimums {raw['time_ratio_of_minimums']:.2f}x, "
         f"per repetition {', '.join(f'{x:.2f}' for x in raw['time_ratio_paired']['runs'])}), "
-        f"peak memory {raw['memory_delta_ratio']:.2f}x -> {raw_verdict}"
+        f"peak memory {raw['memory_delta_ratio']:.2f}x -> {raw_verdict}" + _curl_line(result.get("curl"))
+    )
+
+
+def _curl_line(curl: dict[str, Any] | None) -> str:
+    if not curl:
+        return "\n(curl not installed: no curl-client measurement)"
+    verdict = "MET" if curl["goal_met"] else "NOT MET"
+    return (
+        f"\nhab multipart sent by curl: upload + GET summary {curl['total_s']['median']:.2f} s "
+        f"(min {curl['total_s']['min']:.2f}); ratio {curl['time_ratio']:.2f}x "
+        f"(of minimums {curl['time_ratio_of_minimums']:.2f}x, per repetition "
+        f"{', '.join(f'{x:.2f}' for x in curl['time_ratio_paired']['runs'])}) -> {verdict}"
     )
 
 
