@@ -78,6 +78,7 @@ def test_streamed_answer_with_tool_calls_is_stored_and_shown(frontend_env, fake)
     assert top["value"] in tool_result and (str(top["count"]) in tool_result or f"{top['count']:,}" in tool_result)
     conversations = frontend_env.get("/api/conversations").json()["items"]
     assert conversations[0]["title"].startswith("날씨별 사고 건수") and conversations[0]["message_count"] == 2
+    assert at.selectbox(key="chat_picker").value == conversations[0]["id"]  # the new conversation is selected
     assert fake.calls[0].api_key == KEY
 
 
