@@ -62,6 +62,7 @@ from bench.common import (
     PYTHON,
     REPO_ROOT,
     HabServer,
+    ManagedProcess,
     bench_services,
     create_token,
     free_port,
@@ -447,22 +448,17 @@ def batch_runs(
 # ------------------------------------------------------------------------------ baseline server
 
 
-class LegacyServer:
+class LegacyServer(ManagedProcess):
     """bench/legacy_fastapi_app.py in its own uvicorn process on a free port."""
 
     def __init__(self, handler: str, log_dir: Path) -> None:
+        super().__init__()
         self.handler = handler
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"legacy-{handler}-{self.port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def __enter__(self) -> LegacyServer:
+    def start(self, timeout: float = 60) -> LegacyServer:
         import httpx
 
         with self.log_path.open("wb") as log:
@@ -472,25 +468,16 @@ class LegacyServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the baseline server exited:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+                raise RuntimeError(f"the baseline server exited:\n{self.log_tail()}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.base_url}/health", timeout=2).status_code == 200:
                     return self
             time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError("the baseline server did not start within 60 s")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        self.stop()
+        raise RuntimeError(f"the baseline server did not start within {timeout:.0f} s")
 
 
 # ----------------------------------------------------------------------------------------- run

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 import anthropic
+import msgspec
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 
@@ -134,24 +135,17 @@ async def tools_node(state: AgentState, config: RunnableConfig) -> dict[str, Any
         if deps.emit is not None:
             await deps.emit("tool_start", {"id": block["id"], "tool": block["name"], "args": args})
         outcome = await deps.run_tool(block["name"], args)
-        record = outcome.record
-        record_dict = {
-            "id": block["id"],
-            "tool": record.tool,
-            "args": record.args,
-            "ok": record.ok,
-            "rows_touched": record.rows_touched,
-            "duration_ms": record.duration_ms,
-            "snippet": record.snippet,
-            "summary": record.summary,
-            "dataset": record.dataset,
-            "cached": record.cached,
-        }
+        record_dict = {**msgspec.to_builtins(outcome.record), "id": block["id"]}
         records.append(record_dict)
         if deps.emit is not None:
             await deps.emit("tool_end", record_dict)
         results.append(
-            {"type": "tool_result", "tool_use_id": block["id"], "content": outcome.text, "is_error": not record.ok}
+            {
+                "type": "tool_result",
+                "tool_use_id": block["id"],
+                "content": outcome.text,
+                "is_error": not outcome.record.ok,
+            }
         )
     return {
         "messages": [*state["messages"], {"role": "user", "content": results}],

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 from typing import Any
 
@@ -26,6 +25,7 @@ from api.db.tables import Job
 from api.errors import DomainError
 from api.jobs.locks import job_lock
 from api.jobs.repository import TERMINAL, JobRepository
+from api.jobs.services import finish_job, update_job
 from api.resources import Resources
 from api.users.repository import UserRepository
 from api.users.services import Principal
@@ -48,12 +48,10 @@ class ChatJobRun:
             return await self._run() if held else "busy"
 
     async def _set(self, **values: Any) -> None:
-        async with self.resources.sessions() as session:
-            await JobRepository(session=session).set_fields(self.job_id, **values)
-            await session.commit()
+        await update_job(self.resources, self.job_id, **values)
 
     async def _finish(self, status: str, *, error: str | None = None, summary: dict[str, Any] | None = None) -> str:
-        await self._set(status=status, error=error, summary=summary, finished_at=dt.datetime.now(dt.UTC))
+        await finish_job(self.resources, self.job_id, status, error=error, summary=summary)
         await self._forget_key()
         return status
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 
+from api.analysis import ToolRecord
 from api.schemas import Input, Output
 
 MAX_MESSAGE_CHARS = 8000
@@ -27,16 +28,9 @@ class TokenUsage(Output):
     cost_krw: float
 
 
-class ToolCall(Output):
-    tool: str
-    args: dict[str, Any]
-    ok: bool
-    rows_touched: int
-    duration_ms: float
-    snippet: str
-    summary: str
-    dataset: str | None = None
-    cached: bool = False
+class ToolCall(ToolRecord, kw_only=True):
+    """One tool call of an answer: the analysis record plus Claude's tool_use id."""
+
     id: str | None = None
 
 

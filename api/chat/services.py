@@ -23,7 +23,6 @@ from api.chat.prompt import PROMPT_VERSION, SAMPLE_ROWS, DatasetContext, system_
 from api.chat.repository import ConversationRepository
 from api.chat.tools import TurnDataset, TurnTools
 from api.datasets.repository import DatasetRepository
-from api.datasets.services import DatasetService
 from api.db.tables import ChatMessage, Conversation, Job
 from api.errors import DomainError, InvalidInput, NotFound
 from api.jobs.schemas import JobAccepted
@@ -268,9 +267,9 @@ class ChatService:
 
     async def _run_llm(self, turn: PreparedTurn, api_key: str, usage: Usage, emit: EventSink | None) -> CachedAnswer:
         datasets, contexts = [], []
-        service = DatasetService(self.session, self.resources)
+        fetch_parquet = DatasetRepository(session=self.session).fetch_parquet
         for d in turn.datasets:
-            table = await self.resources.tables.load(d.sha, service.datasets.fetch_parquet)
+            table = await self.resources.tables.load(d.sha, fetch_parquet)
             if table is None:
                 raise NotFound("데이터셋을 찾을 수 없습니다.", detail={"dataset_id": d.id})
             datasets.append(TurnDataset(label=d.label, sha=d.sha, table=table))

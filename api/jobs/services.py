@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,6 +60,23 @@ async def enqueue(resources: Resources, job: Job, *, attempt: int = 0) -> None:
     arq_id = f"{job.kind}-{job.id}-{attempt}-{secrets.token_hex(4)}"
     if await resources.arq.enqueue_job(JOB_FUNCTIONS[job.kind], job.id, _job_id=arq_id) is None:
         raise RuntimeError(f"arq refused job id {arq_id}")
+
+
+async def update_job(resources: Resources, job_id: int, **values: Any) -> None:
+    """Write a job's fields in a transaction of their own (how workers report progress and outcomes)."""
+    async with resources.sessions() as session:
+        await JobRepository(session=session).set_fields(job_id, **values)
+        await session.commit()
+
+
+async def finish_job(
+    resources: Resources, job_id: int, status: str, *, error: str | None = None, summary: dict[str, Any] | None = None
+) -> None:
+    """Record a job's end; `summary` None keeps the summary it has."""
+    values: dict[str, Any] = {"status": status, "finished_at": dt.datetime.now(dt.UTC), "error": error}
+    if summary is not None:
+        values["summary"] = summary
+    await update_job(resources, job_id, **values)
 
 
 class JobService:

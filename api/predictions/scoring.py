@@ -35,7 +35,7 @@ from api.errors import InvalidInput, NotFound
 from api.jobs import schemas as js
 from api.jobs.locks import job_lock
 from api.jobs.repository import TERMINAL, JobRepository
-from api.jobs.services import JobService, enqueue
+from api.jobs.services import JobService, enqueue, finish_job
 from api.resources import Resources
 from api.schemas import Input, Output
 from api.users.services import Principal
@@ -222,12 +222,7 @@ class ScoringRun:
         return job
 
     async def _finish(self, status: str, *, error: str | None = None, summary: dict[str, Any] | None = None) -> None:
-        async with self.resources.sessions() as session:
-            values: dict[str, Any] = {"status": status, "finished_at": dt.datetime.now(dt.UTC), "error": error}
-            if summary is not None:
-                values["summary"] = summary
-            await JobRepository(session=session).set_fields(self.job_id, **values)
-            await session.commit()
+        await finish_job(self.resources, self.job_id, status, error=error, summary=summary)
 
     async def _model(self) -> LoadedModel | None:
         model = self.resources.models.current

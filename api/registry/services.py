@@ -41,6 +41,10 @@ def to_info(row: ModelVersion, cls: type[s.ModelVersionInfo] = s.ModelVersionInf
     )
 
 
+def _artifact_importance(bundle: bytes, sha256: str) -> dict[str, float]:
+    return LoadedModel(ModelArtifact.from_bundle(bundle, expected_sha256=sha256)).feature_importance()
+
+
 class RegistryService:
     def __init__(self, session: AsyncSession, resources: Resources) -> None:
         self.session = session
@@ -74,8 +78,7 @@ class RegistryService:
             bundle = await self.versions.bundle(row.version)
             if bundle is None:
                 return None
-            artifact = await asyncio.to_thread(ModelArtifact.from_bundle, bundle[0], expected_sha256=bundle[1])
-            importance = await asyncio.to_thread(lambda: LoadedModel(artifact).feature_importance())
+            importance = await asyncio.to_thread(_artifact_importance, *bundle)
         if len(_IMPORTANCE) >= _IMPORTANCE_ENTRIES:
             _IMPORTANCE.pop(next(iter(_IMPORTANCE)))
         _IMPORTANCE[row.artifact_sha256] = importance

@@ -26,6 +26,7 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from bench.common import ManagedProcess
 from tests.fakes.anthropic_server import FakeAnthropic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -57,32 +58,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Process:
-    """A `hab` subprocess with its log in a file; stopped with SIGTERM (then SIGKILL)."""
+class Process(ManagedProcess):
+    """A `hab` subprocess with its log in a file (log tail and SIGTERM-then-SIGKILL stop from ManagedProcess)."""
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        super().__init__()
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen([HAB, *args], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
-    def log_tail(self, chars: int = 3000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-chars:]
-        return ""
-
     def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> None:
-        if not self.alive():
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        return self.proc is not None and self.proc.poll() is None
 
 
 def _wait_ready(url: str, process: Process, timeout: float = 60) -> None:
