@@ -17,6 +17,7 @@ import pytest
 
 from api.datasets.demo import generate_demo_datasets
 from api.infra.embedded import EmbeddedPostgres, EmbeddedRedis
+from tests.e2e.conftest import shared_temp_dir
 from tests.e2e.test_processes import HAB, _free_port, _fresh_laptop_env, _postgres_running, _stop, _wait_ready
 
 pytestmark = pytest.mark.e2e
@@ -36,8 +37,12 @@ def _hab(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Co
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("score")
+def stack() -> Iterator[Stack]:
+    with shared_temp_dir("hab-e2e-score-") as root:
+        yield from _stack(root)
+
+
+def _stack(root: Path) -> Iterator[Stack]:
     port = _free_port()
     # Small chunks so that the job reports progress several times.
     env = _fresh_laptop_env(root, HAB_SCORE_CHUNK_ROWS="100", HAB_LOG_LEVEL="WARNING")
