@@ -18,11 +18,31 @@ async def score_job(ctx: dict[str, Any], job_id: int) -> str:
     resources = ctx["resources"]
     try:
         return await ScoringRun(resources, job_id).run()
-    except asyncio.CancelledError:
-        # Shutdown (SIGTERM): the open chunk transaction has rolled back. Put the job back in line now
-        # instead of waiting for arq's lease to expire; the advisory lock keeps the two from overlapping.
-        await asyncio.shield(_requeue(resources, job_id))
+    except BaseException:
+        # Shutdown (SIGTERM) cancels this task; the open chunk transaction has rolled back. Put the job back
+        # in line now instead of waiting for the sweeper; the advisory lock keeps two runs from overlapping.
+        # Checked on the task rather than the exception type: a driver interrupted mid-query may surface the
+        # cancellation as its own error.
+        if _being_cancelled():
+            await asyncio.shield(_requeue_at_shutdown(resources, job_id))
         raise
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def _requeue_at_shutdown(resources: Any, job_id: int, attempts: int = 3) -> None:
+    """Mark a running job queued and enqueue it again; a failure here must not hide the cancellation."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await _requeue(resources, job_id)
+            return
+        except Exception as exc:  # e.g. a pooled connection broken by the cancelled query: try a fresh one
+            logger.warning("re-queue of job %s at shutdown failed (%s, try %d)", job_id, type(exc).__name__, attempt)
+            await asyncio.sleep(0.2 * attempt)
+    # The sweeper re-queues it once its heartbeat is stale.
 
 
 async def _requeue(resources: Any, job_id: int) -> None:
@@ -33,6 +53,7 @@ async def _requeue(resources: Any, job_id: int) -> None:
             return
         await repository.set_fields(job_id, status="queued")
         await session.commit()
+        logger.info("job %s re-queued at shutdown (progress %s)", job_id, job.progress)
         try:
             await enqueue(resources, job, attempt=job.attempts + 1)
         except Exception as exc:  # Redis gone too: the sweeper re-queues it later

@@ -8,6 +8,7 @@ import secrets
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -120,10 +121,14 @@ def _wait(settings: Settings, job_id: int, condition, seconds: float) -> tuple[s
     return state
 
 
-def _start_worker(settings: Settings, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(
-        [HAB, "worker"], env=_worker_env(settings, **kwargs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+def _start_worker(settings: Settings, log: Path, **kwargs) -> subprocess.Popen:
+    """A `hab worker` whose output is appended to `log` (shown when an assertion fails)."""
+    with log.open("ab") as out:
+        return subprocess.Popen([HAB, "worker"], env=_worker_env(settings, **kwargs), stdout=out, stderr=out)
+
+
+def _tail(log: Path, lines: int = 40) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -135,11 +140,12 @@ def _stop(process: subprocess.Popen) -> None:
             process.kill()
 
 
-def test_sigkill_mid_batch_ends_with_exactly_n_predictions(worker_settings, daegu_accidents):
+def test_sigkill_mid_batch_ends_with_exactly_n_predictions(worker_settings, daegu_accidents, tmp_path):
+    log = tmp_path / "workers.log"
     user_id, dataset_id = asyncio.run(_setup(worker_settings, daegu_accidents))
     job_id = asyncio.run(_submit(worker_settings, user_id, dataset_id))
     total = 120_000
-    first = _start_worker(worker_settings)
+    first = _start_worker(worker_settings, log)
     try:
         state = _wait(worker_settings, job_id, lambda s: s[1] >= 2 * CHUNK, 120)
         first.send_signal(signal.SIGKILL)
@@ -147,22 +153,23 @@ def test_sigkill_mid_batch_ends_with_exactly_n_predictions(worker_settings, daeg
     finally:
         _stop(first)
     status, progress, stored, _ = asyncio.run(_state(worker_settings, job_id))
-    assert status == "running" and 0 < progress < total and stored == progress, (status, progress, stored)
+    assert status == "running" and 0 < progress < total and stored == progress, (status, progress, _tail(log))
 
     time.sleep(1.5)  # the killed run's heartbeat is now older than the new worker's stale limit
-    second = _start_worker(worker_settings, stale_seconds=1)
+    second = _start_worker(worker_settings, log, stale_seconds=1)
     try:
         state = _wait(worker_settings, job_id, lambda s: s[0] in ("succeeded", "failed"), 180)
     finally:
         _stop(second)
-    assert state == ("succeeded", total, total, total)
+    assert state == ("succeeded", total, total, total), _tail(log)
 
 
-def test_sigterm_never_leaves_a_half_written_chunk(worker_settings, daegu_accidents):
+def test_sigterm_never_leaves_a_half_written_chunk(worker_settings, daegu_accidents, tmp_path):
+    log = tmp_path / "workers.log"
     user_id, dataset_id = asyncio.run(_setup(worker_settings, daegu_accidents))
     job_id = asyncio.run(_submit(worker_settings, user_id, dataset_id))
     total = 120_000
-    first = _start_worker(worker_settings)
+    first = _start_worker(worker_settings, log)
     try:
         _wait(worker_settings, job_id, lambda s: s[1] >= CHUNK, 120)
         first.send_signal(signal.SIGTERM)
@@ -170,12 +177,13 @@ def test_sigterm_never_leaves_a_half_written_chunk(worker_settings, daegu_accide
     finally:
         _stop(first)
     status, progress, stored, _ = asyncio.run(_state(worker_settings, job_id))
-    assert stored == progress and progress % CHUNK == 0  # whole chunks only
-    assert status in ("queued", "succeeded")  # re-queued at shutdown (or it had just finished)
+    assert stored == progress and progress % CHUNK == 0, _tail(log)  # whole chunks only
+    # Re-queued at shutdown (or it had just finished).
+    assert status in ("queued", "succeeded"), (status, progress, _tail(log))
 
-    second = _start_worker(worker_settings)
+    second = _start_worker(worker_settings, log)
     try:
         state = _wait(worker_settings, job_id, lambda s: s[0] in ("succeeded", "failed"), 180)
     finally:
         _stop(second)
-    assert state == ("succeeded", total, total, total)
+    assert state == ("succeeded", total, total, total), _tail(log)

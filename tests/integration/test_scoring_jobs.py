@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 
@@ -197,3 +198,77 @@ async def test_sweeper_requeues_a_silent_running_job(client, alice, resources, s
     await run_worker(settings)
     job = (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()
     assert job["status"] == "succeeded" and await job_predictions(resources, job_id) == 2500
+
+
+async def _running_job_without_message(client, alice, resources, settings, dataset_id: int) -> int:
+    job_id = (await client.post("/api/predict/jobs", json={"dataset_id": dataset_id}, headers=alice.headers)).json()[
+        "job_id"
+    ]
+    await resources.arq.delete(settings.queue_name)
+    async with resources.sessions() as session:
+        await session.execute(update(Job).where(Job.id == job_id).values(status="running", heartbeat_at=func.now()))
+        await session.commit()
+    return job_id
+
+
+async def _status(resources, job_id: int) -> str:
+    async with resources.sessions() as session:
+        return await session.scalar(select(Job.status).where(Job.id == job_id))
+
+
+async def _cancel_mid_run(resources, job_id: int, monkeypatch, surfaced: BaseException) -> BaseException:
+    """Run `score_job` with a run that blocks, cancel it as a worker shutdown does; `surfaced` is what the
+    interrupted run raises (a driver may report the cancellation as its own error)."""
+    from workers import scoring as worker_scoring
+
+    started = asyncio.Event()
+
+    async def blocked_run(self) -> str:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise surfaced from None
+        return "unreachable"
+
+    monkeypatch.setattr(worker_scoring.ScoringRun, "run", blocked_run)
+    task = asyncio.create_task(worker_scoring.score_job({"resources": resources}, job_id))
+    await started.wait()
+    task.cancel()
+    outcome = (await asyncio.gather(task, return_exceptions=True))[0]
+    assert isinstance(outcome, BaseException)
+    return outcome
+
+
+@pytest.mark.parametrize("surfaced", [asyncio.CancelledError(), ConnectionResetError("driver interrupted")])
+async def test_shutdown_requeues_a_running_job_whatever_the_run_raised(
+    client, alice, resources, settings, train_dataset, monkeypatch, surfaced
+):
+    job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"])
+    outcome = await _cancel_mid_run(resources, job_id, monkeypatch, surfaced)
+    assert type(outcome) is type(surfaced)  # the cancellation (or the driver's error) still reaches arq
+    assert await _status(resources, job_id) == "queued"
+    assert await resources.arq.zcard(settings.queue_name) == 1  # on the queue again, without the sweeper
+
+    monkeypatch.undo()
+    await run_worker(settings)
+    assert await _status(resources, job_id) == "succeeded" and await job_predictions(resources, job_id) == 2500
+
+
+async def test_shutdown_requeue_retries_a_failed_write(client, alice, resources, settings, train_dataset, monkeypatch):
+    from workers import scoring as worker_scoring
+
+    job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"])
+    real_requeue, calls = worker_scoring._requeue, []
+
+    async def flaky_requeue(resources_, job_id_):
+        calls.append(job_id_)
+        if len(calls) == 1:
+            raise ConnectionResetError("pooled connection broken by the cancelled query")
+        await real_requeue(resources_, job_id_)
+
+    monkeypatch.setattr(worker_scoring, "_requeue", flaky_requeue)
+    outcome = await _cancel_mid_run(resources, job_id, monkeypatch, asyncio.CancelledError())
+    assert isinstance(outcome, asyncio.CancelledError)  # the failed first try did not replace it
+    assert calls == [job_id, job_id] and await _status(resources, job_id) == "queued"
+    assert await resources.arq.zcard(settings.queue_name) == 1
