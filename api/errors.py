@@ -33,6 +33,10 @@ class DomainError(Exception):
         super().__init__(self.message)
 
 
+class BadRequest(DomainError):
+    """A request whose framing is wrong (not its values): a broken form, a missing field."""
+
+
 class InvalidInput(DomainError):
     status_code = 422
     code = "invalid_input"

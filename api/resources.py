@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +21,13 @@ from api.db.engine import create_engine, create_session_factory
 from api.infra.services import resolve_services
 from api.predictions.writer import PredictionWriter
 from api.registry.sync import ModelSync
+from api.runtime import tune_memory
 from api.settings import Settings
 from api.users.services import PrincipalCache
 from models.holder import ModelHolder
 from workers.serialization import deserialize_job, serialize_job
+
+logger = logging.getLogger("hab.resources")
 
 
 @dataclass
@@ -45,6 +49,8 @@ class Resources:
     frames: FrameCache
     # Work that outlives its request (streamed chat turns keep going after a client leaves); drained at close.
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    # Feature importance per model artifact (artifacts are content-addressed, so an entry never goes stale).
+    model_importance: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def run_in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
@@ -71,6 +77,8 @@ def arq_client(url: str, queue_name: str = "arq:queue") -> ArqRedis:
 
 async def open_resources(settings: Settings, *, follow_models: bool = False) -> Resources:
     """Open every shared client. `follow_models` also loads the active model and keeps it current."""
+    tuned = tune_memory(settings.arrow_memory_pool, settings.memory_reuse_seconds)
+    logger.debug("memory settings: %s", tuned)
     database_url, redis_url = settings.database_url, settings.redis_url
     if not database_url or not redis_url:
         urls = await asyncio.to_thread(resolve_services, settings)

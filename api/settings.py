@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     score_chunk_rows: int | None = Field(default=None, gt=0, validation_alias="HAB_SCORE_CHUNK_ROWS")
     job_stale_seconds: float = Field(default=120.0, gt=0, validation_alias="HAB_JOB_STALE_SECONDS")
     demo_scale: float = Field(default=1.0, gt=0, validation_alias="HAB_DEMO_SCALE")
+    # Memory reuse for large uploads (api/runtime.py): Arrow's allocator, and how long freed memory is kept.
+    arrow_memory_pool: Literal["jemalloc", "mimalloc", "system", "default"] = Field(
+        default="jemalloc", validation_alias="HAB_ARROW_MEMORY_POOL"
+    )
+    memory_reuse_seconds: float = Field(default=10.0, ge=0, validation_alias="HAB_MEMORY_REUSE_SECONDS")
 
     # Chat (Anthropic). The user's API key is never a setting: it arrives with each request.
     anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")

@@ -91,8 +91,8 @@ class HabClient:
             "POST",
             "/api/datasets/upload/csv",
             params=params,
-            content=content,
-            headers={"Content-Type": "text/csv"},
+            content=_in_pieces(content),
+            headers={"Content-Type": "text/csv", "Content-Length": str(len(content))},
             timeout=self.upload_timeout,
         )
 
@@ -109,6 +109,13 @@ class HabClient:
 
     def revoke_share(self, token: str) -> None:
         self._request("DELETE", f"/api/shared/{token}")
+
+    def shares(self, dataset_id: int) -> dict[str, Any]:
+        """The dataset's share links (all of them for its owner; one's own otherwise), newest first."""
+        return self._request("GET", f"/api/datasets/{dataset_id}/shares", params={"limit": 200})
+
+    def revoke_share_by_id(self, dataset_id: int, share_id: int) -> None:
+        self._request("DELETE", f"/api/datasets/{dataset_id}/shares/{share_id}")
 
     # ---- exploring a dataset: by id (own/team) or through a share link (no account needed) ------------
 
@@ -255,3 +262,14 @@ class DatasetSource:
         if self.share_token:
             return f"/api/shared/{self.share_token}"
         return f"/api/datasets/{self.dataset_id}"
+
+
+UPLOAD_PIECE_BYTES = 1 << 20
+
+
+def _in_pieces(content: bytes) -> Iterator[memoryview]:
+    """The body in 1 MB views (no copies). httpx sends one large bytes body several times slower (1.1 s
+    against 0.25 s for 133 MB, measured), and the server parses what has arrived while the rest comes."""
+    view = memoryview(content)
+    for start in range(0, len(view), UPLOAD_PIECE_BYTES):
+        yield view[start : start + UPLOAD_PIECE_BYTES]

@@ -2,50 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post
-from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency, Provide
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.datasets import schemas as s
+from api.datasets.receive import CsvBodyUploadOperation, MultipartUploadOperation, receive_body, receive_form
 from api.datasets.services import MAX_MAP_POINTS, MAX_ROWS_PAGE, DatasetService
-from api.errors import PayloadTooLarge
 from api.schemas import Page
 from api.users.services import Principal
 
 
-@dataclass
-class DatasetUpload:
-    """Multipart form of an upload (a dataclass: msgspec Structs cannot hold an UploadFile)."""
-
-    file: UploadFile
-    name: str | None = None
-    visibility: str = "private"
-
-
 def self_limit(datasets: DatasetService) -> int:
     return datasets.resources.settings.upload_max_bytes
-
-
-async def receive_hashed(request: Request[Any, Any, Any], limit: int) -> tuple[bytes, str]:
-    """Read the body chunk by chunk into one buffer, hashing as it arrives; stop early past the limit."""
-    digest = hashlib.sha256()
-    buffer = bytearray()
-    async for chunk in request.stream():
-        digest.update(chunk)
-        buffer += chunk
-        if len(buffer) > limit:
-            raise PayloadTooLarge(
-                f"파일이 너무 큽니다. 최대 {limit // (1024 * 1024)} MB까지 올릴 수 있습니다.",
-                detail={"size_bytes_at_least": len(buffer), "limit_bytes": limit},
-            )
-    return bytes(buffer), digest.hexdigest()
 
 
 def provide_dataset_service(
@@ -69,19 +41,20 @@ class DatasetController(Controller):
     tags = ["datasets"]
     dependencies = _service
 
-    @post("/upload", status_code=201, summary="CSV 업로드")
-    async def upload(
-        self,
-        request: AuthedRequest,
-        datasets: Datasets,
-        data: Annotated[DatasetUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
-    ) -> s.Dataset:
-        content = await data.file.read()
+    @post("/upload", status_code=201, summary="CSV 업로드", operation_class=MultipartUploadOperation)
+    async def upload(self, request: AuthedRequest, datasets: Datasets) -> s.Dataset:
+        """Multipart form: `file` (the CSV), optional `name` and `visibility` (private|team)."""
+
+        received = await receive_form(request, self_limit(datasets))
         return await datasets.upload(
-            request.user, content, filename=data.file.filename, name=data.name, visibility=data.visibility
+            request.user,
+            received.upload,
+            filename=received.filename,
+            name=received.fields.get("name"),
+            visibility=received.fields.get("visibility", "private"),
         )
 
-    @post("/upload/csv", status_code=201, summary="CSV 업로드 (본문 그대로)")
+    @post("/upload/csv", status_code=201, summary="CSV 업로드 (본문 그대로)", operation_class=CsvBodyUploadOperation)
     async def upload_csv_body(
         self,
         request: AuthedRequest,
@@ -90,12 +63,10 @@ class DatasetController(Controller):
         visibility: FromQuery[str] = "private",
         filename: FromQuery[str | None] = None,
     ) -> s.Dataset:
-        """The CSV file as the request body (Content-Type text/csv): no multipart framing, no temp file,
-        hashed while it arrives. For scripts, `hab score` and the frontend; same checks as /upload."""
-        content, sha = await receive_hashed(request, self_limit(datasets))
-        return await datasets.upload(
-            request.user, content, filename=filename, name=name, visibility=visibility, content_sha256=sha
-        )
+        """The CSV file as the request body (Content-Type text/csv): no multipart framing.
+        For scripts, `hab score` and the frontend; same checks as /upload."""
+        received = await receive_body(request, self_limit(datasets))
+        return await datasets.upload(request.user, received.upload, filename=filename, name=name, visibility=visibility)
 
     @get("/", summary="데이터셋 목록")
     async def list_datasets(
@@ -155,6 +126,23 @@ class DatasetController(Controller):
         data: JSONBody[s.ShareLinkCreate | None] = None,
     ) -> s.ShareLink:
         return await datasets.create_share(request.user, dataset_id, data.expires_in if data else None)
+
+    @get("/{dataset_id:int}/shares", summary="데이터셋의 공유 링크 목록")
+    async def shares(
+        self,
+        request: AuthedRequest,
+        datasets: Datasets,
+        dataset_id: FromPath[int],
+        offset: Offset = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    ) -> Page[s.ShareLinkInfo]:
+        return await datasets.list_shares(request.user, dataset_id, offset=offset, limit=limit)
+
+    @delete("/{dataset_id:int}/shares/{share_id:int}", status_code=204, summary="공유 링크 취소 (ID로)")
+    async def revoke_share(
+        self, request: AuthedRequest, datasets: Datasets, dataset_id: FromPath[int], share_id: FromPath[int]
+    ) -> None:
+        await datasets.revoke_share_by_id(request.user, dataset_id, share_id)
 
 
 class SharedDatasetController(Controller):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +22,8 @@ from api.errors import InvalidInput, UnsupportedMediaType
 
 ENCODINGS_TRIED = ("utf-8", "utf-8-sig", "cp949")
 _UTF8_BOM = b"\xef\xbb\xbf"
+_UTF8_PROBE_BYTES = 1 << 20  # checked up front; Arrow validates the rest while it parses
+_PIECE_BLOCK_BYTES = 4 << 20  # Arrow's parallel unit within a piece of a file arriving in pieces
 
 # File signatures of formats people upload by mistake instead of CSV.
 _BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -38,6 +41,9 @@ _YEAR_COLUMNS = ("설치연도",)
 ACCIDENT_TIME_COLUMN = "사고일시"
 ACCIDENT_TIME_FORMAT = "%Y-%m-%d %H"
 _ACCIDENT_TIME_FALLBACKS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M")
+
+
+_SECOND_UNIT_TYPES = {pa.time32("s"): pa.time32("ms"), pa.timestamp("s"): pa.timestamp("ms")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +73,11 @@ def _reject_binary(data: bytes) -> None:
         )
 
 
-def is_valid_utf8(data: bytes) -> bool:
+def is_valid_utf8(data: bytes | pa.Buffer) -> bool:
     """UTF-8 validity without decoding into a Python str (Arrow validates the buffer in place)."""
-    if data.isascii():
-        return True
-    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64).tobytes())
-    array = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)])
+    buffer = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+    offsets = pa.py_buffer(np.array([0, buffer.size], dtype=np.int64).tobytes())
+    array = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, buffer])
     try:
         array.validate(full=True)
     except pa.ArrowInvalid:
@@ -98,16 +103,16 @@ def decode_to_utf8(data: bytes) -> tuple[bytes, str]:
         ) from None
 
 
-def _header(utf8: bytes) -> list[str]:
+def _header(text: pa.Buffer) -> list[str]:
     """Column names from the first record, parsed by Arrow so quoting rules match the full parse."""
-    head = utf8[: 1 << 20]
+    head = text[: 1 << 20].to_pybytes()
     last_newline = head.rfind(b"\n")
     if 0 < last_newline < len(head) - 1:
         head = head[: last_newline + 1]  # never hand Arrow a half row
     first = pacsv.read_csv(
         io.BytesIO(head),
         read_options=pacsv.ReadOptions(use_threads=False),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=lambda _row: "skip"),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda _row: "skip"),
     )
     return list(first.column_names)
 
@@ -130,7 +135,7 @@ def _column_types(kind: DatasetKind, names: list[str]) -> dict[str, pa.DataType]
     return types
 
 
-def _first_ragged_line(utf8: bytes, names_count: int) -> int | None:
+def _first_ragged_line(text: pa.Buffer) -> int | None:
     """Physical line number of the first row with the wrong number of fields (slow path, errors only)."""
     found: list[int | None] = []
 
@@ -140,38 +145,50 @@ def _first_ragged_line(utf8: bytes, names_count: int) -> int | None:
 
     try:
         pacsv.read_csv(
-            io.BytesIO(utf8),
+            pa.BufferReader(text),
             read_options=pacsv.ReadOptions(use_threads=False),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=handler),
         )
     except pa.ArrowInvalid:
         pass
     return found[0] if found else None
 
 
-def _read_table(utf8: bytes, names: list[str], kind: DatasetKind) -> pa.Table:
+def _read_table(
+    text: pa.Buffer,
+    names: list[str],
+    kind: DatasetKind,
+    *,
+    continuation_types: dict[str, pa.DataType] | None = None,
+    block_size: int = 8 << 20,
+) -> pa.Table:
+    """The CSV text as a table. With `continuation_types` the text is a later piece of a file (no header
+    line) whose every column type is already known from the first piece."""
     ragged: list[pacsv.InvalidRow] = []
 
     def on_invalid_row(row: pacsv.InvalidRow) -> str:
         ragged.append(row)
         return "skip"
 
+    if continuation_types is None:
+        read_options = pacsv.ReadOptions(block_size=block_size)
+        column_types = _column_types(kind, names)
+    else:
+        read_options = pacsv.ReadOptions(block_size=block_size, column_names=names)
+        column_types = continuation_types
     try:
         table = pacsv.read_csv(
-            io.BytesIO(utf8),
-            read_options=pacsv.ReadOptions(block_size=8 << 20),
-            parse_options=pacsv.ParseOptions(newlines_in_values=False, invalid_row_handler=on_invalid_row),
+            pa.BufferReader(text),
+            read_options=read_options,
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
             convert_options=pacsv.ConvertOptions(
-                column_types=_column_types(kind, names), strings_can_be_null=True, quoted_strings_can_be_null=True
+                column_types=column_types, strings_can_be_null=True, quoted_strings_can_be_null=True
             ),
         )
     except pa.ArrowInvalid as exc:
-        raise InvalidInput(
-            "CSV 파일을 읽을 수 없습니다. 쉼표로 구분된 표 형식인지 확인해 주세요.",
-            detail={"reason": str(exc)[:300]},
-        ) from None
+        raise Unreadable(str(exc)) from None
     if ragged:
-        line = ragged[0].number or _first_ragged_line(utf8, len(names))
+        line = ragged[0].number or _first_ragged_line(text)
         raise InvalidInput(
             f"{line}번째 줄의 열 개수가 머리글과 다릅니다(머리글 {ragged[0].expected_columns}개, "
             f"해당 줄 {ragged[0].actual_columns}개).",
@@ -193,6 +210,9 @@ def _normalise_columns(table: pa.Table, kind: DatasetKind) -> pa.Table:
         col = table.column(name)
         if pa.types.is_null(col.type):
             col = col.cast(pa.string())  # an all-empty column is still a text column
+        elif col.type in _SECOND_UNIT_TYPES:
+            # Parquet has no seconds unit: store what a reload gives, so fresh and reloaded tables match.
+            col = col.cast(_SECOND_UNIT_TYPES[col.type])
         if name == ACCIDENT_TIME_COLUMN and kind in ACCIDENT_SHAPED_KINDS:
             col = _parse_accident_time(col)
         elif name in _YEAR_COLUMNS:
@@ -262,26 +282,96 @@ def _clean_names(names: list[str]) -> list[str]:
     return cleaned
 
 
-def parse_csv(data: bytes, *, content_sha256: str | None = None) -> ParsedDataset:
-    """Decode, parse and type an uploaded CSV; raise a domain error for anything that is not a usable table."""
-    if not data.strip():
-        raise InvalidInput("빈 파일입니다. 머리글과 데이터 행이 있는 CSV를 올려 주세요.", detail={"reason": "empty"})
-    _reject_binary(data)
-    utf8, encoding = decode_to_utf8(data)
-    if b"\n" not in utf8.strip():
-        raise InvalidInput("머리글만 있고 데이터 행이 없습니다.", detail={"reason": "header_only"})
+class Unreadable(Exception):
+    """Arrow could not read the text as CSV; the argument is Arrow's reason."""
+
+
+class _NotUtf8(Exception):
+    """Bytes that looked like UTF-8 turned out not to be: read them again as CP949."""
+
+
+def _utf8_head_ok(text: pa.Buffer) -> bool:
+    """Whether the first MB is UTF-8 (a character cut at the probe's end is fine)."""
+    head = text[:_UTF8_PROBE_BYTES].to_pybytes()
     try:
-        raw_names = _header(utf8)
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return len(head) == _UTF8_PROBE_BYTES and exc.reason == "unexpected end of data"
+    return True
+
+
+def _layout(text: pa.Buffer) -> tuple[list[str], list[str], DatasetKind]:
+    """Column names as written, as used (cleaned) and the dataset kind they imply."""
+    try:
+        raw_names = _header(text)
     except pa.ArrowInvalid as exc:
         raise InvalidInput("CSV 머리글을 읽을 수 없습니다.", detail={"reason": str(exc)[:300]}) from None
     names = _clean_names(raw_names)
-    kind = detect_kind(names)
-    table = _read_table(utf8, raw_names, kind)
+    return raw_names, names, detect_kind(names)
+
+
+def _parse_text(text: pa.Buffer, *, utf8_verified: bool) -> tuple[pa.Table, DatasetKind]:
+    """Header, kind and typed table of CSV text.
+
+    With ``utf8_verified`` false the text has only had its first MB checked: Arrow validates the rest
+    while it converts (invalid bytes fail a string column or turn an inferred one into binary), and
+    those signs raise `_NotUtf8` once a full check confirms them.
+    """
+    raw_names, names, kind = _layout(text)
+    try:
+        table = _read_table(text, raw_names, kind)
+    except Unreadable as exc:
+        if not utf8_verified and not is_valid_utf8(text):
+            raise _NotUtf8 from None
+        raise InvalidInput(
+            "CSV 파일을 읽을 수 없습니다. 쉼표로 구분된 표 형식인지 확인해 주세요.",
+            detail={"reason": str(exc)[:300]},
+        ) from None
+    if not utf8_verified and any(_is_binary(f.type) for f in table.schema) and not is_valid_utf8(text):
+        raise _NotUtf8
     if table.num_rows == 0:
         raise InvalidInput("머리글만 있고 데이터 행이 없습니다.", detail={"reason": "header_only", "columns": names})
     if names != raw_names:
         table = table.rename_columns(names)
-    table = _normalise_columns(table, kind)
+    return _normalise_columns(table, kind), kind
+
+
+def _is_binary(type_: pa.DataType) -> bool:
+    return pa.types.is_binary(type_) or pa.types.is_large_binary(type_)
+
+
+def _empty_file() -> InvalidInput:
+    return InvalidInput("빈 파일입니다. 머리글과 데이터 행이 있는 CSV를 올려 주세요.", detail={"reason": "empty"})
+
+
+def _as_utf8_text(data: bytes) -> tuple[pa.Buffer, str]:
+    """The bytes as an Arrow buffer without a UTF-8 BOM (no copy), and their encoding if they are UTF-8."""
+    if data.startswith(_UTF8_BOM):
+        return pa.py_buffer(data)[len(_UTF8_BOM) :], "utf-8-sig"
+    return pa.py_buffer(data), "utf-8"
+
+
+def parse_csv(data: bytes, *, content_sha256: str | None = None) -> ParsedDataset:
+    """Decode, parse and type an uploaded CSV; raise a domain error for anything that is not a usable table.
+
+    UTF-8 (with or without BOM) is read in place, with no decoding pass of its own; anything else is
+    transcoded from CP949 first.
+    """
+    if not data or data.isspace():
+        raise _empty_file()
+    _reject_binary(data)
+    if data.find(b"\n") == -1 and data.find(b"\r") == -1:
+        raise InvalidInput("머리글만 있고 데이터 행이 없습니다.", detail={"reason": "header_only"})
+    text, encoding = _as_utf8_text(data)
+    try:
+        if not _utf8_head_ok(text):
+            raise _NotUtf8
+        table, kind = _parse_text(text, utf8_verified=False)
+    except _NotUtf8:
+        utf8, encoding = decode_to_utf8(data)
+        if not utf8 or utf8.isspace():
+            raise _empty_file() from None
+        table, kind = _parse_text(pa.py_buffer(utf8), utf8_verified=True)
     return ParsedDataset(
         table=table,
         kind=kind,
@@ -291,9 +381,110 @@ def parse_csv(data: bytes, *, content_sha256: str | None = None) -> ParsedDatase
     )
 
 
+# ---- a file arriving in pieces (see api/datasets/incremental.py) ------------------------------------
+
+
+class CannotParseInPieces(Exception):
+    """This file must be judged whole: parse_csv on the complete body decides (and words any error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PieceLayout:
+    """What the first piece of a file fixes for the rest: names, kind, encoding and every column's type."""
+
+    raw_names: list[str]
+    names: list[str]
+    kind: DatasetKind
+    encoding: str
+    read_types: dict[str, pa.DataType]
+
+
+def parse_first_piece(piece: bytes, *, more_follows: bool) -> tuple[pa.Table, PieceLayout]:
+    """The first newline-aligned piece of a CSV, parsed and typed exactly as parse_csv would parse it.
+
+    Raises CannotParseInPieces (or a domain or decoding error) for anything that needs the whole file:
+    bytes valid in neither UTF-8 nor CP949, a column whose type is not settled yet (all empty, or not
+    UTF-8 after a UTF-8 start), ragged rows, bad values.
+    """
+    if not piece or piece.isspace():
+        raise CannotParseInPieces("blank start")
+    _reject_binary(piece)
+    text, encoding = _as_utf8_text(piece)
+    if not _utf8_head_ok(text):
+        if encoding == "utf-8-sig":
+            raise CannotParseInPieces("a BOM but not UTF-8")
+        # CP949 never uses the newline byte inside a character, so pieces cut at newlines decode on their own.
+        text, encoding = pa.py_buffer(piece.decode("cp949").encode("utf-8")), "cp949"
+    raw_names, names, kind = _layout(text)
+    table = _read_table(text, raw_names, kind, block_size=_PIECE_BLOCK_BYTES)
+    if any(_is_binary(t) or pa.types.is_null(t) for t in table.schema.types):
+        raise CannotParseInPieces("a column type is not settled by the first piece")
+    if more_follows:
+        _check_cut(table)
+    layout = PieceLayout(
+        raw_names=raw_names,
+        names=names,
+        kind=kind,
+        encoding=encoding,
+        read_types=dict(zip(raw_names, table.schema.types, strict=True)),
+    )
+    return _finish_piece(table, layout), layout
+
+
+def parse_next_piece(piece: bytes, layout: PieceLayout, *, more_follows: bool) -> pa.Table:
+    """A later piece (no header line), read with the types the first piece fixed."""
+    if layout.encoding == "cp949":
+        piece = piece.decode("cp949").encode("utf-8")
+    table = _read_table(
+        pa.py_buffer(piece),
+        layout.raw_names,
+        layout.kind,
+        continuation_types=layout.read_types,
+        block_size=_PIECE_BLOCK_BYTES,
+    )
+    if more_follows:
+        _check_cut(table)
+    return _finish_piece(table, layout)
+
+
+def _check_cut(table: pa.Table) -> None:
+    """Refuse a piece that was cut inside a quoted value.
+
+    Pieces are cut after a newline, and a quoted value may hold newlines. Cut inside one, the piece ends in
+    an unterminated quote, which Arrow reads as a value running to the end of the piece, so it ends with the
+    newline the cut followed (a quoted numeric value fails conversion, and a row left short is ragged, which
+    fail earlier). A value that really ends with a newline is refused too: the whole-body parse then decides.
+    """
+    if table.num_rows == 0:
+        return
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            last = column[-1].as_py()
+            if last is not None and last.endswith(("\n", "\r")):
+                raise CannotParseInPieces("the piece may end inside a quoted value")
+
+
+def _finish_piece(table: pa.Table, layout: PieceLayout) -> pa.Table:
+    if layout.names != layout.raw_names:
+        table = table.rename_columns(layout.names)
+    return _normalise_columns(table, layout.kind)
+
+
+def parquet_writer(schema: pa.Schema, sink: pa.BufferOutputStream) -> pq.ParquetWriter:
+    """A Parquet writer with the settings `to_parquet` uses."""
+    return pq.ParquetWriter(sink, schema, **_parquet_options(schema))
+
+
+def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    # Min/max statistics of text columns cost ~0.1 s on a 600k-row upload (a third of the write) and
+    # nothing reads them: datasets are always loaded whole. Numbers and dates keep theirs.
+    with_stats = [f.name for f in schema if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+    return {"compression": "zstd", "compression_level": 3, "write_statistics": with_stats or False}
+
+
 def to_parquet(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd", compression_level=3)
+    pq.write_table(table, sink, **_parquet_options(table.schema))
     return sink.getvalue().to_pybytes()
 
 

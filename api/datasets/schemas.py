@@ -68,10 +68,23 @@ class ShareLinkCreate(Input):
 
 
 class ShareLink(Output):
+    id: int
     token: str
     url: str
     dataset_id: int
     expires_at: dt.datetime | None
+
+
+class ShareLinkInfo(Output):
+    """A share link as listed later: the token itself is stored hashed and never shown again."""
+
+    id: int
+    dataset_id: int
+    created_by: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    status: Literal["active", "expired", "revoked"]
 
 
 __all__ = [
@@ -83,6 +96,7 @@ __all__ = [
     "RowsPage",
     "ShareLink",
     "ShareLinkCreate",
+    "ShareLinkInfo",
     "SharedDataset",
     "Visibility",
 ]

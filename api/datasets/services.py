@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import re
 import unicodedata
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import pyarrow as pa
@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.datasets import profile
 from api.datasets import schemas as s
 from api.datasets.distribution import column_distribution
-from api.datasets.ingest import ParsedDataset, parse_csv, sha256_hex, to_parquet
+from api.datasets.incremental import UploadedCsv, upload_too_large
+from api.datasets.ingest import parse_csv, to_parquet
 from api.datasets.repository import DatasetRepository, ShareLinkRepository
 from api.db.tables import Dataset, ShareLink
-from api.errors import Forbidden, Gone, InvalidInput, NotFound, PayloadTooLarge
+from api.errors import Forbidden, Gone, InvalidInput, NotFound
 from api.resources import Resources
 from api.schemas import Page
 from api.users.services import Principal
@@ -74,6 +75,14 @@ def to_dataset_out(row: Dataset, owner: str) -> s.Dataset:
     )
 
 
+def _link_status(link: ShareLink, now: dt.datetime) -> Literal["active", "expired", "revoked"]:
+    if link.revoked_at is not None:
+        return "revoked"
+    if link.expires_at is not None and link.expires_at <= now:
+        return "expired"
+    return "active"
+
+
 def to_summary(row: Dataset) -> profile.DatasetSummary:
     return msgspec.convert(row.summary, profile.DatasetSummary)
 
@@ -90,67 +99,72 @@ class DatasetService:
     async def upload(
         self,
         user: Principal,
-        data: bytes,
+        data: bytes | UploadedCsv,
         *,
         filename: str | None,
         name: str | None = None,
         visibility: str = "private",
         is_demo: bool = False,
-        content_sha256: str | None = None,
     ) -> s.Dataset:
+        """Store an uploaded CSV: raw bytes (CLI, demo data) or a body received and parsed on the fly."""
+        upload = data if isinstance(data, UploadedCsv) else UploadedCsv.from_bytes(data)
         limit = self.resources.settings.upload_max_bytes
-        if len(data) > limit:
-            raise PayloadTooLarge(
-                f"파일이 너무 큽니다. 최대 {limit // (1024 * 1024)} MB까지 올릴 수 있습니다.",
-                detail={"size_bytes": len(data), "limit_bytes": limit},
-            )
+        if upload.size > limit:
+            raise upload_too_large(limit, size_bytes=upload.size)
         if visibility not in ("private", "team"):
             raise InvalidInput(
                 "공개 범위는 private 또는 team 이어야 합니다.",
                 detail={"field": "visibility", "value": visibility, "valid": ["private", "team"]},
             )
         display_name = _clean_name(name, filename)
-        sha = content_sha256 or await asyncio.to_thread(sha256_hex, data)
+        sha = await asyncio.to_thread(upload.sha256)
+        row = Dataset(
+            owner_id=user.id,
+            name=display_name,
+            visibility=visibility,
+            content_sha256=sha,
+            size_bytes=upload.size,
+            source_filename=display_name_from_filename(filename) if filename else None,
+            is_demo=is_demo,
+        )
         existing = await self.datasets.any_with_content(sha)
-        parsed: ParsedDataset | None = None
-        parquet: bytes | None = None
         if existing is not None:
             # Identical bytes were parsed and profiled before: reuse them, store nothing twice.
-            kind, rows, encoding = existing.kind, existing.rows, existing.encoding
-            columns, summary_doc = existing.columns, existing.summary
-        else:
-            parsed = await asyncio.to_thread(parse_csv, data, content_sha256=sha)
-            summary, parquet = await asyncio.gather(
-                asyncio.to_thread(profile.summarize, parsed.table, parsed.kind),
-                asyncio.to_thread(to_parquet, parsed.table),
-            )
-            kind, rows, encoding = parsed.kind.value, parsed.table.num_rows, parsed.encoding
-            columns, summary_doc = _column_infos(summary), msgspec.to_builtins(summary)
+            row.kind, row.rows, row.encoding = existing.kind, existing.rows, existing.encoding
+            row.columns, row.summary = existing.columns, existing.summary
+            return await self._add(user, row)
 
-        await self.datasets.lock_name(user.id, display_name)
-        version = await self.datasets.next_version(user.id, display_name)
-        if parquet is not None:
+        if upload.early is not None:  # parsed and encoded while the body arrived
+            parsed, parquet = upload.early
+            upload.release()  # the raw bytes are not needed any more
+        else:
+            parsed = await asyncio.to_thread(lambda: parse_csv(upload.content(), content_sha256=sha))
+            parquet = None
+        # The profile is computed in a thread while the Parquet blob is made and sent.
+        summarizing = asyncio.ensure_future(asyncio.to_thread(profile.summarize, parsed.table, parsed.kind))
+        try:
+            if parquet is None:
+                parquet = await asyncio.to_thread(to_parquet, parsed.table)
             await self.datasets.store_blob(sha, parquet)
-        row = await self.datasets.add(
-            Dataset(
-                owner_id=user.id,
-                name=display_name,
-                version=version,
-                kind=kind,
-                visibility=visibility,
-                rows=rows,
-                columns=columns,
-                content_sha256=sha,
-                size_bytes=len(data),
-                encoding=encoding,
-                source_filename=display_name_from_filename(filename) if filename else None,
-                summary=summary_doc,
-                is_demo=is_demo,
-            )
-        )
+            summary = await summarizing
+        finally:
+            if not summarizing.done():
+                summarizing.cancel()  # the error above is the one to report
+            elif not summarizing.cancelled():
+                summarizing.exception()  # retrieved, so asyncio does not log it as never seen
+        row.kind, row.rows, row.encoding = parsed.kind.value, parsed.table.num_rows, parsed.encoding
+        row.columns, row.summary = _column_infos(summary), msgspec.to_builtins(summary)
+
+        out = await self._add(user, row)
+        self.resources.tables.put(sha, parsed.table)
+        return out
+
+    async def _add(self, user: Principal, row: Dataset) -> s.Dataset:
+        """Insert the row as the next version of its name (locked until the commit) and commit."""
+        await self.datasets.lock_name(user.id, row.name)
+        row.version = await self.datasets.next_version(user.id, row.name)
+        row = await self.datasets.add(row)
         await self.session.commit()
-        if parsed is not None:
-            self.resources.tables.put(sha, parsed.table)
         return to_dataset_out(row, user.name)
 
     # ---- reads ----------------------------------------------------------------------------------
@@ -238,12 +252,13 @@ class DatasetService:
         ttl = expires_in if expires_in is not None else self.resources.settings.share_link_default_ttl
         expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
         token = new_token("shr")
-        await self.links.add(
+        link = await self.links.add(
             ShareLink(token_hash=hash_token(token), dataset_id=row.id, created_by=user.id, expires_at=expires_at)
         )
+        link_id = link.id  # flushed by add(); read before the commit expires the object
         await self.session.commit()
         url = f"{self.resources.settings.api_url}/api/shared/{token}"
-        return s.ShareLink(token=token, url=url, dataset_id=row.id, expires_at=expires_at)
+        return s.ShareLink(id=link_id, token=token, url=url, dataset_id=row.id, expires_at=expires_at)
 
     async def _live_link(self, token: str) -> ShareLink:
         link = await self.links.by_token_hash(hash_token(token))
@@ -277,6 +292,38 @@ class DatasetService:
             expires_at=link.expires_at,
             summary=to_summary(row),
         )
+
+    async def list_shares(self, user: Principal, dataset_id: int, *, offset: int, limit: int) -> Page[s.ShareLinkInfo]:
+        """The dataset's share links: all of them for its owner and admins, one's own links for anyone else."""
+        row, _ = await self.visible(user, dataset_id)
+        sees_all = user.is_admin or row.owner_id == user.id
+        links, total = await self.links.page_for_dataset(
+            row.id, created_by=None if sees_all else user.id, offset=offset, limit=limit
+        )
+        now = dt.datetime.now(dt.UTC)
+        items = [
+            s.ShareLinkInfo(
+                id=link.id,
+                dataset_id=link.dataset_id,
+                created_by=creator,
+                created_at=link.created_at,
+                expires_at=link.expires_at,
+                revoked_at=link.revoked_at,
+                status=_link_status(link, now),
+            )
+            for link, creator in links
+        ]
+        return Page(items=items, total=total, offset=offset, limit=limit)
+
+    async def revoke_share_by_id(self, user: Principal, dataset_id: int, share_id: int) -> None:
+        """Revoke one of a dataset's links (its creator, the dataset's owner or an admin); repeating is harmless."""
+        row, _ = await self.visible(user, dataset_id)
+        link = await self.links.get_one_or_none(id=share_id, dataset_id=row.id)
+        if link is None or not (user.is_admin or link.created_by == user.id or row.owner_id == user.id):
+            raise NotFound("공유 링크를 찾을 수 없습니다.", detail={"dataset_id": dataset_id, "share_id": share_id})
+        if link.revoked_at is None:
+            link.revoked_at = dt.datetime.now(dt.UTC)
+            await self.session.commit()
 
     async def revoke_share(self, user: Principal, token: str) -> None:
         link = await self.links.by_token_hash(hash_token(token))

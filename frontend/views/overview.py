@@ -65,6 +65,13 @@ def dataset_table(items: list[dict[str, Any]]) -> pd.DataFrame:
     )
 
 
+LINK_STATUS = {"active": "🟢 사용 중", "expired": "⌛ 만료됨", "revoked": "⛔ 취소됨"}
+
+
+def _when(value: str | None) -> str:
+    return str(value)[:16].replace("T", " ") if value else "없음"
+
+
 def share_section(client: HabClient, choice: dict[str, Any]) -> None:
     links: list[dict[str, Any]] = st.session_state.setdefault(SHARE_LINKS, [])
     expiry = st.selectbox("링크 유효 기간", list(EXPIRY_CHOICES), index=1, key="share_expiry")
@@ -74,16 +81,13 @@ def share_section(client: HabClient, choice: dict[str, Any]) -> None:
             links.insert(0, {**link, "dataset": choice["name"], "revoked": False})
         except ApiError as error:
             show_error(error, "공유 링크")
-    for i, link in enumerate(links):
-        status = "취소됨" if link["revoked"] else f"만료 {str(link['expires_at'])[:16].replace('T', ' ')}"
-        st.markdown(f"**{link['dataset']}** · {status}")
-        if link["revoked"]:
+    # A link's address is shown only right after it is made: the server keeps its token hashed.
+    for link in links:
+        if link["revoked"] or link["dataset_id"] != choice["id"]:
             continue
+        st.markdown(f"**새 공유 링크** · 만료 {_when(link['expires_at'])}")
         st.code(link["url"], language=None)  # the code block has a copy button
-        if st.button("이 링크 취소", key=f"share_revoke_{i}") and revoke(client, link["token"]):
-            link["revoked"] = True
-            st.session_state[FLASH] = "공유 링크를 취소했습니다. 이제 그 주소로는 볼 수 없습니다."
-            st.rerun()
+    listed_links(client, choice)
     with st.popover("다른 공유 링크 취소"):
         pasted = st.text_input("공유 링크 주소나 토큰", key="share_revoke_text")
         if st.button("취소하기", key="share_revoke_pasted"):
@@ -92,6 +96,39 @@ def share_section(client: HabClient, choice: dict[str, Any]) -> None:
                 st.warning("공유 링크 주소에서 shr_로 시작하는 토큰을 찾지 못했습니다.")
             elif revoke(client, token):
                 st.success("공유 링크를 취소했습니다.")
+
+
+def listed_links(client: HabClient, choice: dict[str, Any]) -> None:
+    """Every link of this dataset the user may manage, with a cancel button for those still in use."""
+    try:
+        items = client.shares(choice["id"])["items"]
+    except ApiError as error:  # the rest of the page (deletion) still works
+        show_error(error, "공유 링크 목록")
+        return
+    if not items:
+        st.caption("이 데이터셋에는 아직 공유 링크가 없습니다.")
+        return
+    st.markdown("**이 데이터셋의 공유 링크**")
+    for item in items:
+        left, right = st.columns([4, 1])
+        left.markdown(
+            f"{LINK_STATUS[item['status']]} · 만든 사람 {item['created_by']} · 만든 때 {_when(item['created_at'])}"
+            f" · 만료 {_when(item['expires_at'])}"
+        )
+        if item["status"] == "active" and right.button("취소", key=f"share_revoke_id_{item['id']}"):
+            try:
+                client.revoke_share_by_id(choice["id"], item["id"])
+            except ApiError as error:
+                show_error(error, "공유 링크 취소")
+                return
+            for link in links_made_here(item["id"]):
+                link["revoked"] = True
+            st.session_state[FLASH] = "공유 링크를 취소했습니다. 이제 그 주소로는 볼 수 없습니다."
+            st.rerun()
+
+
+def links_made_here(share_id: int) -> list[dict[str, Any]]:
+    return [link for link in st.session_state.get(SHARE_LINKS, []) if link.get("id") == share_id]
 
 
 def revoke(client: HabClient, token: str) -> bool:

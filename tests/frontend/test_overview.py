@@ -63,7 +63,7 @@ def test_upload_several_csvs_then_delete_one(frontend_env):
     assert frontend_env.get(f"/api/datasets/{mine['메모']['id']}").status_code == 404
 
 
-def test_share_link_create_copy_and_revoke(frontend_env):
+def test_share_link_create_copy_list_and_revoke(frontend_env):
     at = open_page(PAGE)
     options = at.selectbox(key="overview_dataset").options
     at.selectbox(key="overview_dataset").select_index(next(i for i, o in enumerate(options) if "CCTV" in o)).run()
@@ -74,12 +74,20 @@ def test_share_link_create_copy_and_revoke(frontend_env):
     shared = httpx.get(url, timeout=10)  # no token needed
     assert shared.status_code == 200 and shared.json()["name"] == "데모 대구 CCTV 정보"
 
-    at.button(key="share_revoke_0").click().run()
+    # The dataset's links are listed from the API (newest first), each active one with a cancel button.
+    dataset_id = shared.json()["id"]
+    newest = frontend_env.get(f"/api/datasets/{dataset_id}/shares").json()["items"][0]
+    assert newest["status"] == "active"
+    assert any("🟢 사용 중 · 만든 사람 관리자" in m for m in texts(at.markdown))
+    at.button(key=f"share_revoke_id_{newest['id']}").click().run()
     assert_clean(at)
     assert "공유 링크를 취소했습니다. 이제 그 주소로는 볼 수 없습니다." in texts(at.success)
     assert not at.code  # a revoked link is no longer offered for copying
-    assert any("취소됨" in m for m in texts(at.markdown))
+    assert any("⛔ 취소됨" in m for m in texts(at.markdown))
+    assert not any(b.key == f"share_revoke_id_{newest['id']}" for b in at.button)
     assert httpx.get(url, timeout=10).status_code in (404, 410)
+    listed = frontend_env.get(f"/api/datasets/{dataset_id}/shares").json()["items"]
+    assert next(i for i in listed if i["id"] == newest["id"])["status"] == "revoked"
 
 
 def test_a_refused_delete_shows_the_apis_korean_message(frontend_env, monkeypatch):
@@ -91,3 +99,21 @@ def test_a_refused_delete_shows_the_apis_korean_message(frontend_env, monkeypatc
     assert "삭제: 데이터셋을 만든 사용자나 관리자만 삭제할 수 있습니다." in texts(at.error)
     visible = frontend_env.get("/api/datasets", token=frontend_env.user_token, limit=200).json()
     assert len(_table(at)) == visible["total"]
+
+
+def test_a_large_upload_arrives_whole_through_the_client(frontend_env):
+    """More than one 1 MB client piece and more than one 8 MB server piece: the server parses it while it
+    arrives, and what it stored must be exactly the bytes sent."""
+    import hashlib
+
+    from frontend.client import HabClient
+
+    rows = "".join(f"{i},대구 {i % 97}번지,{i * 0.25}\n" for i in range(600_000))
+    content = ("번호,주소,값\n" + rows).encode()
+    assert len(content) > 2 * 8 * 1024 * 1024
+    client = HabClient(frontend_env.url, frontend_env.admin_token)
+    out = client.upload("큰 파일.csv", content, name="큰 파일")
+    assert out["rows"] == 600_000 and out["content_sha256"] == hashlib.sha256(content).hexdigest()
+    page = frontend_env.get(f"/api/datasets/{out['id']}/rows", offset=599_999, limit=1).json()
+    assert page["items"] == [{"번호": 599_999, "주소": f"대구 {599_999 % 97}번지", "값": 149_999.75}]
+    client.delete_dataset(out["id"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 
 import pytest
@@ -262,6 +263,65 @@ async def test_share_link_expiry(client, alice, stored, resources):
     assert expired.status_code == 410 and expired.json()["error"]["detail"]["reason"] == "expired"
 
 
+async def test_share_links_of_a_private_dataset_are_not_anyone_elses_business(client, alice, bob, stored, resources):
+    private = stored["lights"]["id"]
+    link = (await client.post(f"/api/datasets/{private}/share", headers=alice.headers)).json()
+    before = await stored_counts(resources)
+    listed = await client.get(f"/api/datasets/{private}/shares", headers=bob.headers)
+    assert listed.status_code == 404 and HANGUL.search(listed.json()["error"]["message"])
+    revoked = await client.delete(f"/api/datasets/{private}/shares/{link['id']}", headers=bob.headers)
+    assert revoked.status_code == 404
+    assert (await client.get(f"/api/datasets/{private}/shares")).status_code == 401
+    assert await stored_counts(resources) == before
+    assert (await client.get(f"/api/shared/{link['token']}")).status_code == 200  # still live
+
+
+async def test_share_links_are_listed_and_revoked_by_id(client, alice, bob, admin, resources):
+    team = (await upload(client, alice, "구,값\n중구,1\n".encode(), "공유목록.csv", visibility="team")).json()
+    base = f"/api/datasets/{team['id']}"
+    mine = (await client.post(f"{base}/share", headers=alice.headers)).json()
+    bobs = (await client.post(f"{base}/share", headers=bob.headers, json={"expires_in": 600})).json()
+    assert isinstance(mine["id"], int) and mine["id"] != bobs["id"]
+
+    def ids(response):
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    # The owner and admins see every link of the dataset; anyone else only their own. Never a token.
+    listed = await client.get(f"{base}/shares", headers=alice.headers)
+    assert ids(listed) == [bobs["id"], mine["id"]] and listed.json()["total"] == 2
+    assert {i["created_by"] for i in listed.json()["items"]} == {"alice", "bob"}
+    assert all("token" not in i and i["status"] == "active" for i in listed.json()["items"])
+    assert ids(await client.get(f"{base}/shares", headers=bob.headers)) == [bobs["id"]]
+    assert ids(await client.get(f"{base}/shares", headers=admin.headers)) == [bobs["id"], mine["id"]]
+    assert ids(await client.get(f"{base}/shares", headers=alice.headers, params={"limit": 1, "offset": 1})) == [
+        mine["id"]
+    ]
+
+    # Bob may not revoke alice's link; the dataset's owner may revoke bob's; unknown ids are 404.
+    before = await stored_counts(resources)
+    refused = await client.delete(f"{base}/shares/{mine['id']}", headers=bob.headers)
+    assert refused.status_code == 404 and HANGUL.search(refused.json()["error"]["message"])
+    assert (await client.delete(f"{base}/shares/999999", headers=alice.headers)).status_code == 404
+    assert (await client.get(f"/api/shared/{mine['token']}")).status_code == 200
+    assert await stored_counts(resources) == before
+    assert (await client.delete(f"{base}/shares/{bobs['id']}", headers=alice.headers)).status_code == 204
+    assert (await client.delete(f"{base}/shares/{bobs['id']}", headers=bob.headers)).status_code == 204  # again
+    assert (await client.get(f"/api/shared/{bobs['token']}")).status_code == 410
+
+    async with resources.sessions() as session:
+        await session.execute(
+            update(ShareLink)
+            .where(ShareLink.id == mine["id"])
+            .values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+        )
+        await session.commit()
+    statuses = {
+        i["id"]: i["status"] for i in (await client.get(f"{base}/shares", headers=alice.headers)).json()["items"]
+    }
+    assert statuses == {mine["id"]: "expired", bobs["id"]: "revoked"}
+
+
 async def test_share_link_bad_input_and_visibility(client, alice, bob, stored, resources):
     before = await stored_counts(resources)
     too_short = await client.post(
@@ -350,9 +410,65 @@ async def test_client_file_name_is_display_text_only(client, alice):
 
 async def test_upload_without_file_is_refused(client, alice, resources):
     before = await stored_counts(resources)
-    response = await client.post("/api/datasets/upload", headers=alice.headers, data={"name": "x"})
+    # A form of text fields only (sent as multipart: an empty "files" part list forces it).
+    response = await client.post(
+        "/api/datasets/upload", headers=alice.headers, data={"name": "x"}, files={"other": ("a.txt", b"1")}
+    )
     assert response.status_code == 400 and HANGUL.search(response.json()["error"]["message"])
+    assert response.json()["error"]["detail"]["field"] == "file"
+    # Not a form at all.
+    response = await client.post("/api/datasets/upload", headers=alice.headers, data={"name": "x"})
+    assert response.status_code == 415 and HANGUL.search(response.json()["error"]["message"])
     assert await stored_counts(resources) == before
+
+
+def _multipart(boundary: str, *parts: tuple[str, str | None, bytes]) -> bytes:
+    body = b""
+    for name, filename, value in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode()
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "reason_field"),
+    [
+        ("two files", _multipart("b0", ("file", "a.csv", b"a\n1\n"), ("file", "b.csv", b"a\n2\n")), "field"),
+        ("cut off", _multipart("b0", ("file", "a.csv", b"a\n1\n"))[:-10], "reason"),
+        ("huge name field", _multipart("b0", ("name", None, b"x" * 5000), ("file", "a.csv", b"a\n1\n")), "limit_bytes"),
+        (
+            "name not UTF-8",
+            _multipart("b0", ("name", None, "이름".encode("cp949")), ("file", "a.csv", b"a\n1\n")),
+            "field",
+        ),
+    ],
+)
+async def test_malformed_forms_are_refused(client, alice, resources, case, body, reason_field):
+    before = await stored_counts(resources)
+    response = await client.post(
+        "/api/datasets/upload",
+        headers={**alice.headers, "Content-Type": "multipart/form-data; boundary=b0"},
+        content=body,
+    )
+    assert response.status_code == 400, (case, response.text)
+    error = response.json()["error"]
+    assert HANGUL.search(error["message"]) and reason_field in error["detail"]
+    assert await stored_counts(resources) == before
+
+
+async def test_form_fields_and_a_file_without_a_name(client, alice):
+    body = _multipart(
+        "b1", ("visibility", None, b"team"), ("name", None, "폼 이름".encode()), ("file", None, b"a\n7\n")
+    )
+    response = await client.post(
+        "/api/datasets/upload",
+        headers={**alice.headers, "Content-Type": 'multipart/form-data; boundary="b1"'},
+        content=body,
+    )
+    assert response.status_code == 201, response.text
+    out = response.json()
+    assert (out["name"], out["visibility"], out["rows"]) == ("폼 이름", "team", 1)
+    assert out["content_sha256"] == hashlib.sha256(b"a\n7\n").hexdigest()
 
 
 async def test_table_cache_serves_repeated_reads(client, alice, stored, resources):

@@ -45,6 +45,37 @@ class TestDecoding:
         assert info.value.status_code == 422
 
 
+class TestEncodingsInParse:
+    """parse_csv checks only the first MB up front; Arrow's own validation must catch the rest."""
+
+    ascii_rows = "".join(f"{i},plain text {i}\n" for i in range(60_000))  # > 1 MB of ASCII
+
+    def test_cp949_after_an_ascii_first_megabyte(self):
+        parsed = parse_csv(("id,note\n" + self.ascii_rows + "60000,대구 중구\n").encode("cp949"))
+        assert parsed.encoding == "cp949"
+        assert parsed.table.schema.field("note").type == pa.string()
+        assert parsed.table.column("note")[-1].as_py() == "대구 중구"
+
+    def test_cp949_in_a_column_read_as_text_after_the_first_megabyte(self):
+        # Coordinate columns are read as strings (junk becomes missing), so Arrow's check fails there.
+        rows = "".join(f"{i},35.87,128.6\n" for i in range(60_000))
+        parsed = parse_csv(("id,lat,lon\n" + rows + "60000,없음,128.6\n").encode("cp949"))
+        assert parsed.encoding == "cp949" and parsed.table.num_rows == 60_001
+        assert parsed.table.column("lat")[-1].as_py() is None
+
+    def test_bom_file_is_read_in_place(self):
+        parsed = parse_csv("\ufeff이름,값\n대구,1\n".encode())
+        assert parsed.encoding == "utf-8-sig" and parsed.table.column_names == ["이름", "값"]
+
+    def test_bytes_valid_in_no_encoding_after_the_first_megabyte(self):
+        with pytest.raises(InvalidInput) as info:
+            parse_csv(("id,note\n" + self.ascii_rows).encode() + b"1,\xff\xfe\n")
+        assert info.value.detail["encodings_tried"] == ["utf-8", "utf-8-sig", "cp949"]
+
+    def test_old_mac_line_endings_are_rows(self):
+        assert parse_csv(b"a,b\r1,2\r").table.num_rows == 1
+
+
 class TestKindDetection:
     @pytest.mark.parametrize(
         ("columns", "kind"),
@@ -145,6 +176,12 @@ class TestParsing:
 
         data = "\ufeffa\n1\n".encode()
         assert parse_csv(data).content_sha256 == hashlib.sha256(data).hexdigest()
+
+    def test_inferred_times_look_the_same_reloaded(self):
+        parsed = parse_csv(b"t,ts,d\n09:00,2020-01-01 10:00:00,2020-01-01\n")
+        assert parsed.table.schema.field("t").type == pa.time32("ms")
+        assert parsed.table.schema.field("ts").type == pa.timestamp("ms")
+        assert from_parquet(to_parquet(parsed.table)).equals(parsed.table)
 
     def test_parquet_round_trip_keeps_types(self):
         parsed = parse_csv(f"{TRAIN_HEADER}\n{TRAIN_ROW}\n".encode())
