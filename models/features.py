@@ -21,14 +21,16 @@ import difflib
 import math
 import re
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import msgspec
 import numpy as np
 
 if TYPE_CHECKING:
     from models.artifact import ModelMetadata
+
+T = TypeVar("T")
 
 CATEGORICAL_FEATURES = ("기상상태", "노면상태", "도로형태", "사고유형", "시간대", "시군구", "요일")
 NUMERIC_FEATURES = ("사고연", "사고월", "사고일", "사고시")
@@ -211,19 +213,29 @@ class _Compiled:
         self.hour_band = [meta.hour_bands[str(h)] for h in range(24)]
 
 
-_CACHE: dict[int, _Compiled] = {}
-_CACHE_LOCK = threading.Lock()
+class PerMetadata(Generic[T]):
+    """Objects derived from a model's metadata, built once per metadata object and kept for a few models.
+
+    Keyed by id(); each entry holds its metadata (as `.meta`), so an id is never reused while it is cached.
+    """
+
+    def __init__(self, build: Callable[[ModelMetadata], T], size: int) -> None:
+        self._build = build
+        self._size = size
+        self._entries: dict[int, T] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, meta: ModelMetadata) -> T:
+        entry = self._entries.get(id(meta))
+        if entry is None or entry.meta is not meta:  # type: ignore[attr-defined]
+            with self._lock:
+                while len(self._entries) >= self._size:
+                    self._entries.pop(next(iter(self._entries)))
+                entry = self._entries[id(meta)] = self._build(meta)
+        return entry
 
 
-def _compiled(meta: ModelMetadata) -> _Compiled:
-    # Keyed by id(); the entry keeps the metadata alive, so an id is never reused while it is cached.
-    entry = _CACHE.get(id(meta))
-    if entry is None or entry.meta is not meta:
-        with _CACHE_LOCK:
-            while len(_CACHE) >= 16:
-                _CACHE.pop(next(iter(_CACHE)))
-            entry = _CACHE[id(meta)] = _Compiled(meta)
-    return entry
+_compiled = PerMetadata(_Compiled, size=16)
 
 
 def hour_band(hour: int, meta: ModelMetadata) -> str:

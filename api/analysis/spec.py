@@ -92,6 +92,7 @@ CONDITIONS = Param(
     max_items=20,
 )
 COMBINE = Param("combine", "combine", "조건 결합 방식 (기본 and)", default="and")
+COLUMN = Param("column", "column", "열 이름", required=True)
 
 
 @dataclass(frozen=True)

@@ -139,13 +139,11 @@ class ChatService:
         if not message:
             raise DomainError("질문 내용이 비어 있습니다.", detail={"field": "message"})
         ids = list(dict.fromkeys(request.dataset_ids))
-        repository = DatasetRepository(session=self.session)
-        rows = []
-        for dataset_id in ids:
-            found = await repository.get_visible(dataset_id, user)
-            if found is None:
-                raise NotFound("데이터셋을 찾을 수 없습니다.", detail={"dataset_id": dataset_id})
-            rows.append(found[0])
+        visible = await DatasetRepository(session=self.session).visible_by_id(ids, user)
+        missing = [dataset_id for dataset_id in ids if dataset_id not in visible]
+        if missing:
+            raise NotFound("데이터셋을 찾을 수 없습니다.", detail={"dataset_id": missing[0]})
+        rows = [visible[dataset_id] for dataset_id in ids]
         history: list[tuple[str, str]] = []
         if request.conversation_id is not None:
             conversation = await self.conversations.owned(request.conversation_id, user.id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from itertools import repeat
 from typing import Any, TypeVar, cast
@@ -32,6 +31,7 @@ from models.features import (
     NUMERIC_RANGES,
     EncodedBatch,
     FeatureError,
+    PerMetadata,
     encode_frame,
     encode_row,
     feature_schema,
@@ -98,20 +98,12 @@ class _FeaturesJson:
         return pc.binary_join_element_wise(*parts, ",").to_pylist()
 
 
-_FEATURES_JSON: dict[int, _FeaturesJson] = {}
-_FEATURES_JSON_LOCK = threading.Lock()
+_features_json = PerMetadata(_FeaturesJson, size=8)
 
 
 def features_json_many(matrix: np.ndarray, meta: ModelMetadata) -> list[str]:
     """The stored features JSON of each encoded row (see _FeaturesJson)."""
-    # Keyed by id(); the entry keeps the metadata alive, so an id is never reused while it is cached.
-    entry = _FEATURES_JSON.get(id(meta))
-    if entry is None or entry.meta is not meta:
-        with _FEATURES_JSON_LOCK:
-            while len(_FEATURES_JSON) >= 8:
-                _FEATURES_JSON.pop(next(iter(_FEATURES_JSON)))
-            entry = _FEATURES_JSON[id(meta)] = _FeaturesJson(meta)
-    return entry(matrix)
+    return _features_json(meta)(matrix)
 
 
 class PredictionService:

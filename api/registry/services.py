@@ -18,9 +18,7 @@ from models.loaded import LoadedModel
 
 logger = logging.getLogger("hab.registry")
 
-# Artifacts are immutable (content-addressed), so importance computed once per artifact stays true.
-_IMPORTANCE: dict[str, dict[str, float]] = {}
-_IMPORTANCE_ENTRIES = 32
+IMPORTANCE_ENTRIES = 32  # artifacts whose feature importance is kept (Resources.model_importance)
 
 
 def to_info(row: ModelVersion, cls: type[s.ModelVersionInfo] = s.ModelVersionInfo, **extra: Any) -> Any:
@@ -68,7 +66,8 @@ class RegistryService:
 
     async def _importance(self, row: ModelVersion) -> dict[str, float] | None:
         """Gain importance per feature: from the served model when it is this version, else from the artifact."""
-        cached = _IMPORTANCE.get(row.artifact_sha256)
+        known = self.resources.model_importance
+        cached = known.get(row.artifact_sha256)
         if cached is not None:
             return cached
         current = self.resources.models.current
@@ -79,9 +78,9 @@ class RegistryService:
             if bundle is None:
                 return None
             importance = await asyncio.to_thread(_artifact_importance, *bundle)
-        if len(_IMPORTANCE) >= _IMPORTANCE_ENTRIES:
-            _IMPORTANCE.pop(next(iter(_IMPORTANCE)))
-        _IMPORTANCE[row.artifact_sha256] = importance
+        if len(known) >= IMPORTANCE_ENTRIES:
+            known.pop(next(iter(known)))
+        known[row.artifact_sha256] = importance
         return importance
 
     async def _detail(self, row: ModelVersion) -> s.ModelVersionDetail:

@@ -125,13 +125,31 @@ def wait_element(driver, css: str, timeout: float = WAIT_SECONDS):
     return WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
 
 
-def click_button(driver, label: str, timeout: float = WAIT_SECONDS) -> None:
+def click(driver, xpath: str, timeout: float = WAIT_SECONDS) -> None:
+    """Click the element once it is clickable. Streamlit re-renders elements on every rerun, so an element
+    found a moment ago may be replaced before the click lands ("stale"): then find it again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    xpath = f"//button[normalize-space(.)='{label}' and not(@disabled)]"
-    WebDriverWait(driver, timeout).until(ec.element_to_be_clickable((By.XPATH, xpath))).click()
+    deadline = time.monotonic() + timeout
+    while True:
+        wait = WebDriverWait(
+            driver, max(deadline - time.monotonic(), 1), ignored_exceptions=(StaleElementReferenceException,)
+        )
+        element = wait.until(ec.element_to_be_clickable((By.XPATH, xpath)))
+        try:
+            element.click()
+            return
+        except StaleElementReferenceException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def click_button(driver, label: str, timeout: float = WAIT_SECONDS) -> None:
+    click(driver, f"//button[normalize-space(.)='{label}' and not(@disabled)]", timeout)
 
 
 def shot(driver, name: str) -> Path:
@@ -147,7 +165,6 @@ def no_traceback(driver) -> None:
 
 
 def test_upload_explore_map_chat_and_predict_in_a_real_browser(ui, browser, stack, tmp_path):
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     from api.datasets.demo import generate_demo_datasets
@@ -160,7 +177,7 @@ def test_upload_explore_map_chat_and_predict_in_a_real_browser(ui, browser, stac
     # 개요 / 업로드: upload through the file input, as a person would.
     driver.get(ui)
     wait_text(driver, "데이터셋", "백엔드 연결됨")
-    driver.find_element(By.XPATH, "//summary[contains(., 'CSV 올리기')]").click()
+    click(driver, "//summary[contains(., 'CSV 올리기')]")
     wait_element(driver, "input[type='file']").send_keys(str(csv_path))
     wait_text(driver, "브라우저 CCTV.csv")
     click_button(driver, "올리기")
@@ -189,8 +206,7 @@ def test_upload_explore_map_chat_and_predict_in_a_real_browser(ui, browser, stac
     stack.anthropic.reply("브라우저에서 받은 답변입니다. CCTV 설치 현황을 요약했습니다.")
     driver.get(f"{ui}/chat")
     wait_text(driver, "질의응답", "질문할 데이터셋")
-    label = driver.find_element(By.XPATH, "//div[@data-testid='stCheckbox']//label[contains(., '브라우저 CCTV')]")
-    label.click()
+    click(driver, "//div[@data-testid='stCheckbox']//label[contains(., '브라우저 CCTV')]")
     time.sleep(1.0)  # let the checkbox's rerun settle before typing
     box = wait_element(driver, "textarea[data-testid='stChatInputTextArea']")
     box.send_keys(f"CCTV 설치 현황을 알려줘 ({secrets.token_hex(3)})")  # never asked before: no cached answer

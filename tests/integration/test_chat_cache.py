@@ -56,13 +56,22 @@ async def test_a_dead_leaders_lock_expires_and_a_follower_takes_over(caches):
     assert (result.response, hit, calls) == ("survivor", False, ["survivor"])
 
 
-async def test_a_live_leader_keeps_its_lock_beyond_the_lock_time(caches):
-    key, calls = secrets.token_hex(8), []
-    leader = asyncio.create_task(caches[0].single_flight(key, counting("slow", calls, delay=2.5), wait_seconds=10))
-    await asyncio.sleep(0.2)
-    follower = await caches[1].single_flight(key, counting("second", calls, delay=0), wait_seconds=10)
-    assert (await leader)[0].response == "slow" and follower == (answer("slow"), True)
-    assert calls == ["slow"]  # lock_seconds is 1.0: without renewal the follower would have run too
+async def test_a_live_leader_keeps_its_lock_beyond_the_lock_time(settings):
+    # A 2 s lock renewed every 0.67 s, and a leader busy for 4.5 s: without renewal the follower would run
+    # too. (With a 1 s lock renewed every 0.33 s, this test failed once on a loaded CI machine: a renewal
+    # came too late. The production lock is 30 s.)
+    clients = [redis_client(settings.redis_url) for _ in range(2)]
+    caches = [ChatCache(c, ttl_seconds=60, lock_seconds=2.0, shared_errors=SHARED) for c in clients]
+    try:
+        key, calls = secrets.token_hex(8), []
+        leader = asyncio.create_task(caches[0].single_flight(key, counting("slow", calls, delay=4.5), wait_seconds=15))
+        await asyncio.sleep(0.2)
+        follower = await caches[1].single_flight(key, counting("second", calls, delay=0), wait_seconds=15)
+        assert (await leader)[0].response == "slow" and follower == (answer("slow"), True)
+        assert calls == ["slow"]
+    finally:
+        for client in clients:
+            await client.aclose()
 
 
 async def test_a_leaders_key_problem_is_not_passed_to_followers(caches):

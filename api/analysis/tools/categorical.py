@@ -11,7 +11,7 @@ from api.analysis import pycode
 from api.analysis.columns import KIND_NAMES, column_kind
 from api.analysis.core import Call, ToolError, ToolResult
 from api.analysis.render import clip, fmt_cell, fmt_num, fmt_pct, frame_table, table
-from api.analysis.spec import Param, Tool
+from api.analysis.spec import COLUMN, Param, Tool
 from api.analysis.tools._common import code, frame_var, scope
 
 # Aggregations the model may ask for -> the pandas names passed to .agg(); nothing else reaches pandas.
@@ -246,7 +246,7 @@ TOOLS = (
         "get_value_counts",
         "한 열의 값별 행 수와 비율을 많은 순으로 보여 줍니다 (결측 포함).",
         (
-            Param("column", "column", "열 이름", required=True),
+            COLUMN,
             Param("limit", "integer", "보여 줄 최대 값 수", default=20, minimum=1, maximum=200),
         ),
         value_counts,
@@ -256,7 +256,7 @@ TOOLS = (
         "get_unique_values",
         "한 열의 고유값 목록(정렬)과 개수를 보여 줍니다. 조건에 쓸 정확한 값을 확인할 때 쓰세요.",
         (
-            Param("column", "column", "열 이름", required=True),
+            COLUMN,
             Param("limit", "integer", "보여 줄 최대 값 수", default=50, minimum=1, maximum=500),
         ),
         unique_values,

@@ -11,7 +11,7 @@ from api.analysis import pycode
 from api.analysis.columns import column_kind, dtype_name, numeric_columns, require_kind
 from api.analysis.core import Call, ToolError, ToolResult
 from api.analysis.render import fmt_cell, fmt_num, fmt_pct, frame_table, series_lines, table
-from api.analysis.spec import Param, Tool
+from api.analysis.spec import COLUMN, Param, Tool
 from api.analysis.tools._common import code, frame_var, non_null, scope
 
 _STAT_NAMES = {
@@ -274,7 +274,7 @@ TOOLS = (
     Tool(
         "get_column_statistics",
         "한 열의 기술통계(개수, 평균, 표준편차, 최솟값, 사분위수, 최댓값; 문자열 열은 고유값 수·최빈값)를 구합니다.",
-        (Param("column", "column", "열 이름", required=True),),
+        (COLUMN,),
         column_statistics,
         filterable=True,
     ),
@@ -282,7 +282,7 @@ TOOLS = (
         "calculate_percentile",
         "숫자·날짜 열의 백분위수를 구합니다. value를 주면 그 값 이하인 비율(백분위 순위)도 구합니다.",
         (
-            Param("column", "column", "열 이름", required=True),
+            COLUMN,
             Param(
                 "percentiles",
                 "numbers",
