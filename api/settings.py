@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     queue_name: str = Field(default="arq:queue", validation_alias="HAB_QUEUE_NAME")
     score_chunk_rows: int | None = Field(default=None, gt=0, validation_alias="HAB_SCORE_CHUNK_ROWS")
     job_stale_seconds: float = Field(default=120.0, gt=0, validation_alias="HAB_JOB_STALE_SECONDS")
+    # A running job whose worker went silent this many times fails instead of being queued again.
+    job_max_attempts: int = Field(default=5, gt=0, validation_alias="HAB_JOB_MAX_ATTEMPTS")
     demo_scale: float = Field(default=1.0, gt=0, validation_alias="HAB_DEMO_SCALE")
     # Memory reuse for large uploads (api/runtime.py): Arrow's allocator, and how long freed memory is kept.
     arrow_memory_pool: Literal["jemalloc", "mimalloc", "system", "default"] = Field(

@@ -7,8 +7,8 @@ import logging
 from typing import Any
 
 from api.jobs.repository import JobRepository
-from api.jobs.services import enqueue
-from api.predictions.scoring import ScoringRun, requeue_stale_jobs
+from api.jobs.services import enqueue, requeue_stale_jobs
+from api.predictions.scoring import ScoringRun
 
 logger = logging.getLogger("hab.worker.scoring")
 
@@ -62,7 +62,10 @@ async def _requeue(resources: Any, job_id: int) -> None:
 
 async def sweep_stale_jobs(ctx: dict[str, Any]) -> int:
     resources = ctx["resources"]
-    count = await requeue_stale_jobs(resources, stale_seconds=resources.settings.job_stale_seconds)
+    settings = resources.settings
+    count = await requeue_stale_jobs(
+        resources, stale_seconds=settings.job_stale_seconds, max_attempts=settings.job_max_attempts
+    )
     if count:
         logger.info("re-queued %d stale jobs", count)
     return count

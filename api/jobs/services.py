@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db.tables import Job
 from api.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from api.jobs import schemas as s
+from api.jobs.locks import job_lock
 from api.jobs.repository import TERMINAL, JobRepository
 from api.resources import Resources
 from api.schemas import Page
@@ -26,6 +27,10 @@ KINDS = ("score", "chat")
 # arq function per job kind; the job itself carries only the job id.
 JOB_FUNCTIONS = {"score": "score_job", "chat": "chat_job"}
 RETRY_AFTER_SECONDS = 5
+GAVE_UP = (
+    "작업자가 {attempts}번의 시도 모두 도중에 멈춰 작업을 중단했습니다. "
+    "입력 데이터를 나누어 다시 시도하거나 관리자에게 문의하세요."
+)
 
 
 def to_info(job: Job) -> s.JobInfo:
@@ -60,6 +65,40 @@ async def enqueue(resources: Resources, job: Job, *, attempt: int = 0) -> None:
     arq_id = f"{job.kind}-{job.id}-{attempt}-{secrets.token_hex(4)}"
     if await resources.arq.enqueue_job(JOB_FUNCTIONS[job.kind], job.id, _job_id=arq_id) is None:
         raise RuntimeError(f"arq refused job id {arq_id}")
+
+
+async def requeue_stale_jobs(resources: Resources, *, stale_seconds: float, max_attempts: int) -> int:
+    """Running jobs whose worker went silent, and queued jobs never picked up, go back on the queue.
+
+    A running job that has already started `max_attempts` times fails instead: a job that kills its
+    worker every time (out of memory, a crash in native code) must not take the workers down forever.
+    Returns how many jobs were queued again.
+    """
+    now = dt.datetime.now(dt.UTC)
+    cutoff = now - dt.timedelta(seconds=stale_seconds)
+    async with resources.sessions() as session:
+        stale = await JobRepository(session=session).stale(running_before=cutoff, queued_before=cutoff)
+    requeued = 0
+    for job in stale:
+        if job.status == "running" and job.attempts >= max_attempts:
+            await _give_up(resources, job)
+        else:
+            await enqueue(resources, job, attempt=job.attempts + 1)
+            requeued += 1
+    return requeued
+
+
+async def _give_up(resources: Resources, job: Job) -> None:
+    # Only while no live run holds the job's lock (a run that is merely slow to report keeps its job), and
+    # only if no run started or finished since the sweep read it.
+    async with job_lock(resources.engine, job.id) as held:
+        if not held:
+            return
+        async with resources.sessions() as session:
+            now = await JobRepository(session=session).get_one_or_none(id=job.id)
+        if now is not None and now.status == "running" and now.attempts == job.attempts:
+            logger.warning("job %s failed: its worker stopped during each of %d attempts", job.id, job.attempts)
+            await finish_job(resources, job.id, "failed", error=GAVE_UP.format(attempts=job.attempts))
 
 
 async def update_job(resources: Resources, job_id: int, **values: Any) -> None:

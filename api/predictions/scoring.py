@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import datetime as dt
 import io
 import logging
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from api.errors import InvalidInput, NotFound
 from api.jobs import schemas as js
 from api.jobs.locks import job_lock
 from api.jobs.repository import TERMINAL, JobRepository
-from api.jobs.services import JobService, enqueue, finish_job
+from api.jobs.services import JobService, finish_job
 from api.resources import Resources
 from api.schemas import Input, Output
 from api.users.services import Principal
@@ -339,18 +338,6 @@ def _copy_csv(job_id: int, result: ChunkResult, model_version: int) -> io.BytesI
     pacsv.write_csv(table, sink, write_options=pacsv.WriteOptions(include_header=False))
     sink.seek(0)
     return sink
-
-
-async def requeue_stale_jobs(resources: Resources, *, stale_seconds: float) -> int:
-    """Running jobs whose worker went silent, and queued jobs never picked up, go back on the queue."""
-    now = dt.datetime.now(dt.UTC)
-    cutoff = now - dt.timedelta(seconds=stale_seconds)
-    async with resources.sessions() as session:
-        repository = JobRepository(session=session)
-        stale = await repository.stale(running_before=cutoff, queued_before=cutoff)
-        for job in stale:
-            await enqueue(resources, job, attempt=job.attempts + 1)
-        return len(stale)
 
 
 # ---- results (API) -----------------------------------------------------------------------------------

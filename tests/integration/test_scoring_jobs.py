@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from api.db.tables import Job, Prediction
+from api.jobs.locks import job_lock
+from api.jobs.services import requeue_stale_jobs
 from api.predictions import scoring
 from api.resources import arq_client
 from tests.integration.conftest import closed_port, run_worker
@@ -194,10 +196,44 @@ async def test_sweeper_requeues_a_silent_running_job(client, alice, resources, s
             .values(status="running", heartbeat_at=func.now() - func.make_interval(0, 0, 0, 0, 1))
         )
         await session.commit()
-    assert await scoring.requeue_stale_jobs(resources, stale_seconds=60) >= 1
+    assert await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=5) >= 1
     await run_worker(settings)
     job = (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()
     assert job["status"] == "succeeded" and await job_predictions(resources, job_id) == 2500
+
+
+async def _silent_job(resources, job_id: int, attempts: int) -> None:
+    async with resources.sessions() as session:
+        await session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status="running", attempts=attempts, heartbeat_at=func.now() - func.make_interval(0, 0, 0, 0, 1))
+        )
+        await session.commit()
+
+
+async def test_sweeper_fails_a_job_whose_worker_keeps_dying(client, alice, resources, settings, train_dataset):
+    job_id = (
+        await client.post("/api/predict/jobs", json={"dataset_id": train_dataset["id"]}, headers=alice.headers)
+    ).json()["job_id"]
+    await resources.arq.delete(settings.queue_name)
+    await _silent_job(resources, job_id, attempts=3)
+
+    # A live run still holds the lock (only slow to report): the job is left alone.
+    async with job_lock(resources.engine, job_id) as held:
+        assert held
+        assert await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=3) == 0
+    assert await _status(resources, job_id) == "running"
+    assert await resources.arq.zcard(settings.queue_name) == 0
+
+    # Below the limit it goes back on the queue; at the limit, with nobody running it, it fails.
+    assert await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=4) == 1
+    assert await _status(resources, job_id) == "running" and await resources.arq.zcard(settings.queue_name) == 1
+    await resources.arq.delete(settings.queue_name)
+    assert await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=3) == 0
+    job = (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()
+    assert job["status"] == "failed" and "3번의 시도" in job["error"] and job["finished_at"] is not None
+    assert await resources.arq.zcard(settings.queue_name) == 0 and await job_predictions(resources, job_id) == 0
 
 
 async def _running_job_without_message(client, alice, resources, settings, dataset_id: int) -> int:
