@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from api.jobs.locks import job_lock
 from api.jobs.repository import JobRepository
 from api.jobs.services import enqueue, requeue_stale_jobs
 from api.predictions.scoring import ScoringRun
@@ -20,11 +21,11 @@ async def score_job(ctx: dict[str, Any], job_id: int) -> str:
         return await ScoringRun(resources, job_id).run()
     except BaseException:
         # Shutdown (SIGTERM) cancels this task; the open chunk transaction has rolled back. Put the job back
-        # in line now instead of waiting for the sweeper; the advisory lock keeps two runs from overlapping.
-        # Checked on the task rather than the exception type: a driver interrupted mid-query may surface the
-        # cancellation as its own error.
+        # in line now instead of waiting for the sweeper. Checked on the task rather than the exception
+        # type: a driver interrupted mid-query may report the cancellation as its own error. Run as
+        # background work so that closing the resources waits for it even if this task is abandoned.
         if _being_cancelled():
-            await asyncio.shield(_requeue_at_shutdown(resources, job_id))
+            await asyncio.shield(resources.run_in_background(_requeue_at_shutdown(resources, job_id)))
         raise
 
 
@@ -33,26 +34,35 @@ def _being_cancelled() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-async def _requeue_at_shutdown(resources: Any, job_id: int, attempts: int = 3) -> None:
-    """Mark a running job queued and enqueue it again; a failure here must not hide the cancellation."""
-    for attempt in range(1, attempts + 1):
+REQUEUE_TRIES = 3
+REQUEUE_TRY_SECONDS = 5.0  # well inside the usual 10-30 s a process manager waits after SIGTERM
+
+
+async def _requeue_at_shutdown(resources: Any, job_id: int) -> None:
+    """Mark the job queued and enqueue it again; failures are logged (the sweeper is the fallback)."""
+    for attempt in range(1, REQUEUE_TRIES + 1):
         try:
-            await _requeue(resources, job_id)
+            async with asyncio.timeout(REQUEUE_TRY_SECONDS):
+                await _requeue(resources, job_id)
             return
         except Exception as exc:  # e.g. a pooled connection broken by the cancelled query: try a fresh one
             logger.warning("re-queue of job %s at shutdown failed (%s, try %d)", job_id, type(exc).__name__, attempt)
-            await asyncio.sleep(0.2 * attempt)
-    # The sweeper re-queues it once its heartbeat is stale.
+            if attempt < REQUEUE_TRIES:
+                await asyncio.sleep(0.2 * attempt)
 
 
 async def _requeue(resources: Any, job_id: int) -> None:
-    async with resources.sessions() as session:
-        repository = JobRepository(session=session)
-        job = await repository.get_one_or_none(id=job_id)
-        if job is None or job.status != "running":
+    # Under the job's lock: if another worker's run holds it, that run owns the job and it stays running.
+    async with job_lock(resources.engine, job_id) as held:
+        if not held:
             return
-        await repository.set_fields(job_id, status="queued")
-        await session.commit()
+        async with resources.sessions() as session:
+            repository = JobRepository(session=session)
+            job = await repository.get_one_or_none(id=job_id)
+            if job is None or job.status != "running":
+                return
+            await repository.set_fields(job_id, status="queued")
+            await session.commit()
         logger.info("job %s re-queued at shutdown (progress %s)", job_id, job.progress)
         try:
             await enqueue(resources, job, attempt=job.attempts + 1)

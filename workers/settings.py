@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from typing import Any
 
 from arq import cron, func
 from arq.connections import RedisSettings
-from arq.worker import run_worker as arq_run_worker
+from arq.worker import Worker, get_kwargs
 
 from api.settings import Settings, get_settings
 from workers.chat import chat_job
@@ -57,12 +59,48 @@ class WorkerSettings:
     health_check_interval = 30
 
 
+class GracefulWorker(Worker):
+    """arq's worker with a shutdown that cannot abandon a job half-way through putting itself back in line.
+
+    arq's own `close()` waits for its tasks with a bare `gather`: if any task ends cancelled (a job caught
+    in arq's Redis calls, a cron run), the wait raises at once, `on_shutdown` is skipped and the event loop
+    stops with a job's re-queue still in flight. And a second signal cancels the jobs again, cutting that
+    re-queue short. Here repeated signals are ignored and every task is waited for.
+    """
+
+    _stopping = False
+
+    def handle_sig(self, signum: signal.Signals) -> None:
+        if self._stopping:
+            logger.info("already stopping; signal %s ignored", signal.Signals(signum).name)
+            return
+        self._stopping = True
+        super().handle_sig(signum)
+
+    async def close(self) -> None:
+        if not self._handle_signals:
+            self.handle_sig(signal.SIGUSR1)
+        if not self._pool:
+            return
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.pool.delete(self.health_check_key)
+        if self.on_shutdown:
+            await self.on_shutdown(self.ctx)
+        await self.pool.aclose(close_connection_pool=True)
+        self._pool = None
+
+
+def create_worker(settings: Settings, *, burst: bool = False, **overrides: Any) -> GracefulWorker:
+    options: dict[str, Any] = {
+        **get_kwargs(WorkerSettings),  # type: ignore[arg-type]
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url or ""),
+        "ctx": {"settings": settings},
+        "burst": burst,
+        "queue_name": settings.queue_name,
+    }
+    return GracefulWorker(**{**options, **overrides})
+
+
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
-    """Run the worker in the foreground (SIGINT/SIGTERM stop it gracefully; arq handles the signals)."""
-    arq_run_worker(
-        WorkerSettings,  # type: ignore[arg-type]
-        redis_settings=RedisSettings.from_dsn(settings.redis_url or ""),
-        ctx={"settings": settings},
-        burst=burst,
-        queue_name=settings.queue_name,
-    )
+    """Run the worker in the foreground (SIGINT/SIGTERM stop it gracefully)."""
+    create_worker(settings, burst=burst).run()

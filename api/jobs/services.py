@@ -11,6 +11,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.chat import keybox
 from api.db.tables import Job
 from api.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from api.jobs import schemas as s
@@ -27,10 +28,7 @@ KINDS = ("score", "chat")
 # arq function per job kind; the job itself carries only the job id.
 JOB_FUNCTIONS = {"score": "score_job", "chat": "chat_job"}
 RETRY_AFTER_SECONDS = 5
-GAVE_UP = (
-    "작업자가 {attempts}번의 시도 모두 도중에 멈춰 작업을 중단했습니다. "
-    "입력 데이터를 나누어 다시 시도하거나 관리자에게 문의하세요."
-)
+GAVE_UP = "작업자가 {attempts}번의 시도 모두 도중에 멈춰 작업을 중단했습니다. 관리자에게 문의하세요."
 
 
 def to_info(job: Job) -> s.JobInfo:
@@ -80,11 +78,14 @@ async def requeue_stale_jobs(resources: Resources, *, stale_seconds: float, max_
         stale = await JobRepository(session=session).stale(running_before=cutoff, queued_before=cutoff)
     requeued = 0
     for job in stale:
-        if job.status == "running" and job.attempts >= max_attempts:
-            await _give_up(resources, job)
-        else:
-            await enqueue(resources, job, attempt=job.attempts + 1)
-            requeued += 1
+        try:
+            if job.status == "running" and job.attempts >= max_attempts:
+                await _give_up(resources, job)
+            else:
+                await enqueue(resources, job, attempt=job.attempts + 1)
+                requeued += 1
+        except Exception as exc:  # one job's trouble must not stop the sweep; the next sweep retries it
+            logger.warning("sweeping job %s failed (%s)", job.id, type(exc).__name__)
     return requeued
 
 
@@ -96,9 +97,14 @@ async def _give_up(resources: Resources, job: Job) -> None:
             return
         async with resources.sessions() as session:
             now = await JobRepository(session=session).get_one_or_none(id=job.id)
-        if now is not None and now.status == "running" and now.attempts == job.attempts:
-            logger.warning("job %s failed: its worker stopped during each of %d attempts", job.id, job.attempts)
-            await finish_job(resources, job.id, "failed", error=GAVE_UP.format(attempts=job.attempts))
+        if now is None or now.status != "running" or now.attempts != job.attempts:
+            return
+        logger.warning("job %s failed: its worker stopped during each of %d attempts", job.id, job.attempts)
+        message = GAVE_UP.format(attempts=job.attempts)
+        summary = {**(job.summary or {}), "error": {"code": "worker_lost", "message": message}}
+        await finish_job(resources, job.id, "failed", error=message, summary=summary)
+    if job.kind == "chat":  # the sealed API key would otherwise wait for its TTL
+        await resources.redis.delete(keybox.redis_key(job.id))
 
 
 async def update_job(resources: Resources, job_id: int, **values: Any) -> None:

@@ -238,6 +238,17 @@ class ScoringRun:
             if job.cancel_requested:
                 await self._finish("cancelled")
                 return "cancelled"
+            # The attempt counts from here, before the input is loaded (the likeliest place to run out of
+            # memory): the sweeper gives up on a job whose worker keeps dying, wherever it dies.
+            jobs = JobRepository(session=session)
+            await jobs.set_fields(
+                self.job_id,
+                status="running",
+                attempts=Job.attempts + 1,
+                started_at=func.coalesce(Job.started_at, func.now()),
+                heartbeat_at=func.now(),
+            )
+            await session.commit()
             model = await self._model()
             if model is None:
                 await self._finish("failed", error="활성화된 ECLO 모델이 없습니다.")
@@ -249,14 +260,8 @@ class ScoringRun:
                 return "failed"
             summary = job.summary if job.summary and "eclo_sum" in job.summary else _empty_summary()
             start = int(job.progress)
-            await JobRepository(session=session).set_fields(
-                self.job_id,
-                status="running",
-                attempts=Job.attempts + 1,
-                total=table.num_rows,
-                started_at=func.coalesce(Job.started_at, func.now()),
-                heartbeat_at=func.now(),
-                params={**job.params, "model_version": int(model.version)},
+            await jobs.set_fields(
+                self.job_id, total=table.num_rows, params={**job.params, "model_version": int(model.version)}
             )
             await session.commit()
         chunk_rows = self.resources.settings.score_chunk_rows or CHUNK_ROWS

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from arq.worker import Worker
 from litestar import Litestar
 from sqlalchemy import func, select
 
@@ -22,7 +21,7 @@ from api.settings import Settings
 from api.users.services import UserService
 from models.train import train_eclo
 from tests.fakes.anthropic_server import FakeAnthropic
-from workers.settings import WorkerSettings
+from workers.settings import create_worker
 
 # Small enough that the size-limit tests stay fast.
 TEST_UPLOAD_LIMIT = 3 * 1024 * 1024
@@ -181,17 +180,12 @@ async def chat_datasets(client, alice):
 
 async def run_worker(settings) -> None:
     """A real arq worker in burst mode: processes what is queued, then returns."""
-    worker = Worker(
-        functions=WorkerSettings.functions,
-        redis_pool=arq_client(settings.redis_url, settings.queue_name),
-        queue_name=settings.queue_name,
+    worker = create_worker(
+        settings,
         burst=True,
+        redis_pool=arq_client(settings.redis_url, settings.queue_name),
         poll_delay=0.05,
-        on_startup=WorkerSettings.on_startup,
-        on_shutdown=WorkerSettings.on_shutdown,
-        ctx={"settings": settings},
-        job_serializer=WorkerSettings.job_serializer,
-        job_deserializer=WorkerSettings.job_deserializer,
+        cron_jobs=None,  # tests run the sweeper themselves
         handle_signals=False,
         max_jobs=2,
     )

@@ -11,11 +11,12 @@ from sqlalchemy import func, select, update
 
 from api.db.tables import Job, Prediction
 from api.jobs.locks import job_lock
-from api.jobs.services import requeue_stale_jobs
+from api.jobs.services import enqueue, requeue_stale_jobs
 from api.predictions import scoring
 from api.resources import arq_client
 from tests.integration.conftest import closed_port, run_worker
 from tests.integration.test_predictions_api import RAW_ROW
+from workers.settings import create_worker
 
 
 async def job_predictions(resources, job_id: int) -> int:
@@ -252,21 +253,31 @@ async def _status(resources, job_id: int) -> str:
         return await session.scalar(select(Job.status).where(Job.id == job_id))
 
 
-async def _cancel_mid_run(resources, job_id: int, monkeypatch, surfaced: BaseException) -> BaseException:
-    """Run `score_job` with a run that blocks, cancel it as a worker shutdown does; `surfaced` is what the
-    interrupted run raises (a driver may report the cancellation as its own error)."""
-    from workers import scoring as worker_scoring
-
+def _blocked_run(surfaced: BaseException | None = None, failure: BaseException | None = None):
+    """A stand-in for `ScoringRun.run` that blocks until cancelled, then raises `surfaced` (a driver may
+    report the cancellation as its own error); with `failure`, it fails on its own without being cancelled."""
     started = asyncio.Event()
 
     async def blocked_run(self) -> str:
         started.set()
+        if failure is not None:
+            raise failure
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
-            raise surfaced from None
+            if surfaced is not None:
+                raise surfaced from None
+            raise
         return "unreachable"
 
+    return started, blocked_run
+
+
+async def _cancel_mid_run(resources, job_id: int, monkeypatch, surfaced: BaseException) -> BaseException:
+    """Run `score_job` with a blocked run and cancel it as a worker shutdown does."""
+    from workers import scoring as worker_scoring
+
+    started, blocked_run = _blocked_run(surfaced)
     monkeypatch.setattr(worker_scoring.ScoringRun, "run", blocked_run)
     task = asyncio.create_task(worker_scoring.score_job({"resources": resources}, job_id))
     await started.wait()
@@ -282,13 +293,37 @@ async def test_shutdown_requeues_a_running_job_whatever_the_run_raised(
 ):
     job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"])
     outcome = await _cancel_mid_run(resources, job_id, monkeypatch, surfaced)
-    assert type(outcome) is type(surfaced)  # the cancellation (or the driver's error) still reaches arq
+    assert type(outcome) is type(surfaced)  # re-raised unchanged (arq's wait_for reports a cancellation either way)
     assert await _status(resources, job_id) == "queued"
     assert await resources.arq.zcard(settings.queue_name) == 1  # on the queue again, without the sweeper
 
     monkeypatch.undo()
     await run_worker(settings)
     assert await _status(resources, job_id) == "succeeded" and await job_predictions(resources, job_id) == 2500
+
+
+async def test_a_run_that_fails_without_shutdown_is_not_requeued(
+    client, alice, resources, settings, train_dataset, monkeypatch
+):
+    from workers import scoring as worker_scoring
+
+    job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"])
+    _, failing_run = _blocked_run(failure=ConnectionResetError("database went away"))
+    monkeypatch.setattr(worker_scoring.ScoringRun, "run", failing_run)
+    with pytest.raises(ConnectionResetError):
+        await worker_scoring.score_job({"resources": resources}, job_id)
+    assert await _status(resources, job_id) == "running"  # arq retries it; the sweeper is the fallback
+    assert await resources.arq.zcard(settings.queue_name) == 0
+
+
+async def test_shutdown_requeue_skips_a_job_another_run_holds(
+    client, alice, resources, settings, train_dataset, monkeypatch
+):
+    job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"])
+    async with job_lock(resources.engine, job_id) as held:  # another worker's live run
+        assert held
+        await _cancel_mid_run(resources, job_id, monkeypatch, asyncio.CancelledError())
+    assert await _status(resources, job_id) == "running" and await resources.arq.zcard(settings.queue_name) == 0
 
 
 async def test_shutdown_requeue_retries_a_failed_write(client, alice, resources, settings, train_dataset, monkeypatch):
@@ -308,3 +343,55 @@ async def test_shutdown_requeue_retries_a_failed_write(client, alice, resources,
     assert isinstance(outcome, asyncio.CancelledError)  # the failed first try did not replace it
     assert calls == [job_id, job_id] and await _status(resources, job_id) == "queued"
     assert await resources.arq.zcard(settings.queue_name) == 1
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+async def test_worker_shutdown_waits_for_the_requeue(
+    client, alice, resources, settings, train_dataset, monkeypatch, signals
+):
+    """A real arq worker stopped as SIGTERM stops it, while another of its tasks ends cancelled (as a job
+    caught in arq's own Redis calls does) and, in the second case, with a repeated signal: close() returns
+    only once the job is back on the queue, and the worker's resources were closed after that."""
+    import signal
+
+    from workers import scoring as worker_scoring
+    from workers import settings as worker_settings
+
+    job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"])
+    await enqueue(resources, await _job(resources, job_id))
+    started, blocked_run = _blocked_run()
+    monkeypatch.setattr(worker_scoring.ScoringRun, "run", blocked_run)
+    real_requeue, order = worker_scoring._requeue, []
+
+    async def slow_requeue(resources_, job_id_):
+        await asyncio.sleep(0.3)  # a re-queue still in flight when arq would have given up waiting
+        await real_requeue(resources_, job_id_)
+        order.append("requeued")
+
+    async def shutdown(ctx):
+        order.append("on_shutdown")
+        await worker_settings.shutdown(ctx)
+
+    monkeypatch.setattr(worker_scoring, "_requeue", slow_requeue)
+    worker = create_worker(
+        settings,
+        redis_pool=arq_client(settings.redis_url, settings.queue_name),
+        poll_delay=0.05,
+        cron_jobs=None,
+        handle_signals=False,
+        on_shutdown=shutdown,
+    )
+    running = asyncio.create_task(worker.main())
+    await asyncio.wait_for(started.wait(), 30)
+    worker.tasks["stuck-in-redis"] = asyncio.create_task(asyncio.sleep(3600))
+    for _ in range(signals):
+        worker.handle_sig(signal.SIGTERM)
+    await asyncio.gather(running, return_exceptions=True)
+    await worker.close()
+    assert order == ["requeued", "on_shutdown"]
+    assert await _status(resources, job_id) == "queued"
+
+
+async def _job(resources, job_id: int) -> Job:
+    async with resources.sessions() as session:
+        return await session.get(Job, job_id)
