@@ -395,3 +395,18 @@ async def test_worker_shutdown_waits_for_the_requeue(
 async def _job(resources, job_id: int) -> Job:
     async with resources.sessions() as session:
         return await session.get(Job, job_id)
+
+
+async def test_sweeper_gives_up_a_chat_job_and_drops_its_sealed_key(alice, resources, settings):
+    from api.chat import keybox
+
+    async with resources.sessions() as session:
+        job = Job(kind="chat", owner_id=alice.id, status="queued", total=1, params={})
+        session.add(job)
+        await session.commit()
+    await _silent_job(resources, job.id, attempts=2)
+    await resources.redis.set(keybox.redis_key(job.id), b"sealed", ex=600)
+    assert await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=2) == 0
+    failed = await _job(resources, job.id)
+    assert failed.status == "failed" and failed.summary["error"]["code"] == "worker_lost"
+    assert await resources.redis.exists(keybox.redis_key(job.id)) == 0
