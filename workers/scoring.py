@@ -6,9 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from api.jobs.locks import job_lock
-from api.jobs.repository import JobRepository
-from api.jobs.services import enqueue, requeue_stale_jobs
+from api.jobs.services import enqueue, locked_running_job, requeue_stale_jobs, update_job
 from api.predictions.scoring import ScoringRun
 
 logger = logging.getLogger("hab.worker.scoring")
@@ -52,17 +50,10 @@ async def _requeue_at_shutdown(resources: Any, job_id: int) -> None:
 
 
 async def _requeue(resources: Any, job_id: int) -> None:
-    # Under the job's lock: if another worker's run holds it, that run owns the job and it stays running.
-    async with job_lock(resources.engine, job_id) as held:
-        if not held:
+    async with locked_running_job(resources, job_id) as job:
+        if job is None:  # another worker's live run holds it, or it ended
             return
-        async with resources.sessions() as session:
-            repository = JobRepository(session=session)
-            job = await repository.get_one_or_none(id=job_id)
-            if job is None or job.status != "running":
-                return
-            await repository.set_fields(job_id, status="queued")
-            await session.commit()
+        await update_job(resources, job_id, status="queued")
         logger.info("job %s re-queued at shutdown (progress %s)", job_id, job.progress)
         try:
             await enqueue(resources, job, attempt=job.attempts + 1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -72,8 +73,7 @@ async def requeue_stale_jobs(resources: Resources, *, stale_seconds: float, max_
     worker every time (out of memory, a crash in native code) must not take the workers down forever.
     Returns how many jobs were queued again.
     """
-    now = dt.datetime.now(dt.UTC)
-    cutoff = now - dt.timedelta(seconds=stale_seconds)
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=stale_seconds)
     async with resources.sessions() as session:
         stale = await JobRepository(session=session).stale(running_before=cutoff, queued_before=cutoff)
     requeued = 0
@@ -89,19 +89,26 @@ async def requeue_stale_jobs(resources: Resources, *, stale_seconds: float, max_
     return requeued
 
 
+@asynccontextmanager
+async def locked_running_job(resources: Resources, job_id: int) -> AsyncIterator[Job | None]:
+    """The job as it is now, read while holding its lock, if it is still running; None when a live run
+    holds the lock (that run owns the job) or the job ended. Workers and the sweeper change a running job
+    they do not run only inside this."""
+    async with job_lock(resources.engine, job_id) as held:
+        job = None
+        if held:
+            async with resources.sessions() as session:
+                job = await JobRepository(session=session).get_one_or_none(id=job_id)
+        yield job if job is not None and job.status == "running" else None
+
+
 async def _give_up(resources: Resources, job: Job) -> None:
-    # Only while no live run holds the job's lock (a run that is merely slow to report keeps its job), and
-    # only if no run started or finished since the sweep read it.
-    async with job_lock(resources.engine, job.id) as held:
-        if not held:
-            return
-        async with resources.sessions() as session:
-            now = await JobRepository(session=session).get_one_or_none(id=job.id)
-        if now is None or now.status != "running" or now.attempts != job.attempts:
+    async with locked_running_job(resources, job.id) as now:
+        if now is None or now.attempts != job.attempts:  # a run started since the sweep read it
             return
         logger.warning("job %s failed: its worker stopped during each of %d attempts", job.id, job.attempts)
         message = GAVE_UP.format(attempts=job.attempts)
-        summary = {**(job.summary or {}), "error": {"code": "worker_lost", "message": message}}
+        summary = {**(now.summary or {}), "error": {"code": "worker_lost", "message": message}}
         await finish_job(resources, job.id, "failed", error=message, summary=summary)
     if job.kind == "chat":  # the sealed API key would otherwise wait for its TTL
         await resources.redis.delete(keybox.redis_key(job.id))

@@ -178,17 +178,21 @@ async def chat_datasets(client, alice):
     return stored
 
 
+def make_test_worker(settings, **overrides):
+    """A real arq worker as `hab worker` builds it, polling fast, without cron jobs (tests sweep themselves)
+    and without signal handlers."""
+    options = {
+        "redis_pool": arq_client(settings.redis_url, settings.queue_name),
+        "poll_delay": 0.05,
+        "cron_jobs": None,
+        "handle_signals": False,
+    }
+    return create_worker(settings, **{**options, **overrides})
+
+
 async def run_worker(settings) -> None:
     """A real arq worker in burst mode: processes what is queued, then returns."""
-    worker = create_worker(
-        settings,
-        burst=True,
-        redis_pool=arq_client(settings.redis_url, settings.queue_name),
-        poll_delay=0.05,
-        cron_jobs=None,  # tests run the sweeper themselves
-        handle_signals=False,
-        max_jobs=2,
-    )
+    worker = make_test_worker(settings, burst=True, max_jobs=2)
     try:
         await worker.main()
     finally:

@@ -14,9 +14,8 @@ from api.jobs.locks import job_lock
 from api.jobs.services import enqueue, requeue_stale_jobs
 from api.predictions import scoring
 from api.resources import arq_client
-from tests.integration.conftest import closed_port, run_worker
+from tests.integration.conftest import closed_port, make_test_worker, run_worker
 from tests.integration.test_predictions_api import RAW_ROW
-from workers.settings import create_worker
 
 
 async def job_predictions(resources, job_id: int) -> int:
@@ -185,40 +184,18 @@ async def test_jobs_list_filters_and_privacy(client, alice, bob, train_dataset):
 
 
 async def test_sweeper_requeues_a_silent_running_job(client, alice, resources, settings, train_dataset):
-    job_id = (
-        await client.post("/api/predict/jobs", json={"dataset_id": train_dataset["id"]}, headers=alice.headers)
-    ).json()["job_id"]
     # Simulate a worker that died mid-run: its arq message is gone, the row says running, heartbeat is old.
-    await resources.arq.delete(settings.queue_name)
-    async with resources.sessions() as session:
-        await session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(status="running", heartbeat_at=func.now() - func.make_interval(0, 0, 0, 0, 1))
-        )
-        await session.commit()
+    job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"], silent=True)
     assert await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=5) >= 1
     await run_worker(settings)
     job = (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()
     assert job["status"] == "succeeded" and await job_predictions(resources, job_id) == 2500
 
 
-async def _silent_job(resources, job_id: int, attempts: int) -> None:
-    async with resources.sessions() as session:
-        await session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(status="running", attempts=attempts, heartbeat_at=func.now() - func.make_interval(0, 0, 0, 0, 1))
-        )
-        await session.commit()
-
-
 async def test_sweeper_fails_a_job_whose_worker_keeps_dying(client, alice, resources, settings, train_dataset):
-    job_id = (
-        await client.post("/api/predict/jobs", json={"dataset_id": train_dataset["id"]}, headers=alice.headers)
-    ).json()["job_id"]
-    await resources.arq.delete(settings.queue_name)
-    await _silent_job(resources, job_id, attempts=3)
+    job_id = await _running_job_without_message(
+        client, alice, resources, settings, train_dataset["id"], attempts=3, silent=True
+    )
 
     # A live run still holds the lock (only slow to report): the job is left alone.
     async with job_lock(resources.engine, job_id) as held:
@@ -237,20 +214,35 @@ async def test_sweeper_fails_a_job_whose_worker_keeps_dying(client, alice, resou
     assert await resources.arq.zcard(settings.queue_name) == 0 and await job_predictions(resources, job_id) == 0
 
 
-async def _running_job_without_message(client, alice, resources, settings, dataset_id: int) -> int:
+async def _mark_running(resources, job_id: int, *, attempts: int = 0, silent: bool = False) -> None:
+    """The row of a run in progress; `silent`: its last heartbeat is a day old (its worker died)."""
+    heartbeat = func.now() - func.make_interval(0, 0, 0, 1) if silent else func.now()
+    async with resources.sessions() as session:
+        await session.execute(
+            update(Job).where(Job.id == job_id).values(status="running", attempts=attempts, heartbeat_at=heartbeat)
+        )
+        await session.commit()
+
+
+async def _running_job_without_message(
+    client, alice, resources, settings, dataset_id: int, *, attempts: int = 0, silent: bool = False
+) -> int:
+    """A submitted scoring job whose arq message is gone and whose row says running."""
     job_id = (await client.post("/api/predict/jobs", json={"dataset_id": dataset_id}, headers=alice.headers)).json()[
         "job_id"
     ]
     await resources.arq.delete(settings.queue_name)
-    async with resources.sessions() as session:
-        await session.execute(update(Job).where(Job.id == job_id).values(status="running", heartbeat_at=func.now()))
-        await session.commit()
+    await _mark_running(resources, job_id, attempts=attempts, silent=silent)
     return job_id
 
 
-async def _status(resources, job_id: int) -> str:
+async def _job(resources, job_id: int) -> Job:
     async with resources.sessions() as session:
-        return await session.scalar(select(Job.status).where(Job.id == job_id))
+        return await session.get(Job, job_id)
+
+
+async def _status(resources, job_id: int) -> str:
+    return (await _job(resources, job_id)).status
 
 
 def _blocked_run(surfaced: BaseException | None = None, failure: BaseException | None = None):
@@ -373,14 +365,7 @@ async def test_worker_shutdown_waits_for_the_requeue(
         await worker_settings.shutdown(ctx)
 
     monkeypatch.setattr(worker_scoring, "_requeue", slow_requeue)
-    worker = create_worker(
-        settings,
-        redis_pool=arq_client(settings.redis_url, settings.queue_name),
-        poll_delay=0.05,
-        cron_jobs=None,
-        handle_signals=False,
-        on_shutdown=shutdown,
-    )
+    worker = make_test_worker(settings, on_shutdown=shutdown)
     running = asyncio.create_task(worker.main())
     await asyncio.wait_for(started.wait(), 30)
     worker.tasks["stuck-in-redis"] = asyncio.create_task(asyncio.sleep(3600))
@@ -392,11 +377,6 @@ async def test_worker_shutdown_waits_for_the_requeue(
     assert await _status(resources, job_id) == "queued"
 
 
-async def _job(resources, job_id: int) -> Job:
-    async with resources.sessions() as session:
-        return await session.get(Job, job_id)
-
-
 async def test_sweeper_gives_up_a_chat_job_and_drops_its_sealed_key(alice, resources, settings):
     from api.chat import keybox
 
@@ -404,7 +384,7 @@ async def test_sweeper_gives_up_a_chat_job_and_drops_its_sealed_key(alice, resou
         job = Job(kind="chat", owner_id=alice.id, status="queued", total=1, params={})
         session.add(job)
         await session.commit()
-    await _silent_job(resources, job.id, attempts=2)
+    await _mark_running(resources, job.id, attempts=2, silent=True)
     await resources.redis.set(keybox.redis_key(job.id), b"sealed", ex=600)
     assert await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=2) == 0
     failed = await _job(resources, job.id)
