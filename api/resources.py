@@ -18,7 +18,7 @@ from api.chat.llm import AnthropicGateway, AnthropicUnavailable, AnthropicUnreac
 from api.chat.tools import FrameCache
 from api.datasets.store import TableCache
 from api.db.engine import create_engine, create_session_factory
-from api.infra.services import resolve_services
+from api.local.services import resolve_services
 from api.predictions.writer import PredictionWriter
 from api.registry.sync import ModelSync
 from api.runtime import tune_memory

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from anthropic.resources.messages.messages import DEPRECATED_MODELS
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -31,7 +30,9 @@ CHAT_PRICES_USD_PER_MTOK: dict[str, tuple[float, float]] = {
 }
 
 
-class Settings(BaseSettings):
+class ProcessSettings(BaseSettings):
+    """Where the processes of a stack find each other: all that `hab run`, the supervisor, reads."""
+
     model_config = SettingsConfigDict(
         env_file=DEFAULT_ENV_FILE,
         env_file_encoding="utf-8",
@@ -40,7 +41,7 @@ class Settings(BaseSettings):
     )
 
     environment: Literal["development", "test", "production"] = Field(default="development", validation_alias="HAB_ENV")
-    # Unset means "start an embedded server under data_dir" (see api.infra.services).
+    # Unset means "start an embedded server under data_dir" (see api.local.services).
     database_url: str | None = None
     redis_url: str | None = None
     data_dir: Path = Field(default=PROJECT_ROOT / ".data", validation_alias="HAB_DATA_DIR")
@@ -49,6 +50,10 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, validation_alias="HAB_API_PORT")
     ui_port: int = Field(default=8501, validation_alias="HAB_UI_PORT")
     public_url: str | None = Field(default=None, validation_alias="HAB_PUBLIC_URL")
+
+
+class Settings(ProcessSettings):
+    """Everything the API, the workers and the commands read."""
 
     # Used to encrypt short-lived secrets (chat jobs) and to sign nothing else; must be real in production.
     secret_key: str = Field(default="dev-secret-change-me", validation_alias="HAB_SECRET_KEY")
@@ -62,7 +67,10 @@ class Settings(BaseSettings):
     # Tests use a queue of their own so nothing left in a shared Redis is ever picked up.
     queue_name: str = Field(default="arq:queue", validation_alias="HAB_QUEUE_NAME")
     score_chunk_rows: int | None = Field(default=None, gt=0, validation_alias="HAB_SCORE_CHUNK_ROWS")
-    job_stale_seconds: float = Field(default=120.0, gt=0, validation_alias="HAB_JOB_STALE_SECONDS")
+    # The lease of a running job (api/jobs/locks.py): renewed every heartbeat by the live run; a job whose
+    # lease is older than stale_seconds and whose lock nobody holds is put back in line by the sweeper.
+    job_heartbeat_seconds: float = Field(default=3.0, gt=0, validation_alias="HAB_JOB_HEARTBEAT_SECONDS")
+    job_stale_seconds: float = Field(default=10.0, gt=0, validation_alias="HAB_JOB_STALE_SECONDS")
     # A running job whose worker went silent this many times fails instead of being queued again.
     job_max_attempts: int = Field(default=5, gt=0, validation_alias="HAB_JOB_MAX_ATTEMPTS")
     demo_scale: float = Field(default=1.0, gt=0, validation_alias="HAB_DEMO_SCALE")
@@ -89,6 +97,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_chat_models(self) -> Settings:
+        from anthropic.resources.messages.messages import DEPRECATED_MODELS  # heavy: only where settings are whole
+
         retired = [m for m in [self.chat_default_model, *self.chat_models] if m in DEPRECATED_MODELS]
         if retired:
             raise ValueError(
@@ -97,6 +107,12 @@ class Settings(BaseSettings):
             )
         if self.chat_default_model not in self.chat_models:
             self.chat_models = [self.chat_default_model, *self.chat_models]
+        return self
+
+    @model_validator(mode="after")
+    def _fit_job_lease(self) -> Settings:
+        # A lease renewed less than about three times per stale period could lapse under a live run.
+        self.job_heartbeat_seconds = min(self.job_heartbeat_seconds, self.job_stale_seconds / 3)
         return self
 
     @model_validator(mode="after")

@@ -98,7 +98,7 @@ FLOOR_COLUMNS = ("사고일시", "요일", "기상상태", "시군구", "도로�
 
 def make_csv(path: Path) -> dict[str, Any]:
     """The demo train CSV (39,609 rows) tiled to ROWS rows with unique IDs, written to `path`."""
-    from api.datasets.demo import generate_demo_datasets
+    from api.demo.generate import generate_demo_datasets
 
     started = time.perf_counter()
     demo = {d.key: d for d in generate_demo_datasets(scale=1.0)}["train"]

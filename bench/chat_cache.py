@@ -79,7 +79,7 @@ async def _ask_all(
 
 
 def run() -> dict[str, Any]:
-    from api.datasets.demo import generate_demo_datasets
+    from api.demo.generate import generate_demo_datasets
 
     train = next(d for d in generate_demo_datasets(seed=3, scale=0.05) if d.key == "train")
     with bench_services() as services, FakeAnthropic(latency=FAKE_LATENCY_S) as fake:

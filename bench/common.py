@@ -272,8 +272,8 @@ def bench_services() -> Iterator[BenchServices]:
     A database `hab_bench_<random>` is created and migrated to head, and dropped afterwards.
     """
     from api.db.migrate import upgrade_head
-    from api.infra.embedded import EmbeddedPostgres, EmbeddedRedis
-    from api.infra.services import drop_database, ensure_database, with_database
+    from api.local.embedded import EmbeddedPostgres, EmbeddedRedis
+    from api.local.services import drop_database, ensure_database, with_database
 
     temp = Path(tempfile.mkdtemp(prefix="hab-bench-services-"))
     server_url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
@@ -288,7 +288,7 @@ def bench_services() -> Iterator[BenchServices]:
             started.append(pg)
             embedded.append("postgres")
         if not redis_url:
-            rd = EmbeddedRedis(temp / "redis", persist=False)
+            rd = EmbeddedRedis(temp / "redis")
             redis_url = rd.start()
             started.append(rd)
             embedded.append("redis")

@@ -79,7 +79,7 @@ WARMUP_LINES = 2_000
 
 def generate_csv(path: Path) -> dict[str, Any]:
     """The demo "accident" CSV at 602,775 rows (deterministic: fixed seed), written to `path`."""
-    from api.datasets.demo import generate_demo_datasets
+    from api.demo.generate import generate_demo_datasets
 
     started = time.perf_counter()
     demo = {d.key: d for d in generate_demo_datasets(scale=ROWS / DEMO_BASE_ROWS)}["accident"]

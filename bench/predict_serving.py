@@ -103,7 +103,7 @@ def demo_rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
     import pandas as pd
 
-    from api.datasets.demo import generate_demo_datasets
+    from api.demo.generate import generate_demo_datasets
     from models.features import DEFAULT_HOUR_BANDS
 
     demo = {d.key: d for d in generate_demo_datasets(scale=DEMO_TRAIN_SCALE)}["train"]

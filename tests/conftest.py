@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from api.db.migrate import upgrade_head
-from api.infra.embedded import EmbeddedPostgres, EmbeddedRedis
-from api.infra.services import drop_database, ensure_database, with_database
+from api.local.embedded import EmbeddedPostgres, EmbeddedRedis
+from api.local.services import drop_database, ensure_database, with_database
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def services() -> Iterator[ServiceUrls]:
         server_url = pg.start()
         started.append(pg)
     if not redis_url:
-        rd = EmbeddedRedis(temp / "redis", persist=False)
+        rd = EmbeddedRedis(temp / "redis")
         redis_url = rd.start()
         started.append(rd)
     database = f"hab_test_{os.getpid()}_{secrets.token_hex(3)}"

@@ -55,10 +55,10 @@ async def _requeue(resources: Any, job_id: int) -> None:
             return
         await update_job(resources, job_id, status="queued")
         logger.info("job %s re-queued at shutdown (progress %s)", job_id, job.progress)
-        try:
-            await enqueue(resources, job, attempt=job.attempts + 1)
-        except Exception as exc:  # Redis gone too: the sweeper re-queues it later
-            logger.warning("could not re-queue job %s at shutdown (%s)", job_id, type(exc).__name__)
+    try:  # after the lock is released, so that the worker taking the delivery can hold it
+        await enqueue(resources, job, attempt=job.attempts + 1)
+    except Exception as exc:  # Redis gone too: the sweeper re-queues it later
+        logger.warning("could not re-queue job %s at shutdown (%s)", job_id, type(exc).__name__)
 
 
 async def sweep_stale_jobs(ctx: dict[str, Any]) -> int:

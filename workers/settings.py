@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from typing import Any
 
 from arq import cron, func
-from arq.connections import RedisSettings
+from arq.connections import RedisSettings, create_pool
 from arq.worker import Worker, get_kwargs
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.settings import Settings, get_settings
 from workers.chat import chat_job
@@ -45,7 +48,8 @@ class WorkerSettings:
         func(expire_share_links, timeout=60, max_tries=2),
     ]
     cron_jobs = [
-        cron(sweep_stale_jobs, second={0, 30}, run_at_startup=True, unique=True, timeout=60),
+        # Every 5 s: with the heartbeat lease (HAB_JOB_STALE_SECONDS, 10 s) a crashed run resumes within ~15 s.
+        cron(sweep_stale_jobs, second=set(range(0, 60, 5)), run_at_startup=True, unique=True, timeout=60),
         cron(purge_unreferenced_blobs, minute={7, 37}, unique=True, timeout=300),
         cron(expire_share_links, minute={12}, unique=True, timeout=60),
         cron(prune_arq_results, minute={23}, unique=True, timeout=120),
@@ -59,16 +63,27 @@ class WorkerSettings:
     health_check_interval = 30
 
 
-class GracefulWorker(Worker):
-    """arq's worker with a shutdown that cannot abandon a job half-way through putting itself back in line.
+# What a lost Redis looks like to redis-py: refused or reset connections, timeouts, socket errors.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+RECONNECT_MAX_SECONDS = 10.0
 
-    arq's own `close()` waits for its tasks with a bare `gather`: if any task ends cancelled (a job caught
-    in arq's Redis calls, a cron run), the wait raises at once, `on_shutdown` is skipped and the event loop
-    stops with a job's re-queue still in flight. And a second signal cancels the jobs again, cutting that
-    re-queue short. Here repeated signals are ignored and every task is waited for.
+
+class GracefulWorker(Worker):
+    """arq's worker, made to survive Redis outages and to shut down without abandoning a job.
+
+    Redis: arq's poll loop raises on the first failed Redis call and the worker exits. Here a failed poll
+    is logged once per outage and retried with backoff; jobs already running go on (they need only
+    PostgreSQL), and what Redis lost meanwhile is put back by the stale-job sweeper from PostgreSQL.
+
+    Shutdown: arq's own `close()` waits for its tasks with a bare `gather`: if any task ends cancelled (a
+    job caught in arq's Redis calls, a cron run), the wait raises at once, `on_shutdown` is skipped and the
+    event loop stops with a job's re-queue still in flight. And a second signal cancels the jobs again,
+    cutting that re-queue short. Here repeated signals are ignored and every task is waited for.
     """
 
     _stopping = False
+    _redis_down_since: float | None = None
+    _reconnect_delay = 0.5
 
     def handle_sig(self, signum: signal.Signals) -> None:
         if self._stopping:
@@ -77,16 +92,62 @@ class GracefulWorker(Worker):
         self._stopping = True
         super().handle_sig(signum)
 
+    async def main(self) -> None:
+        while self._pool is None:
+            try:
+                self._pool = await create_pool(
+                    self.redis_settings,
+                    job_deserializer=self.job_deserializer,
+                    job_serializer=self.job_serializer,
+                    default_queue_name=self.queue_name,
+                    expires_extra_ms=self.expires_extra_ms,
+                    retry=self.redis_settings.conn_retries,  # no waiting inside arq: retried here
+                )
+            except REDIS_DOWN as exc:
+                await self._wait_for_redis(exc)
+        self._redis_back()
+        await super().main()
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except REDIS_DOWN as exc:
+            await self._wait_for_redis(exc)
+            return
+        self._redis_back()
+
+    async def _wait_for_redis(self, exc: BaseException) -> None:
+        loop = asyncio.get_running_loop()
+        if self._redis_down_since is None:
+            self._redis_down_since = loop.time()
+            logger.warning(
+                "Redis에 연결할 수 없습니다 (%s). 실행 중인 작업은 계속하고, 다시 연결될 때까지 재시도합니다.",
+                type(exc).__name__,
+            )
+        await asyncio.sleep(self._reconnect_delay)
+        self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_MAX_SECONDS)
+
+    def _redis_back(self) -> None:
+        if self._redis_down_since is not None:
+            down = asyncio.get_running_loop().time() - self._redis_down_since
+            logger.warning("Redis에 다시 연결되었습니다 (%.1f초 동안 끊김).", down)
+        self._redis_down_since = None
+        self._reconnect_delay = 0.5
+
     async def close(self) -> None:
         if not self._handle_signals:
             self.handle_sig(signal.SIGUSR1)
         if not self._pool:
+            if self.on_shutdown and "resources" in self.ctx:
+                await self.on_shutdown(self.ctx)
             return
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-        await self.pool.delete(self.health_check_key)
+        with contextlib.suppress(*REDIS_DOWN):  # a worker stopped during an outage still closes its resources
+            await self.pool.delete(self.health_check_key)
         if self.on_shutdown:
             await self.on_shutdown(self.ctx)
-        await self.pool.aclose(close_connection_pool=True)
+        with contextlib.suppress(*REDIS_DOWN):
+            await self.pool.aclose(close_connection_pool=True)
         self._pool = None
 
 

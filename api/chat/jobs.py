@@ -23,7 +23,7 @@ from api.chat import schemas as s
 from api.chat.services import INTERNAL_ERROR, ChatService
 from api.db.tables import Job
 from api.errors import DomainError
-from api.jobs.locks import job_lock
+from api.jobs.locks import job_lease
 from api.jobs.repository import TERMINAL, JobRepository
 from api.jobs.services import finish_job, update_job
 from api.resources import Resources
@@ -32,7 +32,7 @@ from api.users.services import Principal
 
 logger = logging.getLogger("hab.chat.jobs")
 
-HEARTBEAT_SECONDS = 5.0
+CANCEL_CHECK_SECONDS = 2.0
 KEY_EXPIRED = "API 키의 보관 시간이 지나 작업을 이어갈 수 없습니다. 질문을 다시 보내 주세요."
 
 
@@ -44,7 +44,8 @@ class ChatJobRun:
         self.cancelled_by_user = False
 
     async def run(self) -> str:
-        async with job_lock(self.resources.engine, self.job_id) as held:
+        beat = self.resources.settings.job_heartbeat_seconds
+        async with job_lease(self.resources.engine, self.job_id, heartbeat_seconds=beat) as held:
             return await self._run() if held else "busy"
 
     async def _set(self, **values: Any) -> None:
@@ -101,7 +102,7 @@ class ChatJobRun:
             summary={"steps": []},
         )
         turn = asyncio.create_task(self._turn(owner, job.params, api_key))
-        watcher = asyncio.create_task(self._heartbeat(turn))
+        watcher = asyncio.create_task(self._watch_cancel(turn))
         try:
             await turn
         except asyncio.CancelledError:
@@ -145,22 +146,19 @@ class ChatJobRun:
             prepared = await service.prepare(owner, request)
             return await service.answer(prepared, api_key, emit=progress, finalize=finish_job)
 
-    async def _heartbeat(self, turn: asyncio.Task[Any]) -> None:
-        """Keep the job alive for the stale-job sweeper; cancel the turn when the user cancels the job.
+    async def _watch_cancel(self, turn: asyncio.Task[Any]) -> None:
+        """Cancel the turn when the user cancels the job (the lease keeps the heartbeat).
 
-        A failed beat (database hiccup) is logged and retried: it must never fail a turn that is working.
+        A failed check (database hiccup) is logged and retried: it must never fail a turn that is working.
         """
         while not turn.done():
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(CANCEL_CHECK_SECONDS)
             try:
                 async with self.resources.sessions() as session:
-                    repository = JobRepository(session=session)
-                    job = await repository.get_one_or_none(id=self.job_id)
-                    if job is not None and job.cancel_requested:
-                        self.cancelled_by_user = True
-                        turn.cancel()
-                        return
-                    await repository.set_fields(self.job_id, heartbeat_at=func.now())
-                    await session.commit()
+                    job = await JobRepository(session=session).get_one_or_none(id=self.job_id)
+                if job is not None and job.cancel_requested:
+                    self.cancelled_by_user = True
+                    turn.cancel()
+                    return
             except Exception as exc:
-                logger.warning("chat job %s heartbeat failed (%s); retrying", self.job_id, type(exc).__name__)
+                logger.warning("chat job %s cancel check failed (%s); retrying", self.job_id, type(exc).__name__)

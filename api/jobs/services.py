@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from arq.constants import in_progress_key_prefix
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,7 +68,8 @@ async def enqueue(resources: Resources, job: Job, *, attempt: int = 0) -> None:
 
 
 async def requeue_stale_jobs(resources: Resources, *, stale_seconds: float, max_attempts: int) -> int:
-    """Running jobs whose worker went silent, and queued jobs never picked up, go back on the queue.
+    """Running jobs whose lease lapsed with no live run holding them, and queued jobs that nothing on the
+    queue will deliver (lost enqueue, Redis restarted empty), go back on the queue.
 
     A running job that has already started `max_attempts` times fails instead: a job that kills its
     worker every time (out of memory, a crash in native code) must not take the workers down forever.
@@ -76,17 +78,55 @@ async def requeue_stale_jobs(resources: Resources, *, stale_seconds: float, max_
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=stale_seconds)
     async with resources.sessions() as session:
         stale = await JobRepository(session=session).stale(running_before=cutoff, queued_before=cutoff)
+    if not stale:
+        return 0
+    try:
+        waiting = await _waiting_on_queue(resources)
+    except (RedisError, OSError) as exc:  # nothing can be queued now; the next sweep tries again
+        logger.warning("stale-job sweep skipped: Redis unavailable (%s)", type(exc).__name__)
+        return 0
     requeued = 0
     for job in stale:
         try:
-            if job.status == "running" and job.attempts >= max_attempts:
-                await _give_up(resources, job)
-            else:
-                await enqueue(resources, job, attempt=job.attempts + 1)
-                requeued += 1
+            if job.id in waiting:
+                continue
+            if job.status == "running":
+                if job.attempts >= max_attempts:
+                    await _give_up(resources, job)
+                    continue
+                async with locked_running_job(resources, job.id) as now:
+                    if now is None:  # a live run holds it (slow, not dead), or it just ended
+                        continue
+                    job = now
+            await enqueue(resources, job, attempt=job.attempts + 1)  # outside the lock, so a run can take it
+            requeued += 1
         except Exception as exc:  # one job's trouble must not stop the sweep; the next sweep retries it
             logger.warning("sweeping job %s failed (%s)", job.id, type(exc).__name__)
     return requeued
+
+
+async def _waiting_on_queue(resources: Resources) -> set[int]:
+    """Ids of jobs with a delivery on the arq queue that no worker has picked up yet.
+
+    A picked delivery stays in the queue with an in-progress key until its run ends; one whose worker died
+    keeps both until arq's own timeout, so only unpicked deliveries count as "will be delivered".
+    """
+    members = [
+        m.decode() if isinstance(m, bytes) else m
+        for m in await resources.arq.zrange(resources.settings.queue_name, 0, -1)
+    ]
+    ours = [(m, m.split("-")) for m in members if m.split("-", 1)[0] in JOB_FUNCTIONS]
+    if not ours:
+        return set()
+    async with resources.arq.pipeline(transaction=False) as pipe:
+        for member, _ in ours:
+            pipe.exists(in_progress_key_prefix + member)
+        picked = await pipe.execute()
+    return {
+        int(parts[1])
+        for (_, parts), busy in zip(ours, picked, strict=True)
+        if not busy and len(parts) > 1 and parts[1].isdigit()
+    }
 
 
 @asynccontextmanager

@@ -32,7 +32,7 @@ from api.datasets.services import DatasetService
 from api.db.tables import Job, ModelVersion, Prediction
 from api.errors import InvalidInput, NotFound
 from api.jobs import schemas as js
-from api.jobs.locks import job_lock
+from api.jobs.locks import job_lease
 from api.jobs.repository import TERMINAL, JobRepository
 from api.jobs.services import JobService, finish_job
 from api.resources import Resources
@@ -211,7 +211,8 @@ class ScoringRun:
 
     async def run(self) -> str:
         """Score the job unless it is finished or another worker holds it. Returns the job's final status."""
-        async with job_lock(self.resources.engine, self.job_id) as held:
+        beat = self.resources.settings.job_heartbeat_seconds
+        async with job_lease(self.resources.engine, self.job_id, heartbeat_seconds=beat) as held:
             return await self._run() if held else "busy"
 
     async def _load(self, session: AsyncSession) -> Job:

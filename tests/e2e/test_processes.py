@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.envfile import read_env_file
+from api.local.envfile import read_env_file
 
 pytestmark = pytest.mark.e2e
 HAB = str(Path(sys.executable).with_name("hab"))
@@ -163,7 +163,7 @@ LEGACY_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "legacy-mod
 
 def test_cli_trains_imports_and_activates(tmp_path):
     """hab train --csv, hab models import-legacy, hab models list/activate on embedded services."""
-    from api.datasets.demo import generate_demo_datasets
+    from api.demo.generate import generate_demo_datasets
 
     env = _fresh_laptop_env(tmp_path)
     subprocess.run([HAB, "migrate"], env=env, check=True, capture_output=True)

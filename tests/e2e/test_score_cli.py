@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.datasets.demo import generate_demo_datasets
-from api.infra.embedded import EmbeddedPostgres, EmbeddedRedis
+from api.demo.generate import generate_demo_datasets
+from api.local.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.e2e.conftest import shared_temp_dir
 from tests.e2e.test_processes import HAB, _free_port, _fresh_laptop_env, _postgres_running, _stop, _wait_ready
 

@@ -88,9 +88,9 @@ async def _seed(settings) -> tuple[str, str, tuple[int, int]]:
     """Users, demo datasets and two model versions (v1 active), through the service layer."""
     from sqlalchemy import select
 
-    from api.datasets.demo import DEMO_TRAIN_NAME
-    from api.datasets.demo_loader import load_demo_datasets
     from api.db.tables import Dataset
+    from api.demo.generate import DEMO_TRAIN_NAME
+    from api.demo.loader import load_demo_datasets
     from api.registry.training import train_and_register
     from api.resources import close_resources, open_resources
     from api.users.services import UserService
@@ -116,7 +116,7 @@ async def _seed(settings) -> tuple[str, str, tuple[int, int]]:
 @pytest.fixture(scope="session")
 def stack(services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     from api.db.migrate import upgrade_head
-    from api.infra.services import drop_database, ensure_database, with_database
+    from api.local.services import drop_database, ensure_database, with_database
 
     database = f"hab_frontend_{os.getpid()}_{secrets.token_hex(3)}"
     asyncio.run(ensure_database(services.database_url, database))

@@ -167,7 +167,7 @@ def no_traceback(driver) -> None:
 def test_upload_explore_map_chat_and_predict_in_a_real_browser(ui, browser, stack, tmp_path):
     from selenium.webdriver.common.keys import Keys
 
-    from api.datasets.demo import generate_demo_datasets
+    from api.demo.generate import generate_demo_datasets
 
     driver = browser
     cctv = next(d for d in generate_demo_datasets(seed=21, scale=0.02) if d.key == "cctv")

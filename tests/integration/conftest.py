@@ -12,9 +12,9 @@ from litestar import Litestar
 from sqlalchemy import func, select
 
 from api.app import create_app
-from api.datasets.demo import generate_demo_datasets
 from api.datasets.ingest import parse_csv
 from api.db.tables import Dataset, DatasetBlob, ShareLink
+from api.demo.generate import generate_demo_datasets
 from api.registry.services import RegistryService
 from api.resources import Resources, arq_client, close_resources, open_resources
 from api.settings import Settings

@@ -554,7 +554,7 @@ async def test_cancelling_a_running_chat_job_stops_it(
 ):
     from api.chat import jobs as chat_jobs
 
-    monkeypatch.setattr(chat_jobs, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(chat_jobs, "CANCEL_CHECK_SECONDS", 0.1)
     fake_anthropic.reply("너무 늦은 답", delay=3.0)
     before = await chat_counts(resources)
     response = await client.post(

@@ -9,8 +9,8 @@ import re
 import pytest
 from sqlalchemy import update
 
-from api.datasets.demo import generate_demo_datasets
 from api.db.tables import ShareLink
+from api.demo.generate import generate_demo_datasets
 from tests.integration.conftest import TEST_UPLOAD_LIMIT, stored_counts
 
 HANGUL = re.compile(r"[가-힣]")

@@ -8,7 +8,7 @@ import secrets
 from alembic import command
 
 from api.db.migrate import alembic_config, downgrade_base, upgrade_head
-from api.infra.services import drop_database, ensure_database, with_database
+from api.local.services import drop_database, ensure_database, with_database
 
 
 def test_migrations_match_models_and_run_both_ways(services):

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from api.analysis import ToolContext, run_tool
-from api.datasets.demo import generate_demo_datasets
 from api.datasets.ingest import parse_csv
+from api.demo.generate import generate_demo_datasets
 from models.features import encode_frame
 from models.loaded import LoadedModel
 from models.train import train_eclo

@@ -22,8 +22,8 @@ from api.analysis import (
     tool_uses_dataset,
     tool_version,
 )
-from api.datasets.demo import generate_demo_datasets
 from api.datasets.ingest import parse_csv
+from api.demo.generate import generate_demo_datasets
 
 BRIEF_NAMES = (
     "get_dataframe_info", "get_column_statistics", "get_missing_values", "get_value_counts", "filter_dataframe",

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from api.datasets.demo import DemoDataset, generate_demo_datasets
-from api.datasets.vocab import DAEGU_SIGUNGU
+from api.demo.generate import DemoDataset, generate_demo_datasets
+from api.demo.vocab import DAEGU_SIGUNGU
 
 SMALL = 0.02
 

@@ -12,9 +12,9 @@ import random
 import pyarrow as pa
 import pytest
 
-from api.datasets.demo import generate_demo_datasets
 from api.datasets.incremental import StreamingUpload, UploadedCsv
 from api.datasets.ingest import from_parquet, parse_csv, sha256_hex
+from api.demo.generate import generate_demo_datasets
 from api.errors import DomainError, PayloadTooLarge
 
 PIECE = 4096

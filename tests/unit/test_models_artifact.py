@@ -11,8 +11,8 @@ import msgspec
 import numpy as np
 import pytest
 
-from api.datasets.demo import generate_demo_datasets
 from api.datasets.ingest import parse_csv
+from api.demo.generate import generate_demo_datasets
 from models.artifact import (
     ArtifactFormatError,
     ArtifactIntegrityError,

@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from api.datasets.demo import generate_demo_datasets
 from api.datasets.ingest import parse_csv
-from api.datasets.vocab import DAEGU_SIGUNGU
+from api.demo.generate import generate_demo_datasets
+from api.demo.vocab import DAEGU_SIGUNGU
 from models.artifact import ModelMetadata
 from models.features import (
     ALIASES,

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from api.datasets.demo import generate_demo_datasets
 from api.datasets.ingest import parse_csv
+from api.demo.generate import generate_demo_datasets
 from models.artifact import ModelArtifact
 from models.features import encode_frame, encode_row
 from models.legacy import LegacyImportError, PickleSecurityWarning, import_legacy, published_train_quantiles

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from api.datasets.demo import generate_demo_datasets
 from api.datasets.ingest import parse_csv
+from api.demo.generate import generate_demo_datasets
 from models.features import encode_frame
 from models.interpret import BAND_CUTS, band_for, build_bands, labels_for, percentile, quantiles_of
 from models.loaded import BASE_VALUE_KEY, LoadedModel
@@ -109,8 +109,8 @@ def test_describe_many_matches_one_by_one():
     """The vectorised batch interpretation equals interpret()/percentile() row by row."""
     import numpy as np
 
-    from api.datasets.demo import generate_demo_datasets
     from api.datasets.ingest import parse_csv
+    from api.demo.generate import generate_demo_datasets
     from models.loaded import LoadedModel
     from models.train import train_eclo
 

@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from api.datasets.demo import generate_demo_datasets
 from api.datasets.ingest import parse_csv
+from api.demo.generate import generate_demo_datasets
 from models.features import FEATURE_ORDER, encode_frame
 from models.loaded import LoadedModel
 from models.train import train_eclo

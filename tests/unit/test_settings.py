@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from api.envfile import read_env_file, update_env_file
+from api.local.envfile import read_env_file, update_env_file
 from api.settings import Settings
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from api.datasets import vocab as v
+from api.demo import vocab as v
 
 DEFAULT_SEED = 20241124
 MIN_ROWS = 120  # enough for a handful of bad coordinates to stay under 1 % of rows

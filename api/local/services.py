@@ -6,13 +6,13 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
+from api.local.embedded import EmbeddedPostgres, EmbeddedRedis
 
-from api.db.engine import to_libpq_url
-from api.infra.embedded import EmbeddedPostgres, EmbeddedRedis
-from api.settings import Settings
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 logger = logging.getLogger("hab.services")
 
@@ -40,6 +40,10 @@ def with_database(url: str, database: str) -> str:
 
 async def ensure_database(server_url: str, database: str) -> None:
     """CREATE DATABASE unless it exists (PostgreSQL has no IF NOT EXISTS for databases)."""
+    import asyncpg
+
+    from api.db.engine import to_libpq_url
+
     conn = await asyncpg.connect(to_libpq_url(with_database(server_url, "postgres")))
     try:
         exists = await conn.fetchval("select 1 from pg_database where datname = $1", database)
@@ -50,6 +54,10 @@ async def ensure_database(server_url: str, database: str) -> None:
 
 
 async def drop_database(server_url: str, database: str) -> None:
+    import asyncpg
+
+    from api.db.engine import to_libpq_url
+
     conn = await asyncpg.connect(to_libpq_url(with_database(server_url, "postgres")))
     try:
         await conn.execute(f'drop database if exists "{database}" with (force)')

@@ -37,3 +37,15 @@ def update_env_file(path: Path, updates: dict[str, str]) -> None:
     tmp.write_text("\n".join(out) + "\n", encoding="utf-8")
     os.chmod(tmp, 0o600)  # it holds tokens (and maybe the user's Anthropic key)
     tmp.replace(path)
+
+
+def ensure_secret_key(path: Path) -> str:
+    """TEMPORARY until the secrets branch lands."""
+    values = read_env_file(path)
+    key = values.get("HAB_SECRET_KEY", "")
+    if len(key) < 32:
+        import secrets
+
+        key = secrets.token_urlsafe(48)
+        update_env_file(path, {"HAB_SECRET_KEY": key})
+    return key

