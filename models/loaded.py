@@ -21,9 +21,10 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from models.artifact import InterpretationBand, ModelArtifact, ModelMetadata
-from models.features import _compiled, encode_row
+from models.artifact import ModelArtifact
+from models.features.encoding import encode_row, lookup_tables
 from models.interpret import PercentileScale, band_for, interpretation, labels_for, sentence_parts
+from models.metadata import InterpretationBand, ModelMetadata
 
 BASE_VALUE_KEY = "기준값"  # key of the expected value (bias) in contributions_named()
 
@@ -136,5 +137,5 @@ class LoadedModel:
 
     def warm(self) -> None:
         """Build the encoder tables and run one prediction, so the first real request pays nothing extra."""
-        _compiled(self.metadata)
+        lookup_tables(self.metadata)
         self.predict(np.zeros((1, self._n_features)))

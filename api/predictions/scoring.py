@@ -38,10 +38,10 @@ from api.jobs.services import JobService, finish_job
 from api.resources import Resources
 from api.schemas import Input, Output
 from api.users.services import Principal
-from models.artifact import InterpretationBand
 from models.features import FeatureError, encode_frame
 from models.interpret import labels_for
 from models.loaded import LoadedModel
+from models.metadata import InterpretationBand
 
 logger = logging.getLogger("hab.scoring")
 

@@ -25,18 +25,17 @@ from api.predictions.repository import PredictionRepository
 from api.resources import Resources
 from api.schemas import Page
 from api.users.services import Principal
-from models.artifact import ModelMetadata
 from models.features import (
     ALIASES,
     NUMERIC_RANGES,
     EncodedBatch,
     FeatureError,
-    PerMetadata,
     encode_frame,
     encode_row,
     feature_schema,
 )
 from models.loaded import LoadedModel
+from models.metadata import ModelMetadata, PerMetadata
 
 # Large sync batches use every core for the one LightGBM call (the event loop only waits meanwhile);
 # small ones stay on one thread, where OpenMP start-up would cost more than it saves. OpenMP threads

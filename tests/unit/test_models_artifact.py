@@ -13,14 +13,10 @@ import pytest
 
 from api.datasets.demo import generate_demo_datasets
 from api.datasets.ingest import parse_csv
-from models.artifact import (
-    ArtifactFormatError,
-    ArtifactIntegrityError,
-    InterpretationBand,
-    ModelArtifact,
-)
+from models.artifact import ArtifactFormatError, ArtifactIntegrityError, ModelArtifact
 from models.features import encode_frame
 from models.loaded import LoadedModel
+from models.metadata import InterpretationBand
 from models.train import train_eclo
 
 
