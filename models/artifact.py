@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from models.features.schema import CATEGORICAL_FEATURES, FEATURE_ORDER, NUMERIC_FEATURES
-from models.metadata import SCHEMA_VERSION, ModelMetadata
+from models.metadata import SCHEMA_VERSION, ModelMetadata, VersionNumber, version_text
 
 MODEL_FILE, METADATA_FILE, SUMS_FILE = "model.txt", "metadata.json", "SHA256SUMS"
 _MAX_MODEL_BYTES = 256 * 1024 * 1024
@@ -126,9 +126,9 @@ class ModelArtifact:
         """A copy with some metadata fields replaced."""
         return ModelArtifact(msgspec.structs.replace(self.metadata, **changes), self.model_text)
 
-    def with_version(self, version: str) -> ModelArtifact:
+    def with_version(self, version: VersionNumber) -> ModelArtifact:
         """A copy carrying the version the registry assigns (the bundle, and so its hash, changes with it)."""
-        return self.with_metadata(version=version)
+        return self.with_metadata(version=version_text(version))
 
     def metadata_dict(self) -> dict[str, Any]:
         """The metadata as JSON-ready builtins (what metadata.json holds)."""

@@ -24,7 +24,7 @@ import numpy as np
 from models.artifact import ModelArtifact
 from models.features.encoding import encode_row, lookup_tables
 from models.interpret import PercentileScale, band_for, interpretation, labels_for, sentence_parts
-from models.metadata import InterpretationBand, ModelMetadata
+from models.metadata import InterpretationBand, ModelMetadata, VersionNumber
 
 BASE_VALUE_KEY = "기준값"  # key of the expected value (bias) in contributions_named()
 
@@ -43,11 +43,13 @@ class LoadedModel:
         self._log1p = self.metadata.target_transform == "log1p"
 
     def __repr__(self) -> str:
-        return f"LoadedModel(name={self.metadata.name!r}, version={self.version!r})"
+        return f"LoadedModel(name={self.metadata.name!r}, version={self.metadata.version!r})"
 
     @property
-    def version(self) -> str:
-        return self.metadata.version
+    def version(self) -> VersionNumber:
+        """The registry number of this model; ValueError for an artifact that was never registered (use
+        ``metadata.version`` for its label)."""
+        return self.metadata.version_number()
 
     @property
     def name(self) -> str:

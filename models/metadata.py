@@ -2,6 +2,13 @@
 fingerprint of its training data, and a cache of objects derived from a metadata object.
 
 This module imports nothing else of ``models``; every other module may import it.
+
+Versions. A model version is identified by its registry number, ``VersionNumber`` (an ``int``, the
+``model_versions.version`` column); that is the type everywhere in Python. Only the ``version`` field of the
+stored metadata (metadata.json inside the hash-verified bundle, and the ``model_versions.metadata`` JSON)
+is text: the registry writes its number there as a string ("3"), and an artifact that was never registered
+carries a build label such as "20261124-153000-ab12cd" (``make_version``). That field stays a string so
+that stored bundles and their hashes keep their format; ``ModelMetadata.version_number()`` reads it back.
 """
 
 from __future__ import annotations
@@ -11,12 +18,15 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 import msgspec
 import numpy as np
 
 SCHEMA_VERSION = 1
+
+VersionNumber: TypeAlias = int
+"""The registry's number of a model version (``model_versions.version``)."""
 
 T = TypeVar("T")
 
@@ -37,7 +47,7 @@ class ModelMetadata(msgspec.Struct, kw_only=True, frozen=True):
     """Everything needed to encode inputs for, run and explain one model version (stored as metadata.json)."""
 
     name: str
-    version: str
+    version: str  # the registry number as text once registered, else a build label (see the module docstring)
     feature_order: list[str]
     categorical_features: list[str]
     numeric_features: list[str]
@@ -55,9 +65,20 @@ class ModelMetadata(msgspec.Struct, kw_only=True, frozen=True):
     notes: str = ""
     schema_version: int = SCHEMA_VERSION
 
+    def version_number(self) -> VersionNumber:
+        """The registry number stamped into this metadata; ValueError if it was never registered."""
+        if not self.version.isascii() or not self.version.isdecimal():
+            raise ValueError(f"model {self.name!r} has no registry version (version label {self.version!r})")
+        return int(self.version)
+
+
+def version_text(version: VersionNumber) -> str:
+    """How a registry number is written into ModelMetadata.version."""
+    return str(int(version))
+
 
 def make_version(created_at: dt.datetime, content: str) -> str:
-    """A sortable, unique-enough version id such as 20261124-153000-ab12cd."""
+    """A sortable, unique-enough build label such as 20261124-153000-ab12cd, for a not yet registered model."""
     digest = hashlib.sha256(content.encode()).hexdigest()[:6]
     return f"{created_at.strftime('%Y%m%d-%H%M%S')}-{digest}"
 

@@ -151,7 +151,7 @@ def predict_one(call: Call) -> ToolResult:
         f"예측 ECLO: {eclo:.2f} ({label})",
         sentence,
         f"사용한 입력: {_used_inputs(matrix[0], meta, given)}",
-        f"모델: {model.name} {model.version}. {CAVEAT}",
+        f"모델: {model.name} {model.metadata.version}. {CAVEAT}",
     ]
     return ToolResult(
         text="\n".join(lines),
@@ -196,7 +196,7 @@ def predict_many(call: Call) -> ToolResult:
         f"{b.label} {int(counts.get(b.label, 0)):,} ({fmt_pct(int(counts.get(b.label, 0)), n)})" for b in meta.bands
     )
     lines = [
-        f"예측 대상 {len(part):,}행: 유효 {n:,}행, 무효 {invalid:,}행 (모델 {model.name} {model.version})",
+        f"예측 대상 {len(part):,}행: 유효 {n:,}행, 무효 {invalid:,}행 (모델 {model.name} {model.metadata.version})",
         f"예측 ECLO: 평균 {fmt_num(float(predicted.mean()))}, 중앙값 {fmt_num(float(np.median(predicted)))}, "
         f"최솟값 {fmt_num(float(predicted.min()))}, 최댓값 {fmt_num(float(predicted.max()))}",
         f"해석 구간별 행 수: {bands}",
