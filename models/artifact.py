@@ -4,6 +4,7 @@ A bundle is one deterministic ZIP file holding ``model.txt``, ``metadata.json`` 
 hashes of the other two, in ``sha256sum`` format). ``bundle_sha256`` is the hash of the bundle bytes: the
 registry stores it next to the bytes and passes it back to ``from_bundle(..., expected_sha256=...)``. The
 hash describes the stored bytes; compute it once (DEFLATE output may differ between zlib builds).
+What the metadata holds is defined in models.metadata; this module checks it and reads and writes bundles.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import math
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
-from models.features import CATEGORICAL_FEATURES, FEATURE_ORDER, NUMERIC_FEATURES
+from models.features.schema import CATEGORICAL_FEATURES, FEATURE_ORDER, NUMERIC_FEATURES
+from models.metadata import SCHEMA_VERSION, ModelMetadata, VersionNumber, version_text
 
-SCHEMA_VERSION = 1
 MODEL_FILE, METADATA_FILE, SUMS_FILE = "model.txt", "metadata.json", "SHA256SUMS"
 _MAX_MODEL_BYTES = 256 * 1024 * 1024
 _MAX_METADATA_BYTES = 16 * 1024 * 1024
@@ -39,51 +40,6 @@ class ArtifactIntegrityError(ArtifactError):
 
 class ArtifactFormatError(ArtifactError):
     """The bytes are intact but the metadata or model does not describe a usable hab ECLO model."""
-
-
-class InterpretationBand(msgspec.Struct, kw_only=True, frozen=True):
-    """ECLO range [lower, upper) with a Korean label and the reasoning behind it."""
-
-    label: str
-    lower: float
-    upper: float | None
-    description: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return msgspec.structs.asdict(self)
-
-
-class ModelMetadata(msgspec.Struct, kw_only=True, frozen=True):
-    """Everything needed to encode inputs for, run and explain one model version (stored as metadata.json)."""
-
-    name: str
-    version: str
-    feature_order: list[str]
-    categorical_features: list[str]
-    numeric_features: list[str]
-    categories: dict[str, list[str]]  # model input for a category = its index here, as a float
-    hour_bands: dict[str, str]  # "0".."23" -> 시간대 label
-    target_transform: Literal["log1p", "none"]
-    metrics: dict[str, float]
-    target_quantiles: list[float]  # 101 quantiles (0 %, 1 %, …, 100 %) of the training ECLO
-    bands: list[InterpretationBand]
-    training_fingerprint: str
-    training_rows: int
-    created_at: str
-    lightgbm_version: str
-    source: str  # "trained" | "legacy-v1.2.5"
-    notes: str = ""
-    schema_version: int = SCHEMA_VERSION
-
-
-def make_version(created_at: dt.datetime, content: str) -> str:
-    """A sortable, unique-enough version id such as 20261124-153000-ab12cd."""
-    digest = hashlib.sha256(content.encode()).hexdigest()[:6]
-    return f"{created_at.strftime('%Y%m%d-%H%M%S')}-{digest}"
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def _fail(message: str) -> None:
@@ -170,9 +126,9 @@ class ModelArtifact:
         """A copy with some metadata fields replaced."""
         return ModelArtifact(msgspec.structs.replace(self.metadata, **changes), self.model_text)
 
-    def with_version(self, version: str) -> ModelArtifact:
+    def with_version(self, version: VersionNumber) -> ModelArtifact:
         """A copy carrying the version the registry assigns (the bundle, and so its hash, changes with it)."""
-        return self.with_metadata(version=version)
+        return self.with_metadata(version=version_text(version))
 
     def metadata_dict(self) -> dict[str, Any]:
         """The metadata as JSON-ready builtins (what metadata.json holds)."""

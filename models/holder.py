@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable
 
 from models.artifact import ModelArtifact
 from models.loaded import LoadedModel
+from models.metadata import VersionNumber
 
 # Fetches (bundle bytes, expected sha256) of a version from wherever versions are kept.
-FetchBundle = Callable[[int], Awaitable[tuple[bytes, str]]]
+FetchBundle = Callable[[VersionNumber], Awaitable[tuple[bytes, str]]]
 
 
 def build_model(bundle: bytes, sha256: str) -> LoadedModel:
@@ -26,7 +27,7 @@ def build_model(bundle: bytes, sha256: str) -> LoadedModel:
 class ModelHolder:
     def __init__(self) -> None:
         self._model: LoadedModel | None = None
-        self._version: int | None = None
+        self._version: VersionNumber | None = None
         self._lock = asyncio.Lock()
         self.swaps = 0
 
@@ -35,10 +36,10 @@ class ModelHolder:
         return self._model
 
     @property
-    def version(self) -> int | None:
+    def version(self) -> VersionNumber | None:
         return self._version
 
-    async def ensure(self, version: int | None, fetch: FetchBundle) -> bool:
+    async def ensure(self, version: VersionNumber | None, fetch: FetchBundle) -> bool:
         """Serve `version` (None: serve nothing). Returns True when the reference changed."""
         if version == self._version:
             return False

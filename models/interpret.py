@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import InterpretationBand
+from models.metadata import InterpretationBand
 
 # (label, lower, upper, grounding in casualty terms)
 BAND_CUTS: tuple[tuple[str, float, float | None, str], ...] = (

@@ -30,10 +30,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from models.artifact import ModelArtifact, ModelMetadata, make_version, utc_now
+from models.artifact import ModelArtifact
 from models.features import DEFAULT_HOUR_BANDS, encode_frame
 from models.interpret import build_bands, quantiles_of
-from models.train import TARGET, _as_table, _fingerprint, regression_metrics
+from models.metadata import ModelMetadata, fingerprint_training_data, make_version, utc_now
+from models.train import TARGET, as_table, regression_metrics
 
 SOURCE = "legacy-v1.2.5"
 MODEL_FILE, ENCODERS_FILE, CONFIG_FILE = "accident_lgbm_model.pkl", "label_encoders.pkl", "feature_config.json"
@@ -200,7 +201,7 @@ def import_legacy(
             "학습 지표가 없습니다. ECLO 분위수는 DATA.md의 train 공개 통계(최솟값·사분위수·평균·최댓값)로 추정했습니다."
         )
         return artifact.with_metadata(notes=" ".join(notes))
-    table = _as_table(evaluation_data)
+    table = as_table(evaluation_data)
     batch = encode_frame(table, meta, ignore_unknown=True)
     if TARGET not in table.column_names or not len(batch.row_index):
         raise LegacyImportError("평가 데이터에 ECLO 열이나 인코딩할 수 있는 행이 없습니다.")
@@ -222,5 +223,5 @@ def import_legacy(
         metrics=metrics,
         target_quantiles=quantiles,
         bands=build_bands(quantiles),
-        notes=" ".join([*notes, f"평가 데이터 지문 sha256 {_fingerprint(matrix, truth, categories)}."]),
+        notes=" ".join([*notes, f"평가 데이터 지문 sha256 {fingerprint_training_data(matrix, truth, categories)}."]),
     )

@@ -21,9 +21,10 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from models.artifact import InterpretationBand, ModelArtifact, ModelMetadata
-from models.features import _compiled, encode_row
+from models.artifact import ModelArtifact
+from models.features.encoding import encode_row, lookup_tables
 from models.interpret import PercentileScale, band_for, interpretation, labels_for, sentence_parts
+from models.metadata import InterpretationBand, ModelMetadata, VersionNumber
 
 BASE_VALUE_KEY = "기준값"  # key of the expected value (bias) in contributions_named()
 
@@ -42,11 +43,13 @@ class LoadedModel:
         self._log1p = self.metadata.target_transform == "log1p"
 
     def __repr__(self) -> str:
-        return f"LoadedModel(name={self.metadata.name!r}, version={self.version!r})"
+        return f"LoadedModel(name={self.metadata.name!r}, version={self.metadata.version!r})"
 
     @property
-    def version(self) -> str:
-        return self.metadata.version
+    def version(self) -> VersionNumber:
+        """The registry number of this model; ValueError for an artifact that was never registered (use
+        ``metadata.version`` for its label)."""
+        return self.metadata.version_number()
 
     @property
     def name(self) -> str:
@@ -136,5 +139,5 @@ class LoadedModel:
 
     def warm(self) -> None:
         """Build the encoder tables and run one prediction, so the first real request pays nothing extra."""
-        _compiled(self.metadata)
+        lookup_tables(self.metadata)
         self.predict(np.zeros((1, self._n_features)))

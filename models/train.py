@@ -19,8 +19,6 @@ Choices, so that they are written down once:
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from models.artifact import ModelArtifact, ModelMetadata, make_version, utc_now
+from models.artifact import ModelArtifact
 from models.features import (
     CATEGORICAL_FEATURES,
     DATETIME_FIELD,
@@ -43,6 +41,7 @@ from models.features import (
     encode_frame,
 )
 from models.interpret import build_bands, quantiles_of
+from models.metadata import ModelMetadata, fingerprint_training_data, make_version, utc_now
 
 TARGET = "ECLO"
 MIN_ROWS = 50
@@ -61,7 +60,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
-def _as_table(frame: pd.DataFrame | pa.Table) -> pa.Table:
+def as_table(frame: pd.DataFrame | pa.Table) -> pa.Table:
+    """Training data as an Arrow table (a pandas frame is converted, without its index)."""
     if isinstance(frame, pa.Table):
         return frame
     return pa.Table.from_pandas(frame, preserve_index=False)
@@ -103,15 +103,6 @@ def _target(table: pa.Table) -> np.ndarray:
     return table.column(TARGET).cast(pa.float64()).fill_null(np.nan).to_numpy()
 
 
-def _fingerprint(matrix: np.ndarray, target: np.ndarray, categories: Mapping[str, list[str]]) -> str:
-    """SHA-256 of what the model learns from: the encoded rows, their targets and the vocabularies."""
-    digest = hashlib.sha256(b"hab-eclo-training/1\n")
-    digest.update(json.dumps(categories, ensure_ascii=False, sort_keys=True).encode())
-    digest.update(np.ascontiguousarray(matrix, dtype="<f8").tobytes())
-    digest.update(np.ascontiguousarray(target, dtype="<f8").tobytes())
-    return digest.hexdigest()
-
-
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """rmse, mae and rmsle on the ECLO scale."""
     error = y_pred - y_true
@@ -143,7 +134,7 @@ def train_eclo(
     """
     if not 0.0 <= holdout < 0.9:
         raise ValueError("holdout은 0 이상 0.9 미만이어야 합니다.")
-    table = _as_table(frame)
+    table = as_table(frame)
     hour_bands = dict(hour_bands)
     categories = _vocabularies(table, hour_bands)
     placeholder = build_bands([0.0] * 101)
@@ -200,7 +191,7 @@ def train_eclo(
         metrics=metrics,
         target_quantiles=quantiles,
         bands=build_bands(quantiles),
-        training_fingerprint=_fingerprint(matrix, target, categories),
+        training_fingerprint=fingerprint_training_data(matrix, target, categories),
         training_rows=len(fit_rows),
         created_at=created.isoformat(),
         notes=" ".join(notes),

@@ -29,4 +29,3 @@ for command in (
     stack.prepare_local,
 ):
     main.add_command(command)
-

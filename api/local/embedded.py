@@ -250,6 +250,8 @@ def postgres_ready(url: str) -> bool:
 
     host = url.split("host=", 1)[1]
     result = subprocess.run(
-        [str(_commands.POSTGRES_BIN_PATH / "pg_isready"), "-q", "-U", "postgres", "-h", host, "-t", "1"], check=False, timeout=5
+        [str(_commands.POSTGRES_BIN_PATH / "pg_isready"), "-q", "-U", "postgres", "-h", host, "-t", "1"],
+        check=False,
+        timeout=5,
     )
     return result.returncode == 0

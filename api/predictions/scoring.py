@@ -38,10 +38,10 @@ from api.jobs.services import JobService, finish_job
 from api.resources import Resources
 from api.schemas import Input, Output
 from api.users.services import Principal
-from models.artifact import InterpretationBand
 from models.features import FeatureError, encode_frame
 from models.interpret import labels_for
 from models.loaded import LoadedModel
+from models.metadata import InterpretationBand
 
 logger = logging.getLogger("hab.scoring")
 
@@ -262,7 +262,7 @@ class ScoringRun:
             summary = job.summary if job.summary and "eclo_sum" in job.summary else _empty_summary()
             start = int(job.progress)
             await jobs.set_fields(
-                self.job_id, total=table.num_rows, params={**job.params, "model_version": int(model.version)}
+                self.job_id, total=table.num_rows, params={**job.params, "model_version": model.version}
             )
             await session.commit()
         chunk_rows = self.resources.settings.score_chunk_rows or CHUNK_ROWS
@@ -315,7 +315,7 @@ class ScoringRun:
                 if len(result.row_index):
                     await driver.copy_to_table(
                         "predictions",
-                        source=_copy_csv(self.job_id, result, int(model.version)),
+                        source=_copy_csv(self.job_id, result, model.version),
                         columns=["job_id", "row_index", "model_version", "eclo", "source"],
                         format="csv",
                     )

@@ -25,18 +25,17 @@ from api.predictions.repository import PredictionRepository
 from api.resources import Resources
 from api.schemas import Page
 from api.users.services import Principal
-from models.artifact import ModelMetadata
 from models.features import (
     ALIASES,
     NUMERIC_RANGES,
     EncodedBatch,
     FeatureError,
-    PerMetadata,
     encode_frame,
     encode_row,
     feature_schema,
 )
 from models.loaded import LoadedModel
+from models.metadata import ModelMetadata, PerMetadata
 
 # Large sync batches use every core for the one LightGBM call (the event loop only waits meanwhile);
 # small ones stay on one thread, where OpenMP start-up would cost more than it saves. OpenMP threads
@@ -125,7 +124,7 @@ class PredictionService:
         model = self.model()
         specs = [s.FeatureSpecOut(**spec.to_dict()) for spec in feature_schema(model.metadata)]
         return s.PredictSchema(
-            model_version=int(model.version),
+            model_version=model.version,
             features=specs,
             raw_row_fields=RAW_ROW_FIELDS,
             aliases=dict(ALIASES),
@@ -144,7 +143,7 @@ class PredictionService:
         features = decode_features(matrix[0], model)
         try:
             prediction_id = await self.resources.prediction_writer.add(
-                owner_id=user.id, model_version=int(model.version), features=features, eclo=eclo
+                owner_id=user.id, model_version=model.version, features=features, eclo=eclo
             )
         except (OSError, SQLAlchemyError, asyncpg.PostgresError) as exc:
             raise ServiceUnavailable(
@@ -156,7 +155,7 @@ class PredictionService:
             interpretation=label,
             detail=detail,
             percentile=round(model.percentile(eclo), 1),
-            model_version=int(model.version),
+            model_version=model.version,
             prediction_id=prediction_id,
             features=features,
             contributions=model.contributions_named(matrix[0]) if explain else None,
@@ -172,7 +171,7 @@ class PredictionService:
         if not rows.count:
             raise InvalidInput("rows가 비어 있습니다. 예측할 행을 하나 이상 보내 주세요.", detail={"field": "rows"})
         model = self.model()
-        version = int(model.version)
+        version = model.version
         # Ids for every input row are reserved while the rows are parsed and encoded (the round trip is then off
         # the critical path); those of invalid rows stay unused, a gap like any other in a sequence.
         reserving = asyncio.ensure_future(self.predictions.allocate_ids(rows.count))

@@ -100,7 +100,7 @@ class RegistryService:
         """Store a verified artifact as the next version (inactive until activated)."""
         await self.versions.lock_registry()
         version = await self.versions.next_version()
-        artifact = artifact.with_version(str(version))
+        artifact = artifact.with_version(version)
         bundle = artifact.to_bundle()
         meta = artifact.metadata
         row = await self.versions.add(

@@ -13,14 +13,10 @@ import pytest
 
 from api.datasets.ingest import parse_csv
 from api.demo.generate import generate_demo_datasets
-from models.artifact import (
-    ArtifactFormatError,
-    ArtifactIntegrityError,
-    InterpretationBand,
-    ModelArtifact,
-)
+from models.artifact import ArtifactFormatError, ArtifactIntegrityError, ModelArtifact
 from models.features import encode_frame
 from models.loaded import LoadedModel
+from models.metadata import InterpretationBand
 from models.train import train_eclo
 
 
@@ -69,9 +65,12 @@ def test_bundle_is_deterministic(artifact):
 
 
 def test_with_version_changes_the_bundle(artifact):
-    versioned = artifact.with_version("7")
+    versioned = artifact.with_version(7)
     assert versioned.metadata.version == "7" and versioned.bundle_sha256 != artifact.bundle_sha256
-    assert versioned.metadata_dict()["version"] == "7"
+    assert versioned.metadata_dict()["version"] == "7"  # stored as text: the bundle format is unchanged
+    assert versioned.metadata.version_number() == 7 and LoadedModel(versioned).version == 7
+    with pytest.raises(ValueError, match="no registry version"):  # a fresh artifact has only a build label
+        LoadedModel(artifact).version  # noqa: B018
 
 
 def test_hash_mismatch_is_refused(artifact):

@@ -14,7 +14,6 @@ import pytest
 from api.datasets.ingest import parse_csv
 from api.demo.generate import generate_demo_datasets
 from api.demo.vocab import DAEGU_SIGUNGU
-from models.artifact import ModelMetadata
 from models.features import (
     ALIASES,
     DEFAULT_HOUR_BANDS,
@@ -26,6 +25,7 @@ from models.features import (
     hour_band,
 )
 from models.interpret import build_bands
+from models.metadata import ModelMetadata
 
 VOCAB = {
     "기상상태": ["맑음", "흐림", "비", "눈", "안개", "기타"],

@@ -10,8 +10,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from api.cli import score_client
-from api.cli import main
+from api.cli import main, score_client
 from api.cli.score_client import ScoreError, ScoreInterrupted, ScoreOptions, default_connection, run_score
 
 RESULTS = b'\xef\xbb\xbf"row_index","ID","eclo","interpretation"\n0,"A_1",3.5,"x"\n1,"A_2",4.5,"y"\n'

@@ -22,7 +22,7 @@ from api.analysis.tools._common import code, frame_var
 from models.features import (
     ALIASES,
     DATETIME_FIELD,
-    FEATURE_ORDER,
+    KNOWN_FIELDS,
     NUMERIC_RANGES,
     FeatureError,
     canonical_name,
@@ -31,13 +31,12 @@ from models.features import (
 )
 
 if TYPE_CHECKING:
-    from models.artifact import ModelMetadata
     from models.loaded import LoadedModel
+    from models.metadata import ModelMetadata
 
 NO_MODEL = "활성 모델이 없습니다. 관리자가 모델을 학습하거나 활성화해야 ECLO를 예측할 수 있습니다."
 DEFAULT_BATCH_LIMIT = 1000
 MAX_BATCH_LIMIT = 10_000
-_KNOWN = frozenset((*FEATURE_ORDER, DATETIME_FIELD))
 _DATE_NUMBERS = frozenset(("사고연", "사고월", "사고일", "사고시"))
 _DATE_PARTS = _DATE_NUMBERS | {"요일", "시간대"}
 _PLACEHOLDER_DATETIME = "2020-01-01 12"
@@ -84,12 +83,12 @@ def encode_collecting(features: Mapping[str, Any], meta: ModelMetadata) -> tuple
     (or an unknown key dropped) and encoding is retried, so the model can ask the user for all of them at once."""
     row = dict(features)
     problems: list[FeatureError] = []
-    for _ in range(3 * len(_KNOWN)):
+    for _ in range(3 * len(KNOWN_FIELDS)):
         try:
             return encode_row(row, meta), problems
         except FeatureError as error:
             problems.append(error)
-            if error.field not in _KNOWN:  # an unknown key
+            if error.field not in KNOWN_FIELDS:  # an unknown key
                 row = {k: v for k, v in row.items() if str(k) != error.field}
                 continue
             stand_in = _placeholder(error.field, meta)
@@ -152,7 +151,7 @@ def predict_one(call: Call) -> ToolResult:
         f"예측 ECLO: {eclo:.2f} ({label})",
         sentence,
         f"사용한 입력: {_used_inputs(matrix[0], meta, given)}",
-        f"모델: {model.name} {model.version}. {CAVEAT}",
+        f"모델: {model.name} {model.metadata.version}. {CAVEAT}",
     ]
     return ToolResult(
         text="\n".join(lines),
@@ -197,7 +196,7 @@ def predict_many(call: Call) -> ToolResult:
         f"{b.label} {int(counts.get(b.label, 0)):,} ({fmt_pct(int(counts.get(b.label, 0)), n)})" for b in meta.bands
     )
     lines = [
-        f"예측 대상 {len(part):,}행: 유효 {n:,}행, 무효 {invalid:,}행 (모델 {model.name} {model.version})",
+        f"예측 대상 {len(part):,}행: 유효 {n:,}행, 무효 {invalid:,}행 (모델 {model.name} {model.metadata.version})",
         f"예측 ECLO: 평균 {fmt_num(float(predicted.mean()))}, 중앙값 {fmt_num(float(np.median(predicted)))}, "
         f"최솟값 {fmt_num(float(predicted.min()))}, 최댓값 {fmt_num(float(predicted.max()))}",
         f"해석 구간별 행 수: {bands}",

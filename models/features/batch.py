@@ -1,4 +1,4 @@
-"""Vectorised twin of ``models.features.encode_row`` (import ``encode_frame`` from models.features).
+"""Vectorised twin of ``encode_row``: ``encode_frame`` encodes a whole pandas DataFrame or Arrow table.
 
 Same rules, same check order, same errors; numpy/pyarrow operations over whole columns, with Python loops
 only over the rows that failed.
@@ -9,31 +9,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from models.features import (
+from models.features.encoding import canonical_name, lookup_tables
+from models.features.errors import FeatureError, invalid_value, missing_value
+from models.features.schema import (
     DATETIME_FIELD,
     DATETIME_PATTERN,
     INTEGER_PATTERN,
     NUMERIC_FEATURES,
     NUMERIC_RANGES,
     WEEKDAYS,
-    EncodedBatch,
-    FeatureError,
-    _compiled,
-    canonical_name,
-    invalid_value,
-    missing_value,
 )
+from models.metadata import ModelMetadata
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from models.artifact import ModelMetadata
-
 _MISSING, _INVALID = 0, 1
+
+
+class EncodedBatch(msgspec.Struct, kw_only=True):
+    """Model matrix for the valid rows of a batch, their positions in the input, and one error per bad row."""
+
+    matrix: np.ndarray
+    row_index: np.ndarray
+    errors: list[tuple[int, FeatureError]]
 
 
 def _to_array(values: Any) -> pa.Array:
@@ -153,9 +157,15 @@ def _categories(values: pa.Array, vocabulary: list[str]) -> tuple[np.ndarray, np
     return present, np.where(present, codes, -1)
 
 
-def encode_batch(data: Any, meta: ModelMetadata, *, ignore_unknown: bool = False) -> EncodedBatch:
-    """See models.features.encode_frame."""
-    compiled = _compiled(meta)
+def encode_frame(data: Any, meta: ModelMetadata, *, ignore_unknown: bool = False) -> EncodedBatch:
+    """Encode many rows at once (pandas DataFrame or pyarrow Table/RecordBatch) with the same rules as encode_row.
+
+    Invalid rows are reported in ``errors`` as (position, FeatureError) with their first bad field; the valid
+    rows are encoded into ``matrix`` and their positions (0-based, not the DataFrame index) are ``row_index``.
+    Column-level problems raise FeatureError for the whole batch: an unknown column (unless ``ignore_unknown``),
+    a column given twice (e.g. weather and 기상상태), or a feature that no column gives or derives.
+    """
+    compiled = lookup_tables(meta)
     columns, getters, n = _columns(data, ignore_unknown)
     fields: list[str] = []
     error_field = np.full(n, -1, dtype=np.int16)
