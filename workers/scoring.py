@@ -61,12 +61,20 @@ async def _requeue(resources: Any, job_id: int) -> None:
         logger.warning("could not re-queue job %s at shutdown (%s)", job_id, type(exc).__name__)
 
 
-async def sweep_stale_jobs(ctx: dict[str, Any]) -> int:
-    resources = ctx["resources"]
+SWEEP_SECONDS = 5.0  # with the lease (HAB_JOB_STALE_SECONDS, 10 s) a crashed run resumes within ~15 s
+
+
+async def sweep_forever(resources: Any) -> None:
+    """Every few seconds, put silent jobs back in line (a task of each worker, not an arq cron job: at this
+    rate arq would log every run, and sweeps are idempotent, so each worker sweeping is harmless)."""
     settings = resources.settings
-    count = await requeue_stale_jobs(
-        resources, stale_seconds=settings.job_stale_seconds, max_attempts=settings.job_max_attempts
-    )
-    if count:
-        logger.info("re-queued %d stale jobs", count)
-    return count
+    while True:
+        try:
+            count = await requeue_stale_jobs(
+                resources, stale_seconds=settings.job_stale_seconds, max_attempts=settings.job_max_attempts
+            )
+            if count:
+                logger.info("re-queued %d stale jobs", count)
+        except Exception as exc:  # PostgreSQL away for a moment: the next sweep tries again
+            logger.warning("stale-job sweep failed (%s)", type(exc).__name__)
+        await asyncio.sleep(SWEEP_SECONDS)

@@ -17,7 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from api.settings import Settings, get_settings
 from workers.chat import chat_job
 from workers.maintenance import expire_share_links, prune_arq_results, purge_unreferenced_blobs
-from workers.scoring import score_job, sweep_stale_jobs
+from workers.scoring import score_job, sweep_forever
 from workers.serialization import deserialize_job, serialize_job
 
 logger = logging.getLogger("hab.worker")
@@ -27,13 +27,19 @@ async def startup(ctx: dict[str, Any]) -> None:
     from api.resources import freeze_startup_objects, open_resources
 
     # follow_models: this worker serves the active model and hot-swaps it like the API does.
-    ctx["resources"] = await open_resources(ctx.get("settings") or get_settings(), follow_models=True)
+    ctx["resources"] = resources = await open_resources(ctx.get("settings") or get_settings(), follow_models=True)
+    if ctx.get("sweep", True):
+        ctx["sweeper"] = asyncio.create_task(sweep_forever(resources))
     freeze_startup_objects()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     from api.resources import close_resources
 
+    sweeper = ctx.pop("sweeper", None)
+    if sweeper is not None:
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
     if "resources" in ctx:
         await close_resources(ctx["resources"])
 
@@ -48,8 +54,6 @@ class WorkerSettings:
         func(expire_share_links, timeout=60, max_tries=2),
     ]
     cron_jobs = [
-        # Every 5 s: with the heartbeat lease (HAB_JOB_STALE_SECONDS, 10 s) a crashed run resumes within ~15 s.
-        cron(sweep_stale_jobs, second=set(range(0, 60, 5)), run_at_startup=True, unique=True, timeout=60),
         cron(purge_unreferenced_blobs, minute={7, 37}, unique=True, timeout=300),
         cron(expire_share_links, minute={12}, unique=True, timeout=60),
         cron(prune_arq_results, minute={23}, unique=True, timeout=120),
@@ -151,11 +155,12 @@ class GracefulWorker(Worker):
         self._pool = None
 
 
-def create_worker(settings: Settings, *, burst: bool = False, **overrides: Any) -> GracefulWorker:
+def create_worker(settings: Settings, *, burst: bool = False, sweep: bool = True, **overrides: Any) -> GracefulWorker:
+    """`sweep`: run the stale-job sweeper in this worker (tests that sweep by hand turn it off)."""
     options: dict[str, Any] = {
         **get_kwargs(WorkerSettings),  # type: ignore[arg-type]
         "redis_settings": RedisSettings.from_dsn(settings.redis_url or ""),
-        "ctx": {"settings": settings},
+        "ctx": {"settings": settings, "sweep": sweep and not burst},
         "burst": burst,
         "queue_name": settings.queue_name,
     }

@@ -179,15 +179,15 @@ async def chat_datasets(client, alice):
 
 
 def make_test_worker(settings, **overrides):
-    """A real arq worker as `hab worker` builds it, polling fast, without cron jobs (tests sweep themselves)
-    and without signal handlers."""
+    """A real arq worker as `hab worker` builds it, polling fast, without cron jobs or the stale-job sweeper
+    (tests sweep themselves) and without signal handlers."""
     options = {
         "redis_pool": arq_client(settings.redis_url, settings.queue_name),
         "poll_delay": 0.05,
         "cron_jobs": None,
         "handle_signals": False,
     }
-    return create_worker(settings, **{**options, **overrides})
+    return create_worker(settings, sweep=False, **{**options, **overrides})
 
 
 async def run_worker(settings) -> None:

@@ -1,0 +1,259 @@
+"""`hab run` as a supervisor: each part of the local stack killed outright is restarted, and the rest survives.
+
+One stack for the module (embedded PostgreSQL and Redis in a temp folder, as on a fresh laptop). Every
+test kills something real with SIGKILL, checks that the kill happened (the pid changed) and that what
+users do kept working, so none of them can pass without its fault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from api.demo.generate import generate_demo_datasets
+from api.local.envfile import read_env_file
+from tests.e2e.conftest import shared_temp_dir
+from tests.e2e.test_processes import HAB, _free_port, _fresh_laptop_env
+
+pytestmark = pytest.mark.e2e
+
+ROW = {
+    "사고일시": "2022-01-01 08",
+    "기상상태": "맑음",
+    "노면상태": "건조",
+    "도로형태": "단일로 - 기타",
+    "사고유형": "차대차",
+    "시군구": "대구광역시 수성구 범어동",
+    "요일": "토요일",
+}
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.2) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            value = condition()
+            if value:
+                return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@dataclass
+class LocalStack:
+    folder: Path
+    env: dict[str, str]
+    api: str
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def data(self) -> Path:
+        return self.folder / "data"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        token = read_env_file(self.folder / "env" / ".env")["HAB_API_TOKEN"]
+        return {"Authorization": f"Bearer {token}"}
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def program_pid(self, marker: str) -> int:
+        """The pid of the supervised program whose command line contains `marker`."""
+        supervisord = int((self.data / "run" / "supervisord.pid").read_text().strip())
+        for child in psutil.Process(supervisord).children():
+            with contextlib.suppress(psutil.Error):
+                if marker in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                    return child.pid
+        raise LookupError(marker)
+
+    def kill(self, marker: str, *, restarted_as: str) -> int:
+        """SIGKILL a program, then wait until supervisord has started a new one and hab run has said so."""
+        pid = self.program_pid(marker)
+        said = self.output().count(restarted_as)
+        psutil.Process(pid).kill()
+        wait_for(lambda: self.program_pid(marker) != pid, 60, f"a new {marker}")
+        wait_for(lambda: self.output().count(restarted_as) > said, 30, f"'{restarted_as}' in hab run's output")
+        return pid
+
+    def predict(self, client: httpx.Client) -> int:
+        return client.post(f"{self.api}/api/predict/eclo", json=ROW, headers=self.headers).status_code
+
+
+def _start(folder: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    with log.open("ab") as out:
+        return subprocess.Popen([HAB, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _ready(stack: LocalStack, process: subprocess.Popen, timeout: float = 300) -> None:
+    def ready() -> bool:
+        assert process.poll() is None, f"hab run exited with {process.returncode}:\n{stack.output()[-3000:]}"
+        return "준비 완료" in stack.output()
+
+    wait_for(ready, timeout, "hab run to be ready", interval=0.5)
+
+
+def _ours(data: Path) -> list[psutil.Process]:
+    """Every live process of this stack: started with its data folder in the environment or the command line."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            command = " ".join(process.info["cmdline"] or [])
+            if (str(data) in command or process.environ().get("HAB_DATA_DIR") == str(data)) and (
+                process.status() != psutil.STATUS_ZOMBIE
+            ):
+                found.append(process)
+    return found
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with shared_temp_dir("hab-stack-") as folder:
+        api_port, ui_port = _free_port(), _free_port()
+        env = _fresh_laptop_env(
+            folder,
+            HAB_API_PORT=str(api_port),
+            HAB_UI_PORT=str(ui_port),
+            HAB_DEMO_SCALE="0.05",
+            HAB_SCORE_CHUNK_ROWS="5000",
+        )
+        env.pop("HAB_ENV", None)  # as a user runs it: development, with a generated secret
+        log = folder / "hab-run.log"
+        process = _start(folder, env, log)
+        running = LocalStack(folder, env, f"http://127.0.0.1:{api_port}", process, log)
+        try:
+            _ready(running, process)
+            yield running
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            for leftover in _ours(running.data):
+                leftover.kill()
+
+
+def test_redis_killed_predictions_never_fail_and_jobs_come_back(stack):
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def steady_predictions() -> None:
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                statuses.append(stack.predict(client))
+                stop.wait(0.02)
+
+    traffic = threading.Thread(target=steady_predictions)
+    traffic.start()
+    try:
+        wait_for(lambda: len(statuses) >= 20, 30, "predictions before the kill")
+        before = len(statuses)
+        stack.kill("redis-server", restarted_as="Redis 다시 시작됨")
+        wait_for(lambda: len(statuses) >= before + 50, 60, "predictions after the restart")
+    finally:
+        stop.set()
+        traffic.join(timeout=30)
+    assert [s for s in statuses if s >= 500] == [] and set(statuses) == {200}
+    # Jobs are accepted again once Redis is back (the worker reconnected and runs them).
+    job = httpx.post(f"{stack.api}/api/predict/jobs", json={"rows": [ROW] * 3}, headers=stack.headers, timeout=10)
+    assert job.status_code == 202, job.text
+    job_id = job.json()["job_id"]
+    done = wait_for(
+        lambda: (
+            httpx.get(f"{stack.api}/api/jobs/{job_id}", headers=stack.headers, timeout=5).json()["status"]
+            == "succeeded"
+        ),
+        60,
+        "the job after Redis came back",
+    )
+    assert done
+    assert stack.process.poll() is None
+
+
+def test_postgres_killed_is_restarted_and_the_api_recovers(stack):
+    stack.kill("pginstall/bin/postgres", restarted_as="PostgreSQL 다시 시작됨")
+    ok = wait_for(lambda: httpx.get(f"{stack.api}/ready", timeout=5).status_code == 200, 60, "/ready after the restart")
+    assert ok
+    with httpx.Client(timeout=10) as client:
+        assert stack.predict(client) == 200
+    assert stack.process.poll() is None
+
+
+def test_api_killed_is_restarted(stack):
+    stack.kill("api.cli serve", restarted_as="API 다시 시작됨")
+    wait_for(lambda: httpx.get(f"{stack.api}/ready", timeout=5).status_code == 200, 120, "the new API")
+    with httpx.Client(timeout=10) as client:
+        assert stack.predict(client) == 200
+
+
+def test_worker_killed_mid_job_resumes_and_stores_each_row_once(stack):
+    data = next(d for d in generate_demo_datasets(seed=11, scale=60_000 / 39_609) if d.key == "train")
+    uploaded = httpx.post(
+        f"{stack.api}/api/datasets/upload/csv",
+        params={"name": "kill-test", "filename": "kill.csv"},
+        content=data.csv_bytes,
+        headers={**stack.headers, "Content-Type": "text/csv"},
+        timeout=120,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    dataset = uploaded.json()
+    job_id = httpx.post(
+        f"{stack.api}/api/predict/jobs", json={"dataset_id": dataset["id"]}, headers=stack.headers, timeout=10
+    ).json()["job_id"]
+
+    def job() -> dict:
+        return httpx.get(f"{stack.api}/api/jobs/{job_id}", headers=stack.headers, timeout=5).json()
+
+    mid = wait_for(lambda: (j := job())["status"] == "running" and 0 < j["progress"] < j["total"] and j, 120, "a run")
+    killed_at = time.monotonic()
+    stack.kill("api.cli worker", restarted_as="작업자(worker) 다시 시작됨")
+    after_kill = job()
+    assert after_kill["status"] == "running" and after_kill["progress"] < after_kill["total"]  # it was interrupted
+    resumed = wait_for(lambda: (j := job())["attempts"] > mid["attempts"] and j, 60, "a second attempt")
+    resumed_after = time.monotonic() - killed_at
+    final = wait_for(lambda: (j := job())["status"] in ("succeeded", "failed") and j, 180, "the job's end")
+    assert final["status"] == "succeeded", final
+    rows = httpx.get(
+        f"{stack.api}/api/predict/jobs/{job_id}/results", params={"limit": 10_000}, headers=stack.headers, timeout=30
+    ).json()
+    assert rows["total"] == final["summary"]["count"]
+    assert rows["total"] + final["summary"]["error_count"] == dataset["rows"]
+    indexes = []
+    for offset in range(0, rows["total"], 10_000):
+        page = httpx.get(
+            f"{stack.api}/api/predict/jobs/{job_id}/results",
+            params={"limit": 10_000, "offset": offset},
+            headers=stack.headers,
+            timeout=30,
+        ).json()
+        indexes += [r["row_index"] for r in page["items"]]
+    assert len(indexes) == len(set(indexes)) == rows["total"]  # no row lost, none twice
+    print(f"resumed {resumed_after:.1f} s after the kill (attempt {resumed['attempts']})")
+
+
+def test_sigkill_of_hab_run_leaves_nothing_and_a_second_run_takes_over(stack):
+    stack.process.kill()
+    stack.process.wait(timeout=10)
+    wait_for(lambda: not _ours(stack.data), 90, "every process of the killed stack to stop")
+
+    second = _start(stack.folder, stack.env, stack.log)
+    stack.process = second  # the fixture stops it
+    _ready(stack, second)
+    with httpx.Client(timeout=10) as client:
+        assert stack.predict(client) == 200
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=120) == 0
+    assert not _ours(stack.data)
