@@ -129,8 +129,8 @@ async def close_resources(resources: Resources) -> None:
 def freeze_startup_objects() -> None:
     """Move everything allocated at start-up (modules, model, tables) out of the garbage collector's view.
 
-    Without this, each full collection walks ~250k long-lived objects and stalls every in-flight request
-    for ~140 ms (measured under 32 concurrent clients: p99 143 ms before, 14 ms after).
+    Without this, each full collection walks every long-lived object and stalls every in-flight request,
+    which dominated p99 under load (see docs/decisions/0005-gc-freeze-after-startup.md).
     """
     gc.collect()
     gc.freeze()

@@ -1,13 +1,11 @@
 """Process-wide memory settings for large uploads, applied once when the API or a worker starts.
 
 On the 2-core cloud VM hab is measured on, returning freed memory to the kernel and faulting it in again
-costs more than the work that uses it: a 600k-row upload spent 0.3-1.5 s of system time doing so.
-Three settings keep freed memory for reuse (measured on the in-process upload pipeline, 4 uploads in a
-row, two runs each: system time of the later uploads 0.17-0.42 s without them, 0.02-0.16 s with them;
-the first upload after start 0.85-0.89 s -> 0.76-0.77 s wall):
+costs more than the work that uses it (a large upload frees and re-allocates hundreds of MB). Three
+settings keep freed memory for reuse (measurements in docs/decisions/0001-jemalloc-memory-reuse.md):
 
 * Arrow's allocator is jemalloc (`HAB_ARROW_MEMORY_POOL`). pyarrow's default, mimalloc, made the first
-  large parse in a process ~0.4 s slower.
+  large parse in a process slower.
 * jemalloc keeps freed pages for `HAB_MEMORY_REUSE_SECONDS` instead of releasing them at once (Arrow's
   default), so the pieces of one upload and the next upload reuse them.
 * glibc (Python's own large objects: request chunks, pieces) serves blocks up to 32 MB from its heap and

@@ -34,7 +34,7 @@ What is measured (one run, the same v1.2.5 trees everywhere):
   by Arrow, and ONE `COPY predictions (job_id, row_index, model_version, eclo, source)` in one
   transaction (a dummy `jobs` row is inserted first, outside the clock, for the foreign key).
 * Every measurement starts with `TRUNCATE predictions`, so each COPY goes into an empty table, and with
-  the prefault of bench.common (BENCH_PREFAULT_MB).
+  the prefault of bench.measure (BENCH_PREFAULT_MB).
 * Cross-checks: hab's stored ECLO of rows 0–1,999 against the per-row path's values, and the floor's
   stored ECLO of the same rows against hab's.
 
@@ -52,35 +52,32 @@ import contextlib
 import json
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from bench.common import (
+    LEGACY_DIR,
     MB,
-    REPO_ROOT,
-    VENV_BIN,
     BenchServices,
-    HabServer,
-    ManagedProcess,
-    RssSampler,
     bench_services,
     create_token,
-    hab_cli,
-    prefault_memory,
+    created,
+    import_legacy_model,
+    load_average_since,
     render_table,
     repeat,
+    require_legacy_model,
     run_json_subprocess,
+    sql,
     stats,
 )
+from bench.measure import RssSampler, machine_busy_cpu_s, postgres_cpu_s, prefault_memory, process_cpu_s
+from bench.processes import HabServer, HabWorker, wait_for_model
 
 NAME = "batch_job"
-LEGACY_DIR = Path(os.environ.get("BENCH_LEGACY_MODEL_DIR", REPO_ROOT.parent / "shared" / "legacy-model-v1.2"))
 ROWS = 1_000_000
 LEGACY_ROWS = 2_000
 CHECK_ROWS = 2_000  # rows whose ECLO is compared between the three paths
@@ -131,22 +128,6 @@ def _dsn(database_url: str) -> str:
     return to_libpq_url(database_url)
 
 
-async def _sql(database_url: str, query: str, *args: Any, fetch: str = "val") -> Any:
-    import asyncpg
-
-    connection = await asyncpg.connect(_dsn(database_url))
-    try:
-        return await getattr(
-            connection, {"val": "fetchval", "row": "fetchrow", "all": "fetch", "exec": "execute"}[fetch]
-        )(query, *args)
-    finally:
-        await connection.close()
-
-
-def sql(database_url: str, query: str, *args: Any, fetch: str = "val") -> Any:
-    return asyncio.run(_sql(database_url, query, *args, fetch=fetch))
-
-
 def truncate_predictions(database_url: str) -> None:
     sql(database_url, "truncate predictions", fetch="exec")
 
@@ -184,66 +165,22 @@ def max_abs_diff(a: list[float], b: list[float]) -> float | None:
     return max(abs(x - y) for x, y in zip(a, b, strict=True))
 
 
-# -------------------------------------------------------------------------------------- worker
-
-
-class HabWorker(ManagedProcess):
-    """One `hab worker` process; ready once its arq health-check key is in Redis (it is polling)."""
-
-    def __init__(self, services: BenchServices, env: dict[str, str], tag: str) -> None:
-        self.env = {**os.environ, **services.env(), "HAB_LOG_LEVEL": "INFO", **env}
-        self.queue = env["HAB_QUEUE_NAME"]
-        self.redis_url = services.redis_url
-        self.log_path = services.temp_dir / f"hab-worker-{tag}.log"
-        self.stop_grace_s = 30
-        super().__init__()
-
-    def start(self, timeout: float = 90) -> HabWorker:
-        import redis
-
-        client = redis.Redis.from_url(self.redis_url)
-        key = f"{self.queue}:health-check"
-        client.delete(key)
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [str(VENV_BIN / "hab"), "worker"], cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"hab worker exited ({self.proc.returncode}):\n{self.log_tail()}")
-                if client.exists(key):
-                    return self
-                time.sleep(0.1)
-        finally:
-            client.close()
-        self.stop()
-        raise RuntimeError(f"hab worker was not ready within {timeout:.0f} s:\n{self.log_tail()}")
-
-
-def _postgres_cpu() -> float:
-    """CPU seconds used so far by every process named postgres on this machine (0 if none is visible)."""
-    total = 0.0
-    for process in psutil.process_iter(["name"]):
-        with contextlib.suppress(psutil.Error):
-            if process.info["name"] and process.info["name"].startswith("postgres"):
-                times = process.cpu_times()
-                total += times.user + times.system
-    return total
-
-
-def _cpu(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
-
-
-def _machine_busy() -> float:
-    t = psutil.cpu_times()
-    return sum(t) - t.idle - t.iowait
-
-
 # ---------------------------------------------------------------------------------- hab run
+
+
+def _wait_for_job(client: Any, job_id: int, started: float, worker: HabWorker) -> tuple[dict[str, Any], int]:
+    """Poll GET /api/jobs/{id} every POLL_S until it succeeds; (the job's last answer, polls)."""
+    polls = 0
+    while True:
+        time.sleep(POLL_S)
+        polls += 1
+        info = client.get(f"/api/jobs/{job_id}").raise_for_status().json()
+        if info["status"] == "succeeded":
+            return info, polls
+        if info["status"] in ("failed", "cancelled"):
+            raise RuntimeError(f"job {job_id} {info['status']}: {info.get('error')}\n{worker.log_tail()}")
+        if time.perf_counter() - started > 600:
+            raise RuntimeError(f"job {job_id} did not finish within 600 s: {info}")
 
 
 def hab_job(
@@ -255,28 +192,18 @@ def hab_job(
     truncate_predictions(services.database_url)
     prefault = prefault_memory()
     headers = {"Authorization": f"Bearer {token}"}
-    polls = 0
     with httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as client:
         sampler = RssSampler(worker.pid, interval=0.05).start()
-        cpu_before, busy_before, pg_before = _cpu(worker.pid), _machine_busy(), _postgres_cpu()
+        cpu_before, busy_before, pg_before = process_cpu_s(worker.pid), machine_busy_cpu_s(), postgres_cpu_s()
         started = time.perf_counter()
         response = client.post("/api/predict/jobs", json={"dataset_id": dataset_id})
         if response.status_code != 202:
             raise RuntimeError(f"submit failed: HTTP {response.status_code}: {response.text[:1000]}")
         job_id = int(response.json()["job_id"])
-        while True:
-            time.sleep(POLL_S)
-            polls += 1
-            info = client.get(f"/api/jobs/{job_id}").raise_for_status().json()
-            if info["status"] == "succeeded":
-                break
-            if info["status"] in ("failed", "cancelled"):
-                raise RuntimeError(f"job {job_id} {info['status']}: {info.get('error')}\n{worker.log_tail()}")
-            if time.perf_counter() - started > 600:
-                raise RuntimeError(f"job {job_id} did not finish within 600 s: {info}")
+        info, polls = _wait_for_job(client, job_id, started, worker)
         elapsed = time.perf_counter() - started
-        worker_cpu, machine_busy = _cpu(worker.pid) - cpu_before, _machine_busy() - busy_before
-        postgres_cpu = _postgres_cpu() - pg_before
+        worker_cpu, machine_busy = process_cpu_s(worker.pid) - cpu_before, machine_busy_cpu_s() - busy_before
+        postgres_cpu = postgres_cpu_s() - pg_before
         sampler.stop()
     stored = stored_check(services.database_url, job_id)
     if not stored["ok"]:
@@ -323,9 +250,7 @@ def upload(server: HabServer, token: str, csv_path: Path) -> dict[str, Any]:
             "/api/datasets/upload", files={"file": ("batch-1m.csv", body, "text/csv")}, data={"name": "batch 1M"}
         )
         elapsed = time.perf_counter() - started
-    if response.status_code != 201:
-        raise RuntimeError(f"upload failed: HTTP {response.status_code}: {response.text[:1000]}")
-    dataset = response.json()
+    dataset = created(response)
     return {
         "dataset_id": dataset["id"],
         "kind": dataset.get("kind"),
@@ -416,9 +341,62 @@ def legacy_job(csv_path: str, model_dir: str, rows: str) -> None:
 # ------------------------------------------------------------------------------------- (b) floor
 
 
+def _floor_encode(table: Any, classes: dict[str, list[str]], feature_cols: list[str]) -> tuple[Any, int]:
+    """The floor's vectorised encoding of the CSV's columns: (feature matrix, count of unknown categories)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from models.features import DEFAULT_HOUR_BANDS
+
+    stamp = table.column("사고일시")
+    numbers = {
+        name: pc.cast(pc.utf8_slice_codeunits(stamp, a, b), pa.int64()).to_numpy()
+        for name, (a, b) in {"사고연": (0, 4), "사고월": (5, 7), "사고일": (8, 10), "사고시": (11, 13)}.items()
+    }
+    columns: dict[str, np.ndarray] = {k: v.astype(np.float64) for k, v in numbers.items()}
+    unknown = 0
+    for name in CATEGORICAL:
+        if name == "시간대":
+            index = {v: i for i, v in enumerate(classes[name])}
+            per_hour = np.array([index[DEFAULT_HOUR_BANDS[str(h)]] for h in range(24)], dtype=np.float64)
+            columns[name] = per_hour[numbers["사고시"]]
+            continue
+        codes = pc.index_in(table.column(name), value_set=pa.array(classes[name]))
+        unknown += codes.null_count
+        columns[name] = codes.to_numpy(zero_copy_only=False).astype(np.float64)
+    matrix = np.empty((table.num_rows, len(feature_cols)), dtype=np.float64)
+    for i, name in enumerate(feature_cols):
+        matrix[:, i] = columns[name]
+    return matrix, unknown
+
+
+def _floor_csv(eclo: Any, job: int, version: int) -> Any:
+    """The floor's result rows as COPY CSV, built by Arrow."""
+    import io
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    n = len(eclo)
+    result = pa.table(
+        {
+            "job_id": pa.array(np.full(n, job, dtype=np.int64)),
+            "row_index": pa.array(np.arange(n, dtype=np.int64)),
+            "model_version": pa.array(np.full(n, version, dtype=np.int64)),
+            "eclo": pa.array(eclo),
+            "source": pa.repeat(pa.scalar("job"), n),
+        }
+    )
+    sink = io.BytesIO()
+    pacsv.write_csv(result, sink, write_options=pacsv.WriteOptions(include_header=False))
+    sink.seek(0)
+    return sink
+
+
 def floor_job(csv_path: str, model_dir: str, dsn: str, job_id: str, model_version: str, threads: str) -> None:
     """Subprocess body: CSV parse + vectorised encoding + raw Booster.predict + one COPY; prints one JSON line."""
-    import io
     import pickle
     import warnings
 
@@ -426,10 +404,8 @@ def floor_job(csv_path: str, model_dir: str, dsn: str, job_id: str, model_versio
     import lightgbm as lgb
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
+    import pyarrow.compute
     import pyarrow.csv as pacsv
-
-    from models.features import DEFAULT_HOUR_BANDS
 
     directory = Path(model_dir)
     with warnings.catch_warnings():
@@ -440,62 +416,26 @@ def floor_job(csv_path: str, model_dir: str, dsn: str, job_id: str, model_versio
     feature_cols = json.loads((directory / "feature_config.json").read_text(encoding="utf-8"))["feature_cols"]
     booster = lgb.Booster(model_str=model_text)
     num_threads, job, version = int(threads), int(job_id), int(model_version)
+    options = pacsv.ConvertOptions(
+        include_columns=list(FLOOR_COLUMNS), column_types={c: pa.string() for c in FLOOR_COLUMNS}
+    )
 
     async def body() -> dict[str, float]:
         t: dict[str, float] = {}
         t0 = time.perf_counter()
         connection = await asyncpg.connect(dsn)
         t["connect"] = time.perf_counter()
-        table = pacsv.read_csv(
-            csv_path,
-            convert_options=pacsv.ConvertOptions(
-                include_columns=list(FLOOR_COLUMNS), column_types={c: pa.string() for c in FLOOR_COLUMNS}
-            ),
-        )
+        table = pacsv.read_csv(csv_path, convert_options=options)
         t["read_csv"] = time.perf_counter()
-        n = table.num_rows
-        stamp = table.column("사고일시")
-        numbers = {
-            name: pc.cast(pc.utf8_slice_codeunits(stamp, a, b), pa.int64()).to_numpy()
-            for name, (a, b) in {"사고연": (0, 4), "사고월": (5, 7), "사고일": (8, 10), "사고시": (11, 13)}.items()
-        }
-        columns: dict[str, np.ndarray] = {k: v.astype(np.float64) for k, v in numbers.items()}
-        unknown = 0
-        for name in CATEGORICAL:
-            if name == "시간대":
-                index = {v: i for i, v in enumerate(classes[name])}
-                per_hour = np.array([index[DEFAULT_HOUR_BANDS[str(h)]] for h in range(24)], dtype=np.float64)
-                columns[name] = per_hour[numbers["사고시"]]
-                continue
-            codes = pc.index_in(table.column(name), value_set=pa.array(classes[name]))
-            unknown += codes.null_count
-            columns[name] = codes.to_numpy(zero_copy_only=False).astype(np.float64)
-        matrix = np.empty((n, len(feature_cols)), dtype=np.float64)
-        for i, name in enumerate(feature_cols):
-            matrix[:, i] = columns[name]
+        matrix, unknown = _floor_encode(table, classes, feature_cols)
         t["encode"] = time.perf_counter()
         eclo = np.maximum(np.expm1(booster.predict(matrix, num_threads=num_threads)), 0.0)
         t["predict"] = time.perf_counter()
-        result = pa.table(
-            {
-                "job_id": pa.array(np.full(n, job, dtype=np.int64)),
-                "row_index": pa.array(np.arange(n, dtype=np.int64)),
-                "model_version": pa.array(np.full(n, version, dtype=np.int64)),
-                "eclo": pa.array(eclo),
-                "source": pa.repeat(pa.scalar("job"), n),
-            }
-        )
-        sink = io.BytesIO()
-        pacsv.write_csv(result, sink, write_options=pacsv.WriteOptions(include_header=False))
-        sink.seek(0)
+        sink = _floor_csv(eclo, job, version)
         t["build_csv"] = time.perf_counter()
         async with connection.transaction():
-            await connection.copy_to_table(
-                "predictions",
-                source=sink,
-                columns=["job_id", "row_index", "model_version", "eclo", "source"],
-                format="csv",
-            )
+            columns = ["job_id", "row_index", "model_version", "eclo", "source"]
+            await connection.copy_to_table("predictions", source=sink, columns=columns, format="csv")
         t["copy_commit"] = time.perf_counter()
         await connection.close()
         t["close"] = time.perf_counter()
@@ -503,7 +443,7 @@ def floor_job(csv_path: str, model_dir: str, dsn: str, job_id: str, model_versio
         for name, at in t.items():
             phases[name] = at - previous
             previous = at
-        return {"wall_s": time.perf_counter() - t0, "rows": n, "unknown_values": unknown, "phases": phases}
+        return {"wall_s": time.perf_counter() - t0, "rows": table.num_rows, "unknown_values": unknown, "phases": phases}
 
     print(json.dumps(asyncio.run(body()) | {"num_threads": num_threads}))
 
@@ -540,60 +480,61 @@ def floor_run(
 # ----------------------------------------------------------------------------------------- run
 
 
-def _wait_for_model(base_url: str, token: str, timeout: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if httpx.get(f"{base_url}/api/predict/schema", headers={"Authorization": f"Bearer {token}"}).status_code == 200:
-            return
-        time.sleep(0.2)
-    raise RuntimeError("hab did not serve a model in time")
+def _measure_hab_and_floor(services: BenchServices, csv_path: Path, repetitions: int) -> dict[str, Any]:
+    """Upload the CSV, then per repetition the 1-thread floor and a hab job on a fresh worker; then the variants."""
+    token = create_token(services)
+    out: dict[str, Any] = {"imported": import_legacy_model(services), "hab_runs": [], "floor_runs": [], "variants": {}}
+    model_version = int(sql(services.database_url, "select version from model_versions where status = 'active'"))
+    owner_id = int(sql(services.database_url, "select min(id) from users"))
+    out["model_version"] = model_version
+    env = {"HAB_QUEUE_NAME": f"arq:bench-batch-{secrets.token_hex(4)}", "HAB_UPLOAD_MAX_BYTES": str(UPLOAD_MAX_BYTES)}
+    variants = out["variants"]
+    with HabServer(services, extra_env=env) as server:
+        wait_for_model(server.base_url, token)
+        uploaded = out["upload"] = upload(server, token, csv_path)
+        out["dataset_load"] = dataset_load(services.database_url, uploaded["dataset_id"])
+        for i in range(repetitions):
+            out["floor_runs"].append(floor_run(csv_path, services, owner_id, model_version, threads=1))
+            with HabWorker(services, env, f"default-{i}") as worker:
+                out["hab_runs"].append(hab_job(server, token, uploaded["dataset_id"], services, worker))
+        variants["floor_2_threads"] = floor_run(csv_path, services, owner_id, model_version, threads=2)
+        for chunk in CHUNK_VARIANTS:
+            with HabWorker(services, env | {"HAB_SCORE_CHUNK_ROWS": str(chunk)}, f"chunk-{chunk}") as worker:
+                variants[f"chunk_{chunk}"] = hab_job(server, token, uploaded["dataset_id"], services, worker)
+        out["worker_log"] = worker.log_tail(1500)
+    return out
 
 
 def run() -> dict[str, Any]:
-    if not (LEGACY_DIR / "accident_lgbm_model.pkl").is_file():
-        raise RuntimeError(f"v1.2.5 model files not found in {LEGACY_DIR} (set BENCH_LEGACY_MODEL_DIR)")
+    require_legacy_model()
     repetitions = repeat(2)
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="hab-bench-batch-"))
     csv_path = work / "batch-1m.csv"
-    queue = f"arq:bench-batch-{secrets.token_hex(4)}"
-    hab_runs: list[dict[str, Any]] = []
-    floor_runs: list[dict[str, Any]] = []
-    variants: dict[str, dict[str, Any]] = {}
     try:
         input_info = make_csv(csv_path)
         legacy_args = ["-m", "bench.batch_job", "legacy", str(csv_path), str(LEGACY_DIR), str(LEGACY_ROWS)]
         legacy_runs = [run_json_subprocess(legacy_args) for _ in range(2)]
         with bench_services() as services:
-            token = create_token(services)
-            imported = hab_cli(["models", "import-legacy", str(LEGACY_DIR), "--activate"], services.env()).strip()
-            model_version = int(
-                sql(services.database_url, "select version from model_versions where status = 'active'")
-            )
-            owner_id = int(sql(services.database_url, "select min(id) from users"))
-            env = {"HAB_QUEUE_NAME": queue, "HAB_UPLOAD_MAX_BYTES": str(UPLOAD_MAX_BYTES)}
-            with HabServer(services, extra_env=env) as server:
-                _wait_for_model(server.base_url, token)
-                uploaded = upload(server, token, csv_path)
-                load = dataset_load(services.database_url, uploaded["dataset_id"])
-                for i in range(repetitions):
-                    floor_runs.append(floor_run(csv_path, services, owner_id, model_version, threads=1))
-                    with HabWorker(services, env, f"default-{i}") as worker:
-                        hab_runs.append(hab_job(server, token, uploaded["dataset_id"], services, worker))
-                variants["floor_2_threads"] = floor_run(csv_path, services, owner_id, model_version, threads=2)
-                for chunk in CHUNK_VARIANTS:
-                    with HabWorker(services, env | {"HAB_SCORE_CHUNK_ROWS": str(chunk)}, f"chunk-{chunk}") as worker:
-                        variants[f"chunk_{chunk}"] = hab_job(server, token, uploaded["dataset_id"], services, worker)
-                worker_log = worker.log_tail(1500)
+            measured = _measure_hab_and_floor(services, csv_path, repetitions)
             embedded = services.embedded
     finally:
         with contextlib.suppress(OSError):
             csv_path.unlink()
         with contextlib.suppress(OSError):
             work.rmdir()
+    return _result(measured, legacy_runs, input_info, embedded, load_before, repetitions)
 
+
+def _result(
+    measured: dict[str, Any],
+    legacy_runs: list[dict[str, Any]],
+    input_info: dict[str, Any],
+    embedded: list[str],
+    load_before: tuple[float, float, float],
+    repetitions: int,
+) -> dict[str, Any]:
+    hab_runs, floor_runs, variants = measured["hab_runs"], measured["floor_runs"], measured["variants"]
     legacy_eclo = legacy_runs[0]["eclo"]
     for r in legacy_runs:
         r.pop("eclo")
@@ -612,10 +553,10 @@ def run() -> dict[str, Any]:
         "description": "1,000,000-row batch scoring job end to end on one worker vs v1.2.5 per row and a floor",
         "goal": f"hab rows/s >= {GOAL_VS_LEGACY:.0f}x the v1.2.5 per-row path; hab wall <= {GOAL_VS_FLOOR}x the floor",
         "services": {"embedded": embedded},
-        "model": {"import": imported, "version": model_version, "legacy_dir": str(LEGACY_DIR)},
+        "model": {"import": measured["imported"], "version": measured["model_version"], "legacy_dir": str(LEGACY_DIR)},
         "input": input_info,
-        "upload": uploaded,
-        "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
+        "upload": measured["upload"],
+        "load_average_1m": load_average_since(load_before),
         "repetitions": repetitions,
         "hab": {"wall_s": hab_wall, "rows_per_s_median": round(hab_rps), "runs": hab_runs},
         "hab_variants": {k: v for k, v in variants.items() if k != "floor_2_threads"},
@@ -624,7 +565,7 @@ def run() -> dict[str, Any]:
             "runs": legacy_runs,
             "note": "the faster of the runs is used for the goal; 1,000,000-row time is extrapolated",
         },
-        "dataset_load": load,
+        "dataset_load": measured["dataset_load"],
         "floor": {"wall_s": floor_wall, "runs": floor_runs, "two_threads": variants["floor_2_threads"]},
         "same_predictions": {
             "rows_compared": CHECK_ROWS,
@@ -638,11 +579,11 @@ def run() -> dict[str, Any]:
             "best_hab_vs_best_floor_wall": round(hab_wall["min"] / floor_wall["min"], 2),
         },
         "goals": {"vs_legacy": vs_legacy >= GOAL_VS_LEGACY, "vs_floor": vs_floor <= GOAL_VS_FLOOR},
-        "worker_log_tail": worker_log,
+        "worker_log_tail": measured["worker_log"],
     }
 
 
-def report(result: dict[str, Any]) -> str:
+def _hab_table(result: dict[str, Any]) -> str:
     def hab_row(label: str, r: dict[str, Any]) -> list[Any]:
         return [
             label,
@@ -659,21 +600,12 @@ def report(result: dict[str, Any]) -> str:
 
     rows = [hab_row(f"hab, fresh worker, run {i + 1}", r) for i, r in enumerate(result["hab"]["runs"])]
     rows += [hab_row(f"hab, {k.replace('_', ' ')}", r) for k, r in result["hab_variants"].items()]
-    hab_table = render_table(
-        [
-            "hab job (submit -> succeeded)",
-            "wall s",
-            "rows/s",
-            "job s",
-            "worker CPU s",
-            "PG CPU s",
-            "other CPU s",
-            "machine CPU s",
-            "RSS MB",
-            "stored",
-        ],
-        rows,
-    )
+    header = ["hab job (submit -> succeeded)", "wall s", "rows/s", "job s", "worker CPU s", "PG CPU s"]
+    return render_table([*header, "other CPU s", "machine CPU s", "RSS MB", "stored"], rows)
+
+
+def report(result: dict[str, Any]) -> str:
+    hab_table = _hab_table(result)
     floor = result["floor"]
     phase_names = list(floor["runs"][0]["phases"])
     frows = [

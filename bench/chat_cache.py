@@ -16,13 +16,8 @@ from typing import Any
 
 import httpx
 
-from bench.common import (
-    HabServer,
-    bench_services,
-    create_token,
-    render_table,
-    server_timing_seconds,
-)
+from bench.common import bench_services, create_token, percentile, render_table, server_timing_seconds
+from bench.processes import HabServer
 from tests.fakes.anthropic_server import FakeAnthropic, Reply, text
 
 QUESTIONS = 200
@@ -30,17 +25,11 @@ CONCURRENCY = 20
 FAKE_LATENCY_S = 1.0
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def _summary(seconds: list[float]) -> dict[str, float]:
     ms = [s * 1000 for s in seconds]
     return {
-        "p50_ms": round(_percentile(ms, 50), 2),
-        "p99_ms": round(_percentile(ms, 99), 2),
+        "p50_ms": round(percentile(ms, 50), 2),
+        "p99_ms": round(percentile(ms, 99), 2),
         "mean_ms": round(statistics.fmean(ms), 2),
         "max_ms": round(max(ms), 2),
     }

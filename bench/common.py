@@ -1,4 +1,7 @@
-"""Shared helpers for benchmarks: services, the `hab serve` process, RSS sampling, statistics, tables."""
+"""Shared helpers for benchmarks: machine facts, statistics, tables, services, the database, the v1.2.5 model.
+
+Memory and CPU measurement are in bench.measure; the processes benchmarks start in bench.processes.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +19,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +31,18 @@ RESULTS_DIR = REPO_ROOT / "bench-results"
 PYTHON = sys.executable
 VENV_BIN = Path(sys.executable).parent
 MB = 1024 * 1024
+# The v1.2.5 model files (pickles) that the baselines unpickle and hab imports.
+LEGACY_DIR = Path(os.environ.get("BENCH_LEGACY_MODEL_DIR", REPO_ROOT.parent / "shared" / "legacy-model-v1.2"))
 
 
 def repeat(default: int = 3) -> int:
     """How many times each measurement is repeated (`python -m bench --repeat N` sets BENCH_REPEAT)."""
     return max(1, int(os.environ.get("BENCH_REPEAT", default)))
+
+
+def load_average_since(before: tuple[float, float, float]) -> dict[str, float]:
+    """The 1-minute load average at the start (`os.getloadavg()` then) and now, as every result records it."""
+    return {"before": round(before[0], 2), "after": round(os.getloadavg()[0], 2)}
 
 
 # ------------------------------------------------------------------------------------------ facts
@@ -88,6 +96,13 @@ def stats(values: Sequence[float], digits: int = 3) -> dict[str, Any]:
     }
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank `q`th percentile (0-100) of `values`."""
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
 def server_timing_seconds(header: str | None) -> float | None:
     """hab's `Server-Timing: app;dur=<ms>` (request received -> response started, measured in the server)."""
     if not header:
@@ -109,113 +124,6 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     out = [line(cells[0]), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in cells[1:]]
     return "\n".join(out)
-
-
-# ------------------------------------------------------------------------------------ RSS sampling
-
-
-class RssSampler:
-    """Samples the resident set size of one process every `interval` seconds in a background thread.
-
-    `before` is the RSS when sampling started; `peak` the largest sample (the start and stop samples
-    included). On Linux the kernel's own high-water mark (VmHWM) is reset at start when allowed and read
-    at stop as a cross-check that catches spikes shorter than the sampling interval.
-    """
-
-    def __init__(self, pid: int, interval: float = 0.01) -> None:
-        self.process = psutil.Process(pid)
-        self.interval = interval
-        self.before = 0
-        self.peak = 0
-        self.samples = 0
-        self.hwm: int | None = None
-        self._hwm_reset = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _rss(self) -> int:
-        try:
-            return self.process.memory_info().rss
-        except psutil.Error:
-            return 0
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self._rss())
-            self.samples += 1
-
-    def start(self) -> RssSampler:
-        with contextlib.suppress(OSError):  # Linux: "5" resets the peak RSS (VmHWM) to the current RSS
-            Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
-            self._hwm_reset = True
-        self.before = self.peak = self._rss()
-        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> RssSampler:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.peak = max(self.peak, self._rss())
-        if self._hwm_reset:
-            self.hwm = _vm_hwm(self.process.pid)
-        return self
-
-    def result(self) -> dict[str, Any]:
-        return {
-            "rss_before_mb": round(self.before / MB, 1),
-            "rss_peak_mb": round(self.peak / MB, 1),
-            "rss_delta_mb": round((self.peak - self.before) / MB, 1),
-            "vm_hwm_mb": round(self.hwm / MB, 1) if self.hwm else None,
-            "vm_hwm_delta_mb": round((self.hwm - self.before) / MB, 1) if self.hwm else None,
-            "samples": self.samples,
-        }
-
-
-def _vm_hwm(pid: int) -> int | None:
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
-@contextlib.contextmanager
-def sample_rss(pid: int | None = None, interval: float = 0.01) -> Iterator[RssSampler]:
-    sampler = RssSampler(pid or os.getpid(), interval).start()
-    try:
-        yield sampler
-    finally:
-        sampler.stop()
-
-
-# ---------------------------------------------------------------------------------- memory warm-up
-
-
-def prefault_mb(default: int = 1536) -> int:
-    """How much memory `prefault_memory` touches (BENCH_PREFAULT_MB; 0 turns it off)."""
-    return max(0, int(os.environ.get("BENCH_PREFAULT_MB", default)))
-
-
-def prefault_memory(mb: int | None = None) -> float:
-    """Touch `mb` MB of fresh memory once and free it; returns the seconds it took.
-
-    On virtual machines the first use of a guest page the VM has never touched is slow (measured on a
-    2-core cloud VM: ~2.5 s per GB, against ~0.1 s per GB for a page used before), so whichever
-    process happens to get never-used pages pays up to a second for a 600k-row upload. Touching
-    memory just before each measurement puts recently used pages first on the kernel's free lists,
-    so the measurements compare code rather than the VM's page backing.
-    """
-    size = (prefault_mb() if mb is None else mb) * MB
-    if size <= 0:
-        return 0.0
-    started = time.perf_counter()
-    buffer = bytearray(size)
-    page = 4096
-    buffer[::page] = b"\x01" * len(range(0, size, page))
-    del buffer
-    return time.perf_counter() - started
 
 
 # -------------------------------------------------------------------------------- subprocess jobs
@@ -329,6 +237,47 @@ def create_token(services: BenchServices, name: str = "bench") -> str:
     return out.strip().splitlines()[-1].strip()
 
 
+# ------------------------------------------------------------------------------- database, model
+
+
+async def sql_async(database_url: str, query: str, *args: Any, fetch: str = "val") -> Any:
+    """One query on its own asyncpg connection; `fetch` is val, row, all or exec."""
+    import asyncpg
+
+    from api.db.engine import to_libpq_url
+
+    connection = await asyncpg.connect(to_libpq_url(database_url))
+    try:
+        method = {"val": "fetchval", "row": "fetchrow", "all": "fetch", "exec": "execute"}[fetch]
+        return await getattr(connection, method)(query, *args)
+    finally:
+        await connection.close()
+
+
+def sql(database_url: str, query: str, *args: Any, fetch: str = "val") -> Any:
+    return asyncio.run(sql_async(database_url, query, *args, fetch=fetch))
+
+
+def created(response: Any, what: str = "upload") -> dict[str, Any]:
+    """The JSON of a 201 answer (an upload, a dataset); anything else raises with the status and body."""
+    if response.status_code != 201:
+        raise RuntimeError(f"{what} failed: HTTP {response.status_code}: {response.text[:1000]}")
+    return response.json()
+
+
+def require_legacy_model() -> None:
+    if not (LEGACY_DIR / "accident_lgbm_model.pkl").is_file():
+        raise RuntimeError(f"v1.2.5 model files not found in {LEGACY_DIR} (set BENCH_LEGACY_MODEL_DIR)")
+
+
+def import_legacy_model(services: BenchServices) -> str:
+    """`hab models import-legacy LEGACY_DIR --activate`, so hab serves the trees the baselines unpickle."""
+    return hab_cli(["models", "import-legacy", str(LEGACY_DIR), "--activate"], services.env()).strip()
+
+
+# -------------------------------------------------------------------------------------- processes
+
+
 class ManagedProcess:
     """A subprocess with its log in a file: pid, log tail, graceful stop, context manager."""
 
@@ -345,6 +294,12 @@ class ManagedProcess:
 
     def start(self, timeout: float = 90) -> ManagedProcess:
         raise NotImplementedError
+
+    def spawn(self, args: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start `args` from the repo root with stdout and stderr going to `log_path`."""
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(list(args), cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        return self.proc
 
     def log_tail(self, chars: int = 3000) -> str:
         with contextlib.suppress(OSError):
@@ -366,37 +321,3 @@ class ManagedProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-class HabServer(ManagedProcess):
-    """A real `hab serve` process on a free port, with its log in a file."""
-
-    def __init__(self, services: BenchServices, extra_env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = services.temp_dir / f"hab-serve-{self.port}.log"
-        self.env = {**os.environ, **services.env(), "HAB_LOG_LEVEL": "WARNING", **(extra_env or {})}
-        super().__init__()
-
-    def start(self, timeout: float = 90) -> HabServer:
-        import httpx
-
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [str(VENV_BIN / "hab"), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO_ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"hab serve exited ({self.proc.returncode}):\n{self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/ready", timeout=2).status_code == 200:
-                    return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"hab serve was not ready within {timeout:.0f} s:\n{self.log_tail()}")

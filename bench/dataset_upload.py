@@ -23,7 +23,7 @@ What is measured (all in the same run, on the same file):
 
 Baseline, breakdown, hab and the HTTP floor are interleaved per repetition so that load from other
 processes on the machine affects them alike; the load average is recorded. Before each measurement
-1.5 GB of memory is touched and freed (BENCH_PREFAULT_MB; see bench.common.prefault_memory): on a
+1.5 GB of memory is touched and freed (BENCH_PREFAULT_MB; see bench.measure.prefault_memory): on a
 young VM, first use of a never-touched page costs ~2.5 s/GB and would otherwise land at random.
 
 Goal (issue): hab at most 1.5x the baseline's wall time (medians).
@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -50,20 +51,17 @@ from urllib.parse import quote
 from bench.common import (
     MB,
     PYTHON,
-    REPO_ROOT,
-    HabServer,
-    RssSampler,
     bench_services,
     create_token,
-    free_port,
-    prefault_mb,
-    prefault_memory,
+    created,
+    load_average_since,
     render_table,
     repeat,
     run_json_subprocess,
-    sample_rss,
     stats,
 )
+from bench.measure import RssSampler, prefault_mb, prefault_memory, sample_rss
+from bench.processes import DrainServer, HabServer
 
 NAME = "dataset_upload"
 ROWS = 602_775  # rows of the real countrywide_accident.csv (DATA.md)
@@ -234,10 +232,7 @@ def _httpx_pieces(body: bytes) -> Any:
 
 
 def _upload(client: Any, body: bytes, name: str) -> dict[str, Any]:
-    response = client.post("/api/datasets/upload", files=_httpx_file(body), data={"name": name})
-    if response.status_code != 201:
-        raise RuntimeError(f"upload failed: HTTP {response.status_code}: {response.text[:1000]}")
-    return response.json()
+    return created(client.post("/api/datasets/upload", files=_httpx_file(body), data={"name": name}))
 
 
 def _upload_raw(client: Any, body: bytes, name: str) -> dict[str, Any]:
@@ -247,9 +242,7 @@ def _upload_raw(client: Any, body: bytes, name: str) -> dict[str, Any]:
         content=_httpx_pieces(body),
         headers={"Content-Type": "text/csv", "Content-Length": str(len(body))},
     )
-    if response.status_code != 201:
-        raise RuntimeError(f"raw-body upload failed: HTTP {response.status_code}: {response.text[:1000]}")
-    return response.json()
+    return created(response, "raw-body upload")
 
 
 CURL = shutil.which("curl")
@@ -355,34 +348,22 @@ def drain_server_job(port: str) -> None:
     uvicorn.run(_drain_app, host="127.0.0.1", port=int(port), log_level="warning", access_log=False)
 
 
-def http_floor_once(data: bytes, tag: str) -> dict[str, Any]:
+def http_floor_once(data: bytes, tag: str, log_dir: Path) -> dict[str, Any]:
     """The same multipart POST (httpx) to a no-op uvicorn app: what receiving the body costs by itself.
 
-    Then the same bytes once more as a raw body (the /upload/csv route's request shape)."""
+    Then the same bytes once more as a raw body (the /upload/csv route's request shape), and both by curl."""
     import httpx
 
     body = variant(data, tag)
-    port = free_port()
-    proc = subprocess.Popen([PYTHON, "-m", "bench.dataset_upload", "drain-server", str(port)], cwd=REPO_ROOT)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url, timeout=2).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the no-op upload server did not start") from None
-                time.sleep(0.1)
-        with httpx.Client(timeout=600) as client:
-            t0 = time.perf_counter()
-            client.post(url, files=_httpx_file(body), data={"name": "floor"}).raise_for_status()
-            t1 = time.perf_counter()
-            client.post(
-                url, content=_httpx_pieces(body), headers={"Content-Type": "text/csv", "Content-Length": str(len(body))}
-            ).raise_for_status()
-            result = {"post_s": t1 - t0, "raw_post_s": time.perf_counter() - t1}
+    with DrainServer(log_dir) as server, httpx.Client(timeout=600) as client:
+        url = server.url
+        t0 = time.perf_counter()
+        client.post(url, files=_httpx_file(body), data={"name": "floor"}).raise_for_status()
+        t1 = time.perf_counter()
+        client.post(
+            url, content=_httpx_pieces(body), headers={"Content-Type": "text/csv", "Content-Length": str(len(body))}
+        ).raise_for_status()
+        result = {"post_s": t1 - t0, "raw_post_s": time.perf_counter() - t1}
         if CURL:
             with tempfile.NamedTemporaryFile(suffix=".csv") as file:
                 file.write(body)
@@ -394,101 +375,104 @@ def http_floor_once(data: bytes, tag: str) -> dict[str, Any]:
                     t = time.perf_counter()
                     subprocess.run([CURL, "-sS", "-f", "-o", "/dev/null", *args, url], check=True, timeout=600)
                     result[key] = time.perf_counter() - t
-        return result
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    return result
 
 
 # ----------------------------------------------------------------------------------------- run
+
+
+@dataclass
+class _Runs:
+    """Every repetition's raw result, per measurement."""
+
+    baseline: list[dict[str, Any]] = field(default_factory=list)
+    breakdown: list[dict[str, Any]] = field(default_factory=list)
+    hab: list[dict[str, Any]] = field(default_factory=list)
+    hab_raw: list[dict[str, Any]] = field(default_factory=list)
+    hab_curl: list[dict[str, Any]] = field(default_factory=list)
+    floor: list[dict[str, Any]] = field(default_factory=list)
+    prefault_s: float = 0.0
+
+    def prefaulted(self, into: list[dict[str, Any]], measure: Any, *args: Any, **kwargs: Any) -> None:
+        """Put recently used memory first on the kernel's free lists (bench.measure.prefault_memory), then measure."""
+        self.prefault_s += prefault_memory()
+        into.append(measure(*args, **kwargs))
+
+
+def _measure(services: Any, token: str, path: Path, repetitions: int) -> _Runs:
+    """Every measurement, interleaved, so that a change in machine load affects them alike."""
+    data = path.read_bytes()
+    run_id = secrets.token_hex(2)
+    runs = _Runs()
+    for i in range(repetitions):
+        runs.prefaulted(runs.baseline, run_json_subprocess, ["-m", f"bench.{NAME}", "baseline", str(path)])
+        runs.prefaulted(runs.breakdown, run_json_subprocess, ["-m", f"bench.{NAME}", "breakdown", str(path)])
+        runs.prefaulted(runs.hab, hab_once, services, token, data, f"{run_id}{i:02d}")
+        runs.prefaulted(runs.hab_raw, hab_once, services, token, data, f"r{run_id}{i:01d}", raw=True)
+        if CURL:
+            runs.prefaulted(runs.hab_curl, hab_once, services, token, data, f"c{run_id}{i:01d}", curl=True)
+        runs.floor.append(http_floor_once(data, f"f{run_id}{i:01d}", services.temp_dir))
+    return runs
+
+
+def _columns(runs: list[dict[str, Any]], *keys: str) -> dict[str, Any]:
+    """stats() of each key over the runs: seconds to 3 digits, megabytes (`..._mb`) to 1."""
+    return {key: stats([r[key] for r in runs], 1 if key.endswith("_mb") else 3) for key in keys}
+
+
+HAB_COLUMNS = ("total_s", "upload_s", "get_summary_s", "rss_delta_mb", "rss_peak_mb")
+BREAKDOWN_COLUMNS = (
+    "sha256_s",
+    "parse_csv_s",
+    "summarize_s",
+    "to_parquet_s",
+    "summarize_and_parquet_parallel_s",
+    "service_pipeline_s",
+    "second_parse_csv_s",
+    "second_service_pipeline_s",
+)
+
+
+def _results(runs: _Runs) -> dict[str, Any]:
+    baseline_columns = ("total_s", "read_csv_s", "to_parquet_s", "rss_delta_mb", "rss_peak_mb", "second_total_s")
+    return {
+        "hab": _columns(runs.hab, *HAB_COLUMNS),
+        "hab_raw_body": _columns(runs.hab_raw, *HAB_COLUMNS),
+        "baseline": _columns(runs.baseline, *baseline_columns),
+        "http_floor": _columns(runs.floor, *(key for key in runs.floor[0] if runs.floor[0].get(key) is not None)),
+        "breakdown": _columns(runs.breakdown, *BREAKDOWN_COLUMNS, "rss_delta_mb"),
+    }
+
+
+def _ratios(hab: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> dict[str, Any]:
+    """hab's time and memory against the baseline's, on the medians; the goal verdict."""
+    h, b = _columns(hab, "total_s", "rss_delta_mb"), _columns(baseline, "total_s", "rss_delta_mb")
+    ratio = h["total_s"]["median"] / b["total_s"]["median"]
+    # Each repetition measures hab right after the baseline, so these ratios share the machine's load.
+    paired = [x["total_s"] / y["total_s"] for x, y in zip(hab, baseline, strict=True)]
+    return {
+        "time_ratio": round(ratio, 2),
+        "time_ratio_paired": stats(paired, 2),
+        "time_ratio_of_minimums": round(h["total_s"]["min"] / b["total_s"]["min"], 2),
+        "memory_delta_ratio": round(h["rss_delta_mb"]["median"] / max(b["rss_delta_mb"]["median"], 1), 2),
+        "goal_met": ratio <= GOAL_RATIO,
+    }
 
 
 def run() -> dict[str, Any]:
     repetitions = repeat()
     temp = Path(tempfile.mkdtemp(prefix="hab-bench-upload-"))
     load_before = os.getloadavg()
-    baseline: list[dict[str, Any]] = []
-    breakdown: list[dict[str, Any]] = []
-    hab: list[dict[str, Any]] = []
-    hab_raw: list[dict[str, Any]] = []
-    hab_curl: list[dict[str, Any]] = []
-    floor: list[dict[str, Any]] = []
-    prefault_s = 0.0
     try:
         path = temp / FILENAME
-        run_id = secrets.token_hex(2)
         with bench_services() as services:
             token = create_token(services)  # first, so that a broken setup fails before the slow parts
             file_info = run_json_subprocess(["-m", "bench.dataset_upload", "generate", str(path)])
-            data = path.read_bytes()
-            # Interleaved, so that a change in machine load affects every measurement alike.
-            # Before each measurement, recently used memory is put first on the kernel's free lists
-            # (see bench.common.prefault_memory).
-            for i in range(repetitions):
-                prefault_s += prefault_memory()
-                baseline.append(run_json_subprocess(["-m", "bench.dataset_upload", "baseline", str(path)]))
-                prefault_s += prefault_memory()
-                breakdown.append(run_json_subprocess(["-m", "bench.dataset_upload", "breakdown", str(path)]))
-                prefault_s += prefault_memory()
-                hab.append(hab_once(services, token, data, f"{run_id}{i:02d}"))
-                prefault_s += prefault_memory()
-                hab_raw.append(hab_once(services, token, data, f"r{run_id}{i:01d}", raw=True))
-                if CURL:
-                    prefault_s += prefault_memory()
-                    hab_curl.append(hab_once(services, token, data, f"c{run_id}{i:01d}", curl=True))
-                floor.append(http_floor_once(data, f"f{run_id}{i:01d}"))
+            runs = _measure(services, token, path, repetitions)
             embedded = services.embedded
     finally:
         shutil.rmtree(temp, ignore_errors=True)
-
-    def col(runs: list[dict[str, Any]], key: str, digits: int = 3) -> dict[str, Any]:
-        return stats([r[key] for r in runs], digits)
-
-    results = {
-        "hab": {
-            "total_s": col(hab, "total_s"),
-            "upload_s": col(hab, "upload_s"),
-            "get_summary_s": col(hab, "get_summary_s"),
-            "rss_delta_mb": col(hab, "rss_delta_mb", 1),
-            "rss_peak_mb": col(hab, "rss_peak_mb", 1),
-        },
-        "hab_raw_body": {
-            "total_s": col(hab_raw, "total_s"),
-            "upload_s": col(hab_raw, "upload_s"),
-            "get_summary_s": col(hab_raw, "get_summary_s"),
-            "rss_delta_mb": col(hab_raw, "rss_delta_mb", 1),
-            "rss_peak_mb": col(hab_raw, "rss_peak_mb", 1),
-        },
-        "baseline": {
-            "total_s": col(baseline, "total_s"),
-            "read_csv_s": col(baseline, "read_csv_s"),
-            "to_parquet_s": col(baseline, "to_parquet_s"),
-            "rss_delta_mb": col(baseline, "rss_delta_mb", 1),
-            "rss_peak_mb": col(baseline, "rss_peak_mb", 1),
-            "second_total_s": col(baseline, "second_total_s"),
-        },
-        "http_floor": {key: col(floor, key) for key in floor[0] if floor[0].get(key) is not None},
-        "breakdown": {
-            key: col(breakdown, key)
-            for key in (
-                "sha256_s",
-                "parse_csv_s",
-                "summarize_s",
-                "to_parquet_s",
-                "summarize_and_parquet_parallel_s",
-                "service_pipeline_s",
-                "second_parse_csv_s",
-                "second_service_pipeline_s",
-            )
-        }
-        | {"rss_delta_mb": col(breakdown, "rss_delta_mb", 1)},
-    }
-    time_ratio = results["hab"]["total_s"]["median"] / results["baseline"]["total_s"]["median"]
-    # Each repetition measures hab right after the baseline, so these ratios share the machine's load.
-    paired = [h["total_s"] / b["total_s"] for h, b in zip(hab, baseline, strict=True)]
-    raw_ratio = results["hab_raw_body"]["total_s"]["median"] / results["baseline"]["total_s"]["median"]
-    raw_paired = [h["total_s"] / b["total_s"] for h, b in zip(hab_raw, baseline, strict=True)]
-    memory_ratio = results["hab"]["rss_delta_mb"]["median"] / max(results["baseline"]["rss_delta_mb"]["median"], 1)
+    results = _results(runs)
     outside_pipeline = results["hab"]["upload_s"]["median"] - results["breakdown"]["service_pipeline_s"]["median"]
     return {
         "benchmark": NAME,
@@ -498,37 +482,20 @@ def run() -> dict[str, Any]:
         "repetitions": repetitions,
         "file": file_info,
         "services": {"embedded": embedded},
-        "prefault": {"mb_before_each_measurement": prefault_mb(), "total_s": round(prefault_s, 1)},
-        "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
+        "prefault": {"mb_before_each_measurement": prefault_mb(), "total_s": round(runs.prefault_s, 1)},
+        "load_average_1m": load_average_since(load_before),
         "results": results,
-        "time_ratio": round(time_ratio, 2),
-        "time_ratio_paired": stats(paired, 2),
-        "time_ratio_of_minimums": round(results["hab"]["total_s"]["min"] / results["baseline"]["total_s"]["min"], 2),
-        "memory_delta_ratio": round(memory_ratio, 2),
-        "goal_met": time_ratio <= GOAL_RATIO,
-        "raw_body": {
-            "route": "POST /api/datasets/upload/csv",
-            "time_ratio": round(raw_ratio, 2),
-            "time_ratio_paired": stats(raw_paired, 2),
-            "time_ratio_of_minimums": round(
-                results["hab_raw_body"]["total_s"]["min"] / results["baseline"]["total_s"]["min"], 2
-            ),
-            "memory_delta_ratio": round(
-                results["hab_raw_body"]["rss_delta_mb"]["median"]
-                / max(results["baseline"]["rss_delta_mb"]["median"], 1),
-                2,
-            ),
-            "goal_met": raw_ratio <= GOAL_RATIO,
-        },
+        **_ratios(runs.hab, runs.baseline),
+        "raw_body": {"route": "POST /api/datasets/upload/csv", **_ratios(runs.hab_raw, runs.baseline)},
         "derived": {"upload_outside_parse_profile_parquet_s": round(outside_pipeline, 3)},
-        "curl": _curl_verdict(hab_curl, baseline),
+        "curl": _curl_verdict(runs.hab_curl, runs.baseline),
         "raw": {
-            "hab": hab,
-            "hab_raw_body": hab_raw,
-            "hab_curl": hab_curl,
-            "baseline": baseline,
-            "breakdown": breakdown,
-            "http_floor": floor,
+            "hab": runs.hab,
+            "hab_raw_body": runs.hab_raw,
+            "hab_curl": runs.hab_curl,
+            "baseline": runs.baseline,
+            "breakdown": runs.breakdown,
+            "http_floor": runs.floor,
         },
     }
 
@@ -537,19 +504,12 @@ def _curl_verdict(hab_curl: list[dict[str, Any]], baseline: list[dict[str, Any]]
     """The multipart upload sent by curl: hab's time without the httpx client's own cost in it."""
     if not hab_curl:
         return None
-    total = stats([r["total_s"] for r in hab_curl])
-    upload = stats([r["upload_s"] for r in hab_curl])
-    base = stats([r["total_s"] for r in baseline])
-    ratio = total["median"] / base["median"]
+    ratios = _ratios(hab_curl, baseline)
+    del ratios["memory_delta_ratio"]
     return {
         "route": "POST /api/datasets/upload (multipart), client curl",
-        "total_s": total,
-        "upload_s": upload,
-        "rss_delta_mb": stats([r["rss_delta_mb"] for r in hab_curl], 1),
-        "time_ratio": round(ratio, 2),
-        "time_ratio_paired": stats([h["total_s"] / b["total_s"] for h, b in zip(hab_curl, baseline, strict=True)], 2),
-        "time_ratio_of_minimums": round(total["min"] / base["min"], 2),
-        "goal_met": ratio <= GOAL_RATIO,
+        **_columns(hab_curl, "total_s", "upload_s", "rss_delta_mb"),
+        **ratios,
     }
 
 

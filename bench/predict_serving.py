@@ -59,22 +59,25 @@ from typing import Any
 import psutil
 
 from bench.common import (
+    LEGACY_DIR,
     PYTHON,
     REPO_ROOT,
-    HabServer,
-    ManagedProcess,
     bench_services,
     create_token,
-    free_port,
-    hab_cli,
+    import_legacy_model,
+    load_average_since,
     render_table,
     repeat,
+    require_legacy_model,
     server_timing_seconds,
+    sql,
+    sql_async,
     stats,
 )
+from bench.measure import CpuWindow
+from bench.processes import HabServer, LegacyServer, wait_for_model
 
 NAME = "predict_serving"
-LEGACY_DIR = Path(os.environ.get("BENCH_LEGACY_MODEL_DIR", REPO_ROOT.parent / "shared" / "legacy-model-v1.2"))
 SINGLE_PATH = "/api/predict/eclo"
 BATCH_PATH = "/api/predict/eclo/batch"
 CONNECTIONS = 32
@@ -250,7 +253,11 @@ async def _loadgen(url: str, body: bytes, duration: float, connections: int, tok
 
     started = time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(connections)))
-    elapsed = time.perf_counter() - started
+    return _loadgen_summary(latencies, statuses, errors, time.perf_counter() - started)
+
+
+def _loadgen_summary(latencies: list[float], statuses: dict[int, int], errors: int, elapsed: float) -> dict[str, Any]:
+    """The fallback load generator's figures, under the keys parse_wrk gives wrk's."""
     latencies.sort()
 
     def pct(p: float) -> float | None:
@@ -285,47 +292,11 @@ def loadgen_job(url: str, body_file: str, duration: str, connections: str, token
 # ---------------------------------------------------------------------------------- measurements
 
 
-class CpuWindow:
-    """CPU seconds of one process (all threads) and of the whole machine between start() and stop()."""
-
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-
-    def start(self) -> CpuWindow:
-        self._proc = self.process.cpu_times()
-        self._machine = psutil.cpu_times()
-        self._wall = time.perf_counter()
-        return self
-
-    def stop(self) -> dict[str, float]:
-        proc, machine = self.process.cpu_times(), psutil.cpu_times()
-        wall = time.perf_counter() - self._wall
-        busy = (sum(machine) - machine.idle - machine.iowait) - (
-            sum(self._machine) - self._machine.idle - self._machine.iowait
-        )
-        server = (proc.user - self._proc.user) + (proc.system - self._proc.system)
-        return {
-            "wall_s": round(wall, 2),
-            "server_cpu_s": round(server, 2),
-            "machine_busy_cpu_s": round(busy, 2),
-            "machine_cpu_available_s": round(wall * (os.cpu_count() or 1), 2),
-        }
-
-
-async def _count_rows(database_url: str) -> int:
-    import asyncpg
-
-    from api.db.engine import to_libpq_url
-
-    connection = await asyncpg.connect(to_libpq_url(database_url))
-    try:
-        return int(await connection.fetchval("select count(*) from predictions"))
-    finally:
-        await connection.close()
+COUNT_PREDICTIONS = "select count(*) from predictions"
 
 
 def count_rows(database_url: str) -> int:
-    return asyncio.run(_count_rows(database_url))
+    return int(sql(database_url, COUNT_PREDICTIONS))
 
 
 def wait_idle(pid: int, timeout: float = 10.0) -> None:
@@ -350,12 +321,9 @@ def single_under_load(url: str, body: bytes, token: str | None, pid: int, work: 
 
 
 async def _exact_check(base_url: str, token: str, body: bytes, database_url: str) -> dict[str, Any]:
-    import asyncpg
     import httpx
 
-    from api.db.engine import to_libpq_url
-
-    before = await _count_rows(database_url)
+    before = int(await sql_async(database_url, COUNT_PREDICTIONS))
     ids: list[int] = []
     statuses: dict[int, int] = {}
     semaphore = asyncio.Semaphore(CONNECTIONS)
@@ -373,12 +341,8 @@ async def _exact_check(base_url: str, token: str, body: bytes, database_url: str
         started = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(EXACT_CHECK_REQUESTS)))
         elapsed = time.perf_counter() - started
-    after = await _count_rows(database_url)
-    connection = await asyncpg.connect(to_libpq_url(database_url))
-    try:
-        found = int(await connection.fetchval("select count(*) from predictions where id = any($1::bigint[])", ids))
-    finally:
-        await connection.close()
+    after = int(await sql_async(database_url, COUNT_PREDICTIONS))
+    found = int(await sql_async(database_url, "select count(*) from predictions where id = any($1::bigint[])", ids))
     return {
         "requests": EXACT_CHECK_REQUESTS,
         "status_counts": {str(k): v for k, v in sorted(statuses.items())},
@@ -445,63 +409,67 @@ def batch_runs(
     }
 
 
-# ------------------------------------------------------------------------------ baseline server
-
-
-class LegacyServer(ManagedProcess):
-    """bench/legacy_fastapi_app.py in its own uvicorn process on a free port."""
-
-    def __init__(self, handler: str, log_dir: Path) -> None:
-        super().__init__()
-        self.handler = handler
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"legacy-{handler}-{self.port}.log"
-
-    def start(self, timeout: float = 60) -> LegacyServer:
-        import httpx
-
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [PYTHON, "-m", "bench.legacy_fastapi_app", str(self.port), str(LEGACY_DIR), self.handler],
-                cwd=REPO_ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the baseline server exited:\n{self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/health", timeout=2).status_code == 200:
-                    return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the baseline server did not start within {timeout:.0f} s")
-
-
 # ----------------------------------------------------------------------------------------- run
 
 
-def _wait_for_model(base_url: str, token: str, timeout: float = 60) -> None:
+def _measure_hab(
+    services: Any, token: str, body: bytes, batches: dict[str, list[dict[str, Any]]], repetitions: int, work: Path
+) -> dict[str, Any]:
+    """hab: one answer, the single path under load with its stored-row counts, the exact check, the batches."""
     import httpx
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = httpx.get(f"{base_url}/api/predict/schema", headers={"Authorization": f"Bearer {token}"})
-        if response.status_code == 200:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"hab did not serve a model within {timeout:.0f} s: {response.status_code} {response.text}")
+    with HabServer(services) as server:
+        wait_for_model(server.base_url, token)
+        url = server.base_url + SINGLE_PATH
+        single = httpx.post(url, content=body, headers=JSON_HEADER | {"Authorization": f"Bearer {token}"})
+        single.raise_for_status()
+        out: dict[str, Any] = {"answer": single.json(), "rows_before": count_rows(services.database_url)}
+        out["single"] = single_under_load(url, body, token, server.pid, work)
+        wait_idle(server.pid)
+        out["rows_after"] = count_rows(services.database_url)
+        out["exact"] = asyncio.run(_exact_check(server.base_url, token, body, services.database_url))
+        db, pid = services.database_url, server.pid
+        out["batch"] = {
+            kind: batch_runs(server.base_url, token, encode_json({"rows": rows}), BATCH_ROWS, pid, db, repetitions)
+            for kind, rows in batches.items()
+        }
+        out["log_tail"] = server.log_tail(2000)
+    return out
+
+
+def _measure_legacy(body: bytes, work: Path) -> dict[str, Any]:
+    """The v1.2.5 baseline, `async def` then `def`, each in its own server under the same load."""
+    import httpx
+
+    legacy: dict[str, Any] = {}
+    for handler in ("async", "sync"):
+        with LegacyServer(handler, work) as baseline:
+            answer = httpx.post(baseline.base_url + SINGLE_PATH, content=body, headers=JSON_HEADER, timeout=30)
+            answer.raise_for_status()
+            legacy[handler] = single_under_load(baseline.base_url + SINGLE_PATH, body, None, baseline.pid, work)
+            legacy[handler]["eclo"] = answer.json()["eclo"]
+    return legacy
+
+
+def _stored(hab: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Rows stored during hab's warm-up + measured run against the 2xx answers the load generator counted."""
+    ok_total = hab["single"]["warmup"]["ok"] + hab["single"]["measured"]["ok"]
+    stored = hab["rows_after"] - hab["rows_before"]
+    in_flight_bound = 2 * CONNECTIONS
+    return {
+        "rows_before": hab["rows_before"],
+        "rows_after": hab["rows_after"],
+        "rows_added": stored,
+        "loadgen_2xx_warmup_plus_measured": ok_total,
+        "difference": stored - ok_total,
+        "allowed_difference": f"0..{in_flight_bound} (one request per connection may be in flight at a run's end)",
+        "exact_check": hab["exact"],
+    }, ok_total <= stored <= ok_total + in_flight_bound and hab["exact"]["ok"]
 
 
 def run() -> dict[str, Any]:
-    import httpx
-
-    if not (LEGACY_DIR / "accident_lgbm_model.pkl").is_file():
-        raise RuntimeError(f"v1.2.5 model files not found in {LEGACY_DIR} (set BENCH_LEGACY_MODEL_DIR)")
-    wrk = shutil.which("wrk")
-    if wrk is None:
+    require_legacy_model()
+    if shutil.which("wrk") is None:
         print(
             "wrk is not installed: using the Python load generator instead (slower, so numbers are lower bounds). "
             "Install wrk with `apt-get install -y wrk` (Debian/Ubuntu) or `brew install wrk` (macOS).",
@@ -515,63 +483,32 @@ def run() -> dict[str, Any]:
     try:
         with bench_services() as services:
             token = create_token(services)
-            imported = hab_cli(["models", "import-legacy", str(LEGACY_DIR), "--activate"], services.env()).strip()
-            with HabServer(services) as server:
-                _wait_for_model(server.base_url, token)
-                single = httpx.post(
-                    server.base_url + SINGLE_PATH,
-                    content=body,
-                    headers=JSON_HEADER | {"Authorization": f"Bearer {token}"},
-                )
-                single.raise_for_status()
-                hab_answer = single.json()
-                rows_before = count_rows(services.database_url)
-                hab_single = single_under_load(server.base_url + SINGLE_PATH, body, token, server.pid, work)
-                wait_idle(server.pid)
-                rows_after = count_rows(services.database_url)
-                exact = asyncio.run(_exact_check(server.base_url, token, body, services.database_url))
-                batch_features = batch_runs(
-                    server.base_url,
-                    token,
-                    encode_json({"rows": features}),
-                    BATCH_ROWS,
-                    server.pid,
-                    services.database_url,
-                    repetitions,
-                )
-                batch_raw = batch_runs(
-                    server.base_url,
-                    token,
-                    encode_json({"rows": raw}),
-                    BATCH_ROWS,
-                    server.pid,
-                    services.database_url,
-                    repetitions,
-                )
-                hab_log_tail = server.log_tail(2000)
+            imported = import_legacy_model(services)
+            hab = _measure_hab(services, token, body, {"features": features, "raw": raw}, repetitions, work)
             embedded = services.embedded
-        legacy: dict[str, Any] = {}
-        for handler in ("async", "sync"):
-            with LegacyServer(handler, work) as baseline:
-                answer = httpx.post(baseline.base_url + SINGLE_PATH, content=body, headers=JSON_HEADER, timeout=30)
-                answer.raise_for_status()
-                legacy[handler] = single_under_load(baseline.base_url + SINGLE_PATH, body, None, baseline.pid, work)
-                legacy[handler]["eclo"] = answer.json()["eclo"]
+        legacy = _measure_legacy(body, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return _result(hab, legacy, body, imported, embedded, load_before, repetitions)
 
-    ok_total = hab_single["warmup"]["ok"] + hab_single["measured"]["ok"]
-    stored = rows_after - rows_before
-    in_flight_bound = 2 * CONNECTIONS
+
+def _result(
+    hab: dict[str, Any],
+    legacy: dict[str, Any],
+    body: bytes,
+    imported: str,
+    embedded: list[str],
+    load_before: tuple[float, float, float],
+    repetitions: int,
+) -> dict[str, Any]:
     best = max(legacy, key=lambda h: legacy[h]["measured"]["requests_per_s"])
-    hab_rps = hab_single["measured"]["requests_per_s"]
-    ratio = hab_rps / legacy[best]["measured"]["requests_per_s"]
-    p99 = hab_single["measured"]["p99_ms"]
-    stored_ok = ok_total <= stored <= ok_total + in_flight_bound and exact["ok"]
+    ratio = hab["single"]["measured"]["requests_per_s"] / legacy[best]["measured"]["requests_per_s"]
+    p99 = hab["single"]["measured"]["p99_ms"]
+    stored, stored_ok = _stored(hab)
     # The goal is server-side: judged on hab's Server-Timing (client wall time is reported beside it).
     batch_goal = {
         kind: (b.get("rows_per_s_server") or b["rows_per_s"])["median"] >= GOAL_BATCH_ROWS_PER_S
-        for kind, b in (("features", batch_features), ("raw", batch_raw))
+        for kind, b in hab["batch"].items()
     }
     return {
         "benchmark": NAME,
@@ -580,29 +517,21 @@ def run() -> dict[str, Any]:
             f"single: >= {GOAL_THROUGHPUT_RATIO}x baseline req/s, p99 <= {GOAL_P99_MS} ms, every prediction stored; "
             f"sync batch of {BATCH_ROWS:,} rows >= {GOAL_BATCH_ROWS_PER_S:,} rows/s"
         ),
-        "load_generator": hab_single["measured"]["tool"],
+        "load_generator": hab["single"]["measured"]["tool"],
         "services": {"embedded": embedded},
         "model": {"import": imported, "legacy_dir": str(LEGACY_DIR)},
         "body": json.loads(body),
         "same_prediction": {
-            "hab_eclo": hab_answer["eclo"],
+            "hab_eclo": hab["answer"]["eclo"],
             "baseline_eclo": legacy["async"]["eclo"],
-            "equal_to_4_places": round(legacy["async"]["eclo"], 4) == hab_answer["eclo"],
+            "equal_to_4_places": round(legacy["async"]["eclo"], 4) == hab["answer"]["eclo"],
         },
-        "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
-        "hab_single": hab_single,
+        "load_average_1m": load_average_since(load_before),
+        "hab_single": hab["single"],
         "baseline_single": legacy,
         "baseline_used_for_goal": best,
-        "stored": {
-            "rows_before": rows_before,
-            "rows_after": rows_after,
-            "rows_added": stored,
-            "loadgen_2xx_warmup_plus_measured": ok_total,
-            "difference": stored - ok_total,
-            "allowed_difference": f"0..{in_flight_bound} (one request per connection may be in flight at a run's end)",
-            "exact_check": exact,
-        },
-        "batch": {"features": batch_features, "raw": batch_raw, "repetitions": repetitions},
+        "stored": stored,
+        "batch": hab["batch"] | {"repetitions": repetitions},
         "throughput_ratio": round(ratio, 2),
         "goals": {
             "throughput_ratio": ratio >= GOAL_THROUGHPUT_RATIO,
@@ -610,13 +539,11 @@ def run() -> dict[str, Any]:
             "every_prediction_stored": stored_ok,
             "batch_rows_per_s": batch_goal,
         },
-        "hab_log_tail": hab_log_tail,
+        "hab_log_tail": hab["log_tail"],
     }
 
 
-def report(result: dict[str, Any]) -> str:
-    """The printed table."""
-
+def _single_table(result: dict[str, Any]) -> str:
     def single_row(label: str, r: dict[str, Any]) -> list[Any]:
         m, cpu = r["measured"], r["cpu"]
         return [
@@ -637,8 +564,10 @@ def report(result: dict[str, Any]) -> str:
         rows.append(single_row(f"baseline v1.2.5 FastAPI ({handler} def)", r))
     header = ["single, 32 connections, 10 s", "req/s", "p50 ms", "p99 ms", "max ms", "requests", "non-2xx"]
     header += ["server CPU s", "loadgen CPU s", "machine CPU s"]
-    single_table = render_table(header, rows)
+    return render_table(header, rows)
 
+
+def _batch_table(result: dict[str, Any]) -> str:
     batch_rows = []
     for kind, b in result["batch"].items():
         if kind == "repetitions":
@@ -656,20 +585,14 @@ def report(result: dict[str, Any]) -> str:
                 ",".join(str(x) for x in b["rows_stored"]),
             ]
         )
-    batch_table = render_table(
-        [
-            "sync batch",
-            "client wall s",
-            "min s",
-            "rows/s (client)",
-            "server s (Server-Timing)",
-            "rows/s (server)",
-            "server CPU s",
-            "body MB",
-            "stored",
-        ],
-        batch_rows,
-    )
+    header = ["sync batch", "client wall s", "min s", "rows/s (client)", "server s (Server-Timing)"]
+    header += ["rows/s (server)", "server CPU s", "body MB", "stored"]
+    return render_table(header, batch_rows)
+
+
+def report(result: dict[str, Any]) -> str:
+    """The printed table."""
+    single_table, batch_table = _single_table(result), _batch_table(result)
     s, g = result["stored"], result["goals"]
     e = s["exact_check"]
 

@@ -1,15 +1,15 @@
 """A model version ready to serve: one LightGBM Booster built from the artifact's text, plus interpretation.
 
-Threads and latency (LightGBM 4.7, this project's 2-core box, the 500-tree v1.2.5 model):
+Threads and latency (LightGBM 4.7; figures in docs/decisions/0008-lightgbm-threads.md):
 - ``num_threads`` is passed on every predict call. It cannot be fixed at load time: ``Booster(model_str=...,
   params=...)`` ignores ``params`` (LightGBM warns "Ignoring params argument"), the ``[num_threads: …]`` line
   of the model text is not used for prediction either, and ``reset_parameter()`` on a Booster loaded from a
   string crashed the interpreter (segfault). Without it LightGBM uses every core, which makes single rows
-  slow on big machines. The per-call parameter costs ~1 µs.
-- One row: ~22 µs for ``predict`` (~30 µs including encode_row). Batches: ~100–200k rows/s per thread.
-- ``pred_contrib`` is far heavier (~2 ms per row for 500 trees): compute contributions only on request.
+  slow on big machines. The per-call parameter costs next to nothing.
+- One row takes tens of microseconds, so single predictions run in the event loop.
+- ``pred_contrib`` is far heavier (milliseconds per row for 500 trees): compute contributions only on request.
 - More threads help only on idle cores: with the cores busy (API, workers, other jobs), OpenMP's waiting
-  made 2-thread LightGBM work 20–50x slower here. Keep 1 unless the process owns the machine.
+  made 2-thread LightGBM work many times slower. Keep 1 unless the process owns the machine.
 - LightGBM's OpenMP pool may hang in a process forked after it was used: start workers with spawn.
 """
 
@@ -112,7 +112,7 @@ class LoadedModel:
 
     def describe_many(self, eclo: np.ndarray) -> tuple[list[str], list[str], np.ndarray]:
         """(labels, sentences, percentiles) for a batch, vectorised except for the sentence text, which is
-        describe()'s, formatted from per-band parts made once (half the time of calling describe() per row)."""
+        describe()'s, formatted from per-band parts made once (faster than describe() per row; docs/decisions/0006)."""
         eclo = np.asarray(eclo, dtype=np.float64)
         bands = self.metadata.bands
         index = np.searchsorted(np.asarray([b.upper for b in bands[:-1]], dtype=np.float64), eclo, side="right")

@@ -128,9 +128,8 @@ def train_eclo(
     """Train a LightGBM ECLO model on accident rows and return it as an artifact with metrics and bands.
 
     Rows whose features cannot be encoded, or whose ECLO is missing or negative, are left out (and counted
-    in the notes). ``params`` override DEFAULT_PARAMS. One thread by default: ~0.6 s for 40k rows, and
-    immune to OpenMP's collapse when the cores are busy with other processes (2 threads on a busy 2-core box
-    took 20–30 s instead of 0.4 s here).
+    in the notes). ``params`` override DEFAULT_PARAMS. One thread by default: fast enough for the demo data,
+    and immune to OpenMP's collapse when the cores are busy with other processes (docs/decisions/0008).
     """
     if not 0.0 <= holdout < 0.9:
         raise ValueError("holdout은 0 이상 0.9 미만이어야 합니다.")

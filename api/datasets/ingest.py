@@ -476,7 +476,7 @@ def parquet_writer(schema: pa.Schema, sink: pa.BufferOutputStream) -> pq.Parquet
 
 
 def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
-    # Min/max statistics of text columns cost ~0.1 s on a 600k-row upload (a third of the write) and
+    # Min/max statistics of text columns are a large share of the write (docs/decisions/0002) and
     # nothing reads them: datasets are always loaded whole. Numbers and dates keep theirs.
     with_stats = [f.name for f in schema if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
     return {"compression": "zstd", "compression_level": 3, "write_statistics": with_stats or False}

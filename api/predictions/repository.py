@@ -17,8 +17,8 @@ COPY_COLUMNS = ("id", "owner_id", "model_version", "features", "eclo", "source",
 
 
 # One nextval per id, so allocations interleave safely with rows that take the identity default (scoring
-# jobs' COPY). The sequence is looked up once (an InitPlan), not per row: that lookup was ~2 µs per id, most
-# of the 25 ms this took for 10,000 ids; the ids come back as one array, not one row each.
+# jobs' COPY). The sequence is looked up once (an InitPlan), not per row: that lookup was most of the cost
+# (docs/decisions/0006); the ids come back as one array, not one row each.
 _ALLOCATE_IDS = (
     "select array(select nextval((select pg_get_serial_sequence('predictions', 'id')::regclass))"
     " from generate_series(1, $1))"

@@ -44,7 +44,7 @@ BATCH_THREADS = max(1, min(4, os.cpu_count() or 1))
 PARALLEL_BATCH_ROWS = 2000
 # Such a batch is predicted in two parts: the first HEAD_SHARE with every core, the rest on one core while
 # PostgreSQL COPYs the first part on another; the second COPY then overlaps building the answer. On 2 cores,
-# shares 0.6–0.9 were tried and 0.75–0.8 were best: predict + COPY of 10,000 rows ~142 ms instead of ~155.
+# shares 0.6–0.9 were tried and 0.75–0.8 were best (docs/decisions/0006).
 HEAD_SHARE = 0.75
 RAW_ROW_FIELDS = ["사고일시", "기상상태", "노면상태", "도로형태", "사고유형", "시군구", "요일"]
 
@@ -68,7 +68,7 @@ class _FeaturesJson:
 
     Every feature takes few values (a vocabulary, or an integer range), so each column's `"name":value` JSON
     fragments are made once per model; a batch is then one Arrow take() per column and one join, in C
-    (~7 ms for 10,000 rows instead of ~30 ms of per-row dicts and encoding). The text is byte-identical.
+    (a fraction of the cost of per-row dicts and encoding; docs/decisions/0006). The text is byte-identical.
     """
 
     def __init__(self, meta: ModelMetadata) -> None:
@@ -270,7 +270,7 @@ class _Handoff:
     """Passes the first part from the predicting thread to the event loop as soon as it is ready.
 
     The COPY of that part then starts while the same thread goes straight on to the rest. (A second thread
-    started at that moment first waited ~8 ms for the GIL, which the COPY's record encoding holds.)
+    started at that moment first waited for the GIL, which the COPY's record encoding holds.)
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
