@@ -18,6 +18,7 @@ from api.chat.llm import AnthropicGateway, AnthropicUnavailable, AnthropicUnreac
 from api.chat.tools import FrameCache
 from api.datasets.store import TableCache
 from api.db.engine import create_engine, create_session_factory
+from api.jobs.payloads import deserialize_job, serialize_job
 from api.local.services import resolve_services
 from api.predictions.writer import PredictionWriter
 from api.registry.sync import ModelSync
@@ -25,7 +26,6 @@ from api.runtime import tune_memory
 from api.settings import Settings
 from api.users.services import PrincipalCache
 from models.holder import ModelHolder
-from workers.serialization import deserialize_job, serialize_job
 
 logger = logging.getLogger("hab.resources")
 

@@ -14,11 +14,11 @@ from arq.worker import Worker, get_kwargs
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from api.jobs.kinds import JobKind
+from api.jobs.payloads import deserialize_job, serialize_job
 from api.settings import Settings, get_settings
-from workers.chat import chat_job
+from workers.jobs import FUNCTIONS, sweep_forever
 from workers.maintenance import expire_share_links, prune_arq_results, purge_unreferenced_blobs
-from workers.scoring import score_job, sweep_forever
-from workers.serialization import deserialize_job, serialize_job
 
 logger = logging.getLogger("hab.worker")
 
@@ -47,9 +47,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 class WorkerSettings:
     functions = [
         # Scoring resumes from its last committed chunk, so retries are cheap and safe.
-        func(score_job, timeout=3600, max_tries=5, keep_result=3600),
+        func(FUNCTIONS[JobKind.SCORE], timeout=3600, max_tries=5, keep_result=3600),
         # A chat turn is a few LLM calls; a retry re-runs the turn (nothing is stored until it ends).
-        func(chat_job, timeout=1800, max_tries=3, keep_result=3600),
+        func(FUNCTIONS[JobKind.CHAT], timeout=1800, max_tries=3, keep_result=3600),
         func(purge_unreferenced_blobs, timeout=300, max_tries=2),
         func(expire_share_links, timeout=60, max_tries=2),
     ]

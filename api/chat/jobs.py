@@ -23,9 +23,9 @@ from api.chat import schemas as s
 from api.chat.services import INTERNAL_ERROR, ChatService
 from api.db.tables import Job
 from api.errors import DomainError
-from api.jobs.locks import job_lease
-from api.jobs.repository import TERMINAL, JobRepository
-from api.jobs.services import finish_job, update_job
+from api.jobs.kinds import JobKind, JobStatus
+from api.jobs.repository import JobRepository
+from api.jobs.run import JobRun
 from api.resources import Resources
 from api.users.repository import UserRepository
 from api.users.services import Principal
@@ -36,31 +36,21 @@ CANCEL_CHECK_SECONDS = 2.0
 KEY_EXPIRED = "API 키의 보관 시간이 지나 작업을 이어갈 수 없습니다. 질문을 다시 보내 주세요."
 
 
-class ChatJobRun:
+class ChatJobRun(JobRun):
+    kind = JobKind.CHAT
+
     def __init__(self, resources: Resources, job_id: int) -> None:
-        self.resources = resources
-        self.job_id = job_id
+        super().__init__(resources, job_id)
         self.steps: list[dict[str, Any]] = []
         self.cancelled_by_user = False
+        self.owner: Principal | None = None
+        self.api_key: str | None = None
 
-    async def run(self) -> str:
-        beat = self.resources.settings.job_heartbeat_seconds
-        async with job_lease(self.resources.engine, self.job_id, heartbeat_seconds=beat) as held:
-            return await self._run() if held else "busy"
-
-    async def _set(self, **values: Any) -> None:
-        await update_job(self.resources, self.job_id, **values)
-
-    async def _finish(self, status: str, *, error: str | None = None, summary: dict[str, Any] | None = None) -> str:
-        await finish_job(self.resources, self.job_id, status, error=error, summary=summary)
-        await self._forget_key()
-        return status
-
-    async def _forget_key(self) -> None:
+    async def release(self) -> None:
         with contextlib.suppress(Exception):  # the TTL removes it anyway
             await self.resources.redis.delete(keybox.redis_key(self.job_id))
 
-    async def _load(self) -> tuple[Job, Principal] | None:
+    async def load(self) -> Job | None:
         async with self.resources.sessions() as session:
             job = await JobRepository(session=session).get_one_or_none(id=self.job_id)
             if job is None:
@@ -68,7 +58,17 @@ class ChatJobRun:
             owner = await UserRepository(session=session).get_one_or_none(id=job.owner_id)
             if owner is None:
                 return None
-            return job, Principal(id=owner.id, name=owner.name, role=owner.role)
+            self.owner = Principal(id=owner.id, name=owner.name, role=owner.role)
+            return job
+
+    async def prepare(self, job: Job) -> str | None:
+        self.api_key = await self._open_key()
+        if self.api_key is None:
+            return await self.finish(JobStatus.FAILED, error=KEY_EXPIRED, summary={"steps": []})
+        return None
+
+    def running_fields(self) -> dict[str, Any]:
+        return {"progress": 0, "summary": {"steps": []}}
 
     async def _open_key(self) -> str | None:
         sealed = await self.resources.redis.get(keybox.redis_key(self.job_id))
@@ -79,48 +79,28 @@ class ChatJobRun:
         except keybox.SealedKeyError:
             return None
 
-    async def _run(self) -> str:
-        loaded = await self._load()
-        if loaded is None:
-            await self._forget_key()
-            return "missing"
-        job, owner = loaded
-        if job.status in TERMINAL:
-            await self._forget_key()
-            return job.status
-        if job.cancel_requested:
-            return await self._finish("cancelled")
-        api_key = await self._open_key()
-        if api_key is None:
-            return await self._finish("failed", error=KEY_EXPIRED, summary={"steps": []})
-        await self._set(
-            status="running",
-            attempts=Job.attempts + 1,
-            started_at=func.coalesce(Job.started_at, func.now()),
-            heartbeat_at=func.now(),
-            progress=0,
-            summary={"steps": []},
-        )
-        turn = asyncio.create_task(self._turn(owner, job.params, api_key))
+    async def execute(self, job: Job) -> str:
+        assert self.owner is not None and self.api_key is not None
+        turn = asyncio.create_task(self._turn(self.owner, job.params, self.api_key))
         watcher = asyncio.create_task(self._watch_cancel(turn))
         try:
             await turn
         except asyncio.CancelledError:
             if self.cancelled_by_user:
-                return await self._finish("cancelled", summary={"steps": self.steps})
+                return await self.finish(JobStatus.CANCELLED, summary={"steps": self.steps})
             raise  # worker shutdown: the sealed key stays for the retry
         except DomainError as exc:
             summary = {"steps": self.steps, "error": {"code": exc.code, "message": exc.message}}
-            return await self._finish("failed", error=exc.message, summary=summary)
+            return await self.finish(JobStatus.FAILED, error=exc.message, summary=summary)
         except Exception as exc:
             logger.error("chat job %s failed: %s", self.job_id, type(exc).__name__)
             summary = {"steps": self.steps, "error": {"code": "internal_error", "message": INTERNAL_ERROR}}
-            return await self._finish("failed", error=INTERNAL_ERROR, summary=summary)
+            return await self.finish(JobStatus.FAILED, error=INTERNAL_ERROR, summary=summary)
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
-        await self._forget_key()  # the job row was finished together with the stored turn
-        return "succeeded"
+        await self.release()  # the job row was finished together with the stored turn
+        return JobStatus.SUCCEEDED
 
     async def _turn(self, owner: Principal, params: dict[str, Any], api_key: str) -> s.ChatResponse:
         request = msgspec.convert(params, s.ChatRequest)
@@ -129,12 +109,12 @@ class ChatJobRun:
             if event != "tool_end":
                 return
             self.steps.append(data)
-            await self._set(progress=len(self.steps), summary={"steps": self.steps}, heartbeat_at=func.now())
+            await self.set(progress=len(self.steps), summary={"steps": self.steps}, heartbeat_at=func.now())
 
         async def finish_job(session: AsyncSession, result: s.ChatResponse) -> None:
             await JobRepository(session=session).set_fields(
                 self.job_id,
-                status="succeeded",
+                status=JobStatus.SUCCEEDED,
                 progress=len(self.steps),
                 summary={**msgspec.to_builtins(result), "steps": self.steps},
                 error=None,

@@ -9,8 +9,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import func, or_, select, update
 
 from api.db.tables import Job, JobInput
-
-TERMINAL = ("succeeded", "failed", "cancelled")
+from api.jobs.kinds import JobStatus
 
 
 class JobRepository(SQLAlchemyAsyncRepository[Job]):
@@ -47,8 +46,8 @@ class JobRepository(SQLAlchemyAsyncRepository[Job]):
         """Jobs whose worker went silent, and queued jobs nobody picked up (lost enqueue, Redis flush)."""
         stmt = select(Job).where(
             or_(
-                (Job.status == "running") & (Job.heartbeat_at < running_before),
-                (Job.status == "queued") & (Job.created_at < queued_before),
+                (Job.status == JobStatus.RUNNING) & (Job.heartbeat_at < running_before),
+                (Job.status == JobStatus.QUEUED) & (Job.created_at < queued_before),
             )
         )
         return list(await self.session.scalars(stmt))

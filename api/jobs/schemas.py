@@ -3,13 +3,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from api.jobs.kinds import JobKind, JobStatus
 from api.schemas import Output
 
 
 class JobInfo(Output):
     id: int
-    kind: str
-    status: str
+    kind: JobKind
+    kind_label: str
+    status: JobStatus
+    status_label: str
     progress: int
     total: int | None
     error: str | None
@@ -25,4 +28,4 @@ class JobInfo(Output):
 
 class JobAccepted(Output):
     job_id: int
-    status: str
+    status: JobStatus

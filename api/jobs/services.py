@@ -1,36 +1,31 @@
-"""Reading and cancelling jobs (the durable PostgreSQL records), and putting them on the arq queue."""
+"""Submitting, reading and cancelling jobs (the durable PostgreSQL records), and putting them on the arq queue.
+
+What brings a job back after a crash or a shutdown is in recovery.py; the run every kind shares is run.py.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from arq.constants import in_progress_key_prefix
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.chat import keybox
 from api.db.tables import Job
 from api.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from api.jobs import schemas as s
-from api.jobs.locks import job_lock
-from api.jobs.repository import TERMINAL, JobRepository
+from api.jobs.kinds import KIND_LABELS, STATUS_LABELS, TERMINAL, JobKind, JobStatus, function_name
+from api.jobs.repository import JobRepository
 from api.resources import Resources
 from api.schemas import Page
 from api.users.services import Principal
 
 logger = logging.getLogger("hab.jobs")
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-KINDS = ("score", "chat")
-# arq function per job kind; the job itself carries only the job id.
-JOB_FUNCTIONS = {"score": "score_job", "chat": "chat_job"}
 RETRY_AFTER_SECONDS = 5
-GAVE_UP = "작업자가 {attempts}번의 시도 모두 도중에 멈춰 작업을 중단했습니다. 관리자에게 문의하세요."
 
 
 def to_info(job: Job) -> s.JobInfo:
@@ -38,10 +33,13 @@ def to_info(job: Job) -> s.JobInfo:
     if job.started_at is not None:
         end = job.finished_at or dt.datetime.now(dt.UTC)
         duration = round((end - job.started_at).total_seconds(), 3)
+    kind, status = JobKind(job.kind), JobStatus(job.status)
     return s.JobInfo(
         id=job.id,
-        kind=job.kind,
-        status=job.status,
+        kind=kind,
+        kind_label=KIND_LABELS[kind],
+        status=status,
+        status_label=STATUS_LABELS[status],
         progress=job.progress,
         total=job.total,
         error=job.error,
@@ -56,102 +54,26 @@ def to_info(job: Job) -> s.JobInfo:
     )
 
 
+def delivery_id(kind: JobKind, job_id: int, attempt: int) -> str:
+    """arq's id for one delivery of a job: `<kind>-<job id>-<attempt>-<random>` (recovery.py reads it back)."""
+    return f"{kind.value}-{job_id}-{attempt}-{secrets.token_hex(4)}"
+
+
+def job_of_delivery(arq_id: str) -> int | None:
+    kind, _, rest = arq_id.partition("-")
+    number = rest.split("-", 1)[0]
+    return int(number) if kind in set(JobKind) and number.isdigit() else None
+
+
 async def enqueue(resources: Resources, job: Job, *, attempt: int = 0) -> None:
     """Put the job on the arq queue.
 
     arq drops an enqueue whose id it has seen (until the old result expires), so every delivery gets a
     fresh arq id; duplicates are harmless anyway: runs take an advisory lock and resume from progress.
     """
-    arq_id = f"{job.kind}-{job.id}-{attempt}-{secrets.token_hex(4)}"
-    if await resources.arq.enqueue_job(JOB_FUNCTIONS[job.kind], job.id, _job_id=arq_id) is None:
+    arq_id = delivery_id(JobKind(job.kind), job.id, attempt)
+    if await resources.arq.enqueue_job(function_name(JobKind(job.kind)), job.id, _job_id=arq_id) is None:
         raise RuntimeError(f"arq refused job id {arq_id}")
-
-
-async def requeue_stale_jobs(resources: Resources, *, stale_seconds: float, max_attempts: int) -> int:
-    """Running jobs whose lease lapsed with no live run holding them, and queued jobs that nothing on the
-    queue will deliver (lost enqueue, Redis restarted empty), go back on the queue.
-
-    A running job that has already started `max_attempts` times fails instead: a job that kills its
-    worker every time (out of memory, a crash in native code) must not take the workers down forever.
-    Returns how many jobs were queued again.
-    """
-    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=stale_seconds)
-    async with resources.sessions() as session:
-        stale = await JobRepository(session=session).stale(running_before=cutoff, queued_before=cutoff)
-    if not stale:
-        return 0
-    try:
-        waiting = await _waiting_on_queue(resources)
-    except (RedisError, OSError) as exc:  # nothing can be queued now; the next sweep tries again
-        logger.warning("stale-job sweep skipped: Redis unavailable (%s)", type(exc).__name__)
-        return 0
-    requeued = 0
-    for job in stale:
-        try:
-            if job.id in waiting:
-                continue
-            if job.status == "running":
-                if job.attempts >= max_attempts:
-                    await _give_up(resources, job)
-                    continue
-                async with locked_running_job(resources, job.id) as now:
-                    if now is None:  # a live run holds it (slow, not dead), or it just ended
-                        continue
-                    job = now
-            await enqueue(resources, job, attempt=job.attempts + 1)  # outside the lock, so a run can take it
-            requeued += 1
-        except Exception as exc:  # one job's trouble must not stop the sweep; the next sweep retries it
-            logger.warning("sweeping job %s failed (%s)", job.id, type(exc).__name__)
-    return requeued
-
-
-async def _waiting_on_queue(resources: Resources) -> set[int]:
-    """Ids of jobs with a delivery on the arq queue that no worker has picked up yet.
-
-    A picked delivery stays in the queue with an in-progress key until its run ends; one whose worker died
-    keeps both until arq's own timeout, so only unpicked deliveries count as "will be delivered".
-    """
-    members = [
-        m.decode() if isinstance(m, bytes) else m
-        for m in await resources.arq.zrange(resources.settings.queue_name, 0, -1)
-    ]
-    ours = [(m, m.split("-")) for m in members if m.split("-", 1)[0] in JOB_FUNCTIONS]
-    if not ours:
-        return set()
-    async with resources.arq.pipeline(transaction=False) as pipe:
-        for member, _ in ours:
-            pipe.exists(in_progress_key_prefix + member)
-        picked = await pipe.execute()
-    return {
-        int(parts[1])
-        for (_, parts), busy in zip(ours, picked, strict=True)
-        if not busy and len(parts) > 1 and parts[1].isdigit()
-    }
-
-
-@asynccontextmanager
-async def locked_running_job(resources: Resources, job_id: int) -> AsyncIterator[Job | None]:
-    """The job as it is now, read while holding its lock, if it is still running; None when a live run
-    holds the lock (that run owns the job) or the job ended. Workers and the sweeper change a running job
-    they do not run only inside this."""
-    async with job_lock(resources.engine, job_id) as held:
-        job = None
-        if held:
-            async with resources.sessions() as session:
-                job = await JobRepository(session=session).get_one_or_none(id=job_id)
-        yield job if job is not None and job.status == "running" else None
-
-
-async def _give_up(resources: Resources, job: Job) -> None:
-    async with locked_running_job(resources, job.id) as now:
-        if now is None or now.attempts != job.attempts:  # a run started since the sweep read it
-            return
-        logger.warning("job %s failed: its worker stopped during each of %d attempts", job.id, job.attempts)
-        message = GAVE_UP.format(attempts=job.attempts)
-        summary = {**(now.summary or {}), "error": {"code": "worker_lost", "message": message}}
-        await finish_job(resources, job.id, "failed", error=message, summary=summary)
-    if job.kind == "chat":  # the sealed API key would otherwise wait for its TTL
-        await resources.redis.delete(keybox.redis_key(job.id))
 
 
 async def update_job(resources: Resources, job_id: int, **values: Any) -> None:
@@ -162,7 +84,12 @@ async def update_job(resources: Resources, job_id: int, **values: Any) -> None:
 
 
 async def finish_job(
-    resources: Resources, job_id: int, status: str, *, error: str | None = None, summary: dict[str, Any] | None = None
+    resources: Resources,
+    job_id: int,
+    status: JobStatus,
+    *,
+    error: str | None = None,
+    summary: dict[str, Any] | None = None,
 ) -> None:
     """Record a job's end; `summary` None keeps the summary it has."""
     values: dict[str, Any] = {"status": status, "finished_at": dt.datetime.now(dt.UTC), "error": error}
@@ -206,7 +133,7 @@ class JobService:
                 detail={"reason": "queue_unavailable"},
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             ) from None
-        return s.JobAccepted(job_id=job.id, status=job.status)
+        return s.JobAccepted(job_id=job.id, status=JobStatus(job.status))
 
     async def get(self, user: Principal, job_id: int) -> Job:
         job = await self.jobs.for_owner(job_id, user.id, admin=user.is_admin)
@@ -220,13 +147,15 @@ class JobService:
     async def list(
         self, user: Principal, *, offset: int, limit: int, status: str | None, kind: str | None
     ) -> Page[s.JobInfo]:
-        if status is not None and status not in STATUSES:
+        if status is not None and status not in set(JobStatus):
             raise InvalidInput(
-                "알 수 없는 상태입니다.", detail={"field": "status", "value": status, "valid": list(STATUSES)}
+                "알 수 없는 상태입니다.",
+                detail={"field": "status", "value": status, "valid": [str(v) for v in JobStatus]},
             )
-        if kind is not None and kind not in KINDS:
+        if kind is not None and kind not in set(JobKind):
             raise InvalidInput(
-                "알 수 없는 작업 종류입니다.", detail={"field": "kind", "value": kind, "valid": list(KINDS)}
+                "알 수 없는 작업 종류입니다.",
+                detail={"field": "kind", "value": kind, "valid": [str(v) for v in JobKind]},
             )
         rows, total = await self.jobs.page_for(user.id, offset=offset, limit=limit, status=status, kind=kind)
         return Page(items=[to_info(j) for j in rows], total=total, offset=offset, limit=limit)
@@ -235,9 +164,9 @@ class JobService:
         job = await self.get(user, job_id)
         if job.status in TERMINAL:
             raise Conflict("이미 끝난 작업은 취소할 수 없습니다.", detail={"status": job.status})
-        if job.status == "queued":
+        if job.status == JobStatus.QUEUED:
             # Not started: cancel outright (a worker that picks it up later sees the final status and stops).
-            job.status, job.finished_at = "cancelled", dt.datetime.now(dt.UTC)
+            job.status, job.finished_at = JobStatus.CANCELLED, dt.datetime.now(dt.UTC)
         job.cancel_requested = True
         await self.session.commit()
         await self.session.refresh(job)

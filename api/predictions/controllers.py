@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.jobs.schemas import JobAccepted
 from api.predictions import schemas as s
 from api.predictions.batch_rows import BatchRows, decode_batch_body
-from api.predictions.scoring import ScoringJobRequest, scoring_results, submit_scoring_job
+from api.predictions.scoring.results import scoring_results
+from api.predictions.scoring.submit import ScoringJobRequest, submit_scoring_job
 from api.predictions.services import PredictionService
 from api.schemas import Page
 from api.users.services import Principal
@@ -122,6 +123,13 @@ class ScoringJobController(Controller):
         offset: Annotated[int, QueryParameter(ge=0)] = 0,
         limit: FromQuery[int | None] = None,
     ) -> Response[Any]:
-        return await scoring_results(
+        results = await scoring_results(
             db_session, request.app.state.resources, request.user, job_id, output=format, offset=offset, limit=limit
         )
+        if results.csv is not None:
+            return Response(
+                results.csv,
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{results.filename}"'},
+            )
+        return Response(results.page)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from api.db.tables import Prediction
+from api.db.tables import ModelVersion, Prediction
 
 _json = msgspec.json.Encoder()
 COPY_COLUMNS = ("id", "owner_id", "model_version", "features", "eclo", "source", "job_id", "row_index")
@@ -72,3 +76,80 @@ class PredictionRepository:
 
 def features_json(features: dict[str, Any]) -> str:
     return _json.encode(features).decode()
+
+
+# ---- scoring jobs --------------------------------------------------------------------------------------
+
+
+async def commit_scored_chunk(
+    engine: AsyncEngine,
+    job_id: int,
+    row_index: np.ndarray,
+    eclo: np.ndarray,
+    *,
+    model_version: int,
+    summary: dict[str, Any],
+    progress: int,
+) -> bool:
+    """A chunk's predictions, the job's progress and running summary in ONE transaction, unless the job was
+    cancelled (read under FOR UPDATE, so a cancel and a commit never cross). Returns whether it was written."""
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        async with driver.transaction():
+            if await driver.fetchval("select cancel_requested from jobs where id = $1 for update", job_id):
+                return False
+            if len(row_index):
+                await driver.copy_to_table(
+                    "predictions",
+                    source=_chunk_csv(job_id, row_index, eclo, model_version),
+                    columns=["job_id", "row_index", "model_version", "eclo", "source"],
+                    format="csv",
+                )
+            await driver.execute(
+                "update jobs set progress = $2, heartbeat_at = now(), summary = $3::jsonb where id = $1",
+                job_id,
+                progress,
+                msgspec.json.encode(summary).decode(),
+            )
+    return True
+
+
+def _chunk_csv(job_id: int, row_index: np.ndarray, eclo: np.ndarray, model_version: int) -> io.BytesIO:
+    """The chunk as CSV for COPY: built by Arrow in C, far cheaper than Python tuples per row."""
+    n = len(row_index)
+    table = pa.table(
+        {
+            "job_id": pa.array(np.full(n, job_id, dtype=np.int64)),
+            "row_index": pa.array(row_index.astype(np.int64)),
+            "model_version": pa.array(np.full(n, model_version, dtype=np.int64)),
+            "eclo": pa.array(eclo.astype(np.float64)),
+            "source": pa.repeat(pa.scalar("job"), n),
+        }
+    )
+    sink = io.BytesIO()
+    pacsv.write_csv(table, sink, write_options=pacsv.WriteOptions(include_header=False))
+    sink.seek(0)
+    return sink
+
+
+async def job_prediction_count(session: AsyncSession, job_id: int) -> int:
+    return int(
+        await session.scalar(select(func.count()).select_from(Prediction).where(Prediction.job_id == job_id)) or 0
+    )
+
+
+async def job_predictions(session: AsyncSession, job_id: int, *, offset: int, limit: int) -> list[tuple[int, float]]:
+    """(row_index, eclo) of a job's stored predictions, by row."""
+    rows = await session.execute(
+        select(Prediction.row_index, Prediction.eclo)
+        .where(Prediction.job_id == job_id)
+        .order_by(Prediction.row_index)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [(int(r[0]), float(r[1])) for r in rows.all()]
+
+
+async def model_metadata(session: AsyncSession, version: int) -> dict[str, Any] | None:
+    return await session.scalar(select(ModelVersion.model_metadata).where(ModelVersion.version == version))

@@ -5,13 +5,13 @@ from typing import Any
 from litestar import Controller, Request, get
 
 from api.schemas import Output
-from api.users.services import Principal
+from api.users.services import Principal, Role
 
 
 class Me(Output):
     id: int
     name: str
-    role: str
+    role: Role
 
 
 class UserController(Controller):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass
 
@@ -12,7 +13,10 @@ from api.errors import Conflict, InvalidInput
 from api.users.repository import UserRepository
 from api.users.tokens import hash_token, new_token
 
-ROLES = ("admin", "member")
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    MEMBER = "member"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +29,7 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == Role.ADMIN
 
 
 class UserService:
@@ -42,7 +46,7 @@ class UserService:
             raise Conflict(f"이미 있는 사용자 이름입니다: {name}", detail={"name": name})
         token = new_token("hab")
         user = await self.repository.add(
-            User(name=name, role="admin" if admin else "member", token_hash=hash_token(token))
+            User(name=name, role=Role.ADMIN if admin else Role.MEMBER, token_hash=hash_token(token))
         )
         return user, token
 

@@ -17,7 +17,7 @@ from api.datasets.ingest import parse_csv
 from api.datasets.services import DatasetService
 from api.db.tables import Job, Prediction
 from api.demo.generate import generate_demo_datasets
-from api.predictions.scoring import ScoringJobRequest, submit_scoring_job
+from api.predictions.scoring.submit import ScoringJobRequest, submit_scoring_job
 from api.registry.services import RegistryService
 from api.resources import close_resources, open_resources
 from api.settings import Settings

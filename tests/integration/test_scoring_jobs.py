@@ -11,8 +11,9 @@ from sqlalchemy import func, select, update
 
 from api.db.tables import Job, Prediction
 from api.jobs.locks import job_lock
-from api.jobs.services import enqueue, requeue_stale_jobs
-from api.predictions import scoring
+from api.jobs.recovery import requeue_stale_jobs
+from api.jobs.services import enqueue
+from api.predictions.scoring import run as scoring
 from api.resources import arq_client
 from tests.integration.conftest import closed_port, make_test_worker, run_worker
 from tests.integration.test_predictions_api import RAW_ROW
@@ -267,11 +268,11 @@ def _blocked_run(surfaced: BaseException | None = None, failure: BaseException |
 
 async def _cancel_mid_run(resources, job_id: int, monkeypatch, surfaced: BaseException) -> BaseException:
     """Run `score_job` with a blocked run and cancel it as a worker shutdown does."""
-    from workers import scoring as worker_scoring
+    from workers import jobs as worker_jobs
 
     started, blocked_run = _blocked_run(surfaced)
-    monkeypatch.setattr(worker_scoring.ScoringRun, "run", blocked_run)
-    task = asyncio.create_task(worker_scoring.score_job({"resources": resources}, job_id))
+    monkeypatch.setattr(scoring.ScoringRun, "run", blocked_run)
+    task = asyncio.create_task(worker_jobs.score_job({"resources": resources}, job_id))
     await started.wait()
     task.cancel()
     outcome = (await asyncio.gather(task, return_exceptions=True))[0]
@@ -297,13 +298,13 @@ async def test_shutdown_requeues_a_running_job_whatever_the_run_raised(
 async def test_a_run_that_fails_without_shutdown_is_not_requeued(
     client, alice, resources, settings, train_dataset, monkeypatch
 ):
-    from workers import scoring as worker_scoring
+    from workers import jobs as worker_jobs
 
     job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"])
     _, failing_run = _blocked_run(failure=ConnectionResetError("database went away"))
-    monkeypatch.setattr(worker_scoring.ScoringRun, "run", failing_run)
+    monkeypatch.setattr(scoring.ScoringRun, "run", failing_run)
     with pytest.raises(ConnectionResetError):
-        await worker_scoring.score_job({"resources": resources}, job_id)
+        await worker_jobs.score_job({"resources": resources}, job_id)
     assert await _status(resources, job_id) == "running"  # arq retries it; the sweeper is the fallback
     assert await resources.arq.zcard(settings.queue_name) == 0
 
@@ -319,10 +320,10 @@ async def test_shutdown_requeue_skips_a_job_another_run_holds(
 
 
 async def test_shutdown_requeue_retries_a_failed_write(client, alice, resources, settings, train_dataset, monkeypatch):
-    from workers import scoring as worker_scoring
+    from api.jobs import recovery
 
     job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"])
-    real_requeue, calls = worker_scoring._requeue, []
+    real_requeue, calls = recovery.requeue_one, []
 
     async def flaky_requeue(resources_, job_id_):
         calls.append(job_id_)
@@ -330,7 +331,7 @@ async def test_shutdown_requeue_retries_a_failed_write(client, alice, resources,
             raise ConnectionResetError("pooled connection broken by the cancelled query")
         await real_requeue(resources_, job_id_)
 
-    monkeypatch.setattr(worker_scoring, "_requeue", flaky_requeue)
+    monkeypatch.setattr(recovery, "requeue_one", flaky_requeue)
     outcome = await _cancel_mid_run(resources, job_id, monkeypatch, asyncio.CancelledError())
     assert isinstance(outcome, asyncio.CancelledError)  # the failed first try did not replace it
     assert calls == [job_id, job_id] and await _status(resources, job_id) == "queued"
@@ -346,14 +347,14 @@ async def test_worker_shutdown_waits_for_the_requeue(
     only once the job is back on the queue, and the worker's resources were closed after that."""
     import signal
 
-    from workers import scoring as worker_scoring
+    from api.jobs import recovery
     from workers import settings as worker_settings
 
     job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"])
     await enqueue(resources, await _job(resources, job_id))
     started, blocked_run = _blocked_run()
-    monkeypatch.setattr(worker_scoring.ScoringRun, "run", blocked_run)
-    real_requeue, order = worker_scoring._requeue, []
+    monkeypatch.setattr(scoring.ScoringRun, "run", blocked_run)
+    real_requeue, order = recovery.requeue_one, []
 
     async def slow_requeue(resources_, job_id_):
         await asyncio.sleep(0.3)  # a re-queue still in flight when arq would have given up waiting
@@ -364,7 +365,7 @@ async def test_worker_shutdown_waits_for_the_requeue(
         order.append("on_shutdown")
         await worker_settings.shutdown(ctx)
 
-    monkeypatch.setattr(worker_scoring, "_requeue", slow_requeue)
+    monkeypatch.setattr(recovery, "requeue_one", slow_requeue)
     worker = make_test_worker(settings, on_shutdown=shutdown)
     running = asyncio.create_task(worker.main())
     await asyncio.wait_for(started.wait(), 30)
@@ -386,7 +387,9 @@ async def test_sweeper_gives_up_a_chat_job_and_drops_its_sealed_key(alice, resou
         await session.commit()
     await _mark_running(resources, job.id, attempts=2, silent=True)
     await resources.redis.set(keybox.redis_key(job.id), b"sealed", ex=600)
-    assert await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=2) == 0
+    from workers.jobs import GIVE_UP  # what each kind adds to giving up, as the workers' sweeper passes it
+
+    assert await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=2, give_up=GIVE_UP) == 0
     failed = await _job(resources, job.id)
     assert failed.status == "failed" and failed.summary["error"]["code"] == "worker_lost"
     assert await resources.redis.exists(keybox.redis_key(job.id)) == 0

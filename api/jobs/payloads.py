@@ -1,4 +1,6 @@
-"""arq payloads as MessagePack instead of pickle: nothing read from Redis can execute code."""
+"""arq payloads as MessagePack instead of pickle: nothing read from Redis can execute code.
+
+Used by both ends of the queue: the API enqueues with it, the workers decode with it."""
 
 from __future__ import annotations
 

@@ -1,0 +1,73 @@
+"""The job kinds this worker runs: one arq function per kind, derived from the kind → run table.
+
+The runs themselves live in their domain packages (api/predictions/scoring/run.py, api/chat/jobs.py),
+on the shared life cycle of api/jobs/run.py; this module is the process side: it names each function as
+the API enqueues it, and puts a run its worker's shutdown interrupted straight back in line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from api.chat.jobs import ChatJobRun
+from api.jobs import recovery
+from api.jobs.kinds import JobKind, function_name
+from api.jobs.run import JobRun
+from api.predictions.scoring.run import ScoringRun
+
+RUNS: dict[JobKind, type[JobRun]] = {JobKind.SCORE: ScoringRun, JobKind.CHAT: ChatJobRun}
+GIVE_UP: recovery.GiveUpHooks = {kind: run.give_up for kind, run in RUNS.items()}
+
+JobFunction = Callable[[dict[str, Any], int], Awaitable[str]]
+
+
+def job_function(run: type[JobRun]) -> JobFunction:
+    async def run_job(ctx: dict[str, Any], job_id: int) -> str:
+        """Run one delivery (idempotent: a re-delivery resumes, or returns the final status or busy)."""
+        resources = ctx["resources"]
+        try:
+            return await run(resources, job_id).run()
+        except BaseException:
+            # Shutdown (SIGTERM) cancels this task; an open transaction has rolled back. Put the job back in
+            # line now instead of waiting for the sweeper. Checked on the task rather than the exception type:
+            # a driver interrupted mid-query may report the cancellation as its own error. Run as background
+            # work so that closing the resources waits for it even if this task is abandoned.
+            if _being_cancelled():
+                await asyncio.shield(resources.run_in_background(recovery.requeue_at_shutdown(resources, job_id)))
+            raise
+
+    run_job.__name__ = run_job.__qualname__ = function_name(run.kind)
+    return run_job
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+FUNCTIONS: dict[JobKind, JobFunction] = {kind: job_function(run) for kind, run in RUNS.items()}
+score_job = FUNCTIONS[JobKind.SCORE]
+chat_job = FUNCTIONS[JobKind.CHAT]
+
+SWEEP_SECONDS = 5.0  # with the lease (HAB_JOB_STALE_SECONDS, 10 s) a crashed run resumes within ~15 s
+
+
+async def sweep_forever(resources: Any) -> None:
+    """Every few seconds, put silent jobs back in line (a task of each worker, not an arq cron job: at this
+    rate arq would log every run, and sweeps are idempotent, so each worker sweeping is harmless)."""
+    settings = resources.settings
+    while True:
+        try:
+            count = await recovery.requeue_stale_jobs(
+                resources,
+                stale_seconds=settings.job_stale_seconds,
+                max_attempts=settings.job_max_attempts,
+                give_up=GIVE_UP,
+            )
+            if count:
+                recovery.logger.info("re-queued %d stale jobs", count)
+        except Exception as exc:  # PostgreSQL away for a moment: the next sweep tries again
+            recovery.logger.warning("stale-job sweep failed (%s)", type(exc).__name__)
+        await asyncio.sleep(SWEEP_SECONDS)
