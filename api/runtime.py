@@ -30,10 +30,21 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
 
+def prepare_process() -> None:
+    """What every entry point (the `hab` command, the test suite, the benchmarks) calls first, before
+    anything imports lightgbm or pyarrow; child processes inherit it through the environment.
+
+    LightGBM's OpenMP threads would otherwise spin while waiting; with an event loop, a worker thread and
+    other processes on two cores, spinning makes an oversubscribed moment many times slower. It must be
+    set before libgomp initialises. Arrow picks its allocator when it first allocates.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    prefer_arrow_pool_from_env()
+
+
 def prefer_arrow_pool_from_env() -> None:
     """Name Arrow's allocator in ARROW_DEFAULT_MEMORY_POOL, which Arrow reads when it first allocates.
 
-    Called from api/__init__.py, before anything imports pyarrow (so this module imports it lazily).
     Windows wheels have no jemalloc: there Arrow keeps mimalloc unless told otherwise.
     """
     name = os.environ.get("HAB_ARROW_MEMORY_POOL", "mimalloc" if sys.platform == "win32" else "jemalloc")

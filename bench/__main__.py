@@ -12,7 +12,11 @@ import time
 import traceback
 from typing import Any
 
-from bench.common import RESULTS_DIR, machine_info, now_iso
+from api.runtime import prepare_process
+
+prepare_process()  # as every entry point does, before anything imports lightgbm or pyarrow
+
+from bench.common import RESULTS_DIR, machine_info, now_iso  # noqa: E402
 
 # Benchmark modules under bench/, in the order `python -m bench` runs them. Each has `run() -> dict`
 # and may have `report(result: dict) -> str` for the printed summary.

@@ -20,6 +20,11 @@ import pytest
 from api.db.migrate import upgrade_head
 from api.local.embedded import EmbeddedPostgres, EmbeddedRedis
 from api.local.services import drop_database, ensure_database, with_database
+from api.runtime import prepare_process
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    prepare_process()  # as every entry point does, before any test module imports lightgbm or pyarrow
 
 
 @dataclass(frozen=True)

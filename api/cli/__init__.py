@@ -9,11 +9,13 @@ from __future__ import annotations
 import click
 
 from api.cli import database, models, score, serve, stack, users, worker
+from api.runtime import prepare_process
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """hab — 대구 교통안전 데이터 플랫폼 (API, workers, model, frontend)."""
+    prepare_process()
 
 
 for command in (
