@@ -25,8 +25,8 @@ from litestar import Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.datasets.ingest import from_parquet, to_parquet
 from api.datasets.kinds import ACCIDENT_SHAPED_KINDS, DatasetKind
+from api.datasets.parquet import from_parquet, to_parquet
 from api.datasets.repository import DatasetRepository
 from api.datasets.services import DatasetService
 from api.db.tables import Job, ModelVersion, Prediction
