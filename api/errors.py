@@ -144,7 +144,7 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     # The traceback (with the exception's text) goes to the log, never to the caller. No code path formats a
-    # secret into an exception message; Anthropic SDK errors are re-raised unchained (api.chat.services).
+    # secret into an exception message; Anthropic SDK errors are re-raised unchained (api.chat.turns).
     logger.error(
         "unhandled %s on %s %s",
         type(exc).__name__,

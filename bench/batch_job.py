@@ -261,7 +261,7 @@ def upload(server: HabServer, token: str, csv_path: Path) -> dict[str, Any]:
 
 def dataset_load(database_url: str, dataset_id: int) -> dict[str, Any]:
     """Fetch the dataset's Parquet from PostgreSQL and decode it with hab's from_parquet (for insight)."""
-    from api.datasets.ingest import from_parquet
+    from api.datasets.parquet import from_parquet
 
     started = time.perf_counter()
     data = sql(

@@ -158,7 +158,8 @@ def _pipeline_steps(data: bytes) -> tuple[dict[str, float], Any]:
     """hab's upload steps on `data`, each timed on its own; returns the timings and the parsed table."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from api.datasets.ingest import parse_csv, sha256_hex, to_parquet
+    from api.datasets.ingest import parse_csv, sha256_hex
+    from api.datasets.parquet import to_parquet
     from api.datasets.profile import summarize
 
     out: dict[str, float] = {}
@@ -193,7 +194,8 @@ def breakdown_job(path: Path) -> dict[str, Any]:
     """Two passes over the file: the first in a fresh process (as the server's first big upload), then again."""
     import gc
 
-    from api.datasets.ingest import parse_csv, to_parquet
+    from api.datasets.ingest import parse_csv
+    from api.datasets.parquet import to_parquet
     from api.datasets.profile import summarize
 
     data = path.read_bytes()

@@ -5,27 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import delete, exists, select
-
-from api.datasets.repository import ShareLinkRepository
-from api.db.tables import Dataset, DatasetBlob
+from api.datasets.repository import DatasetRepository, ShareLinkRepository
 
 
 async def purge_unreferenced_blobs(ctx: dict[str, Any]) -> int:
     """Remove dataset blobs that no dataset row references any more."""
     resources = ctx["resources"]
     async with resources.sessions() as session:
-        orphans = select(DatasetBlob.content_sha256).where(
-            ~exists().where(Dataset.content_sha256 == DatasetBlob.content_sha256)
-        )
-        shas = list(await session.scalars(orphans))
+        datasets = DatasetRepository(session=session)
+        shas = await datasets.unreferenced_blobs()
         if shas:
-            await session.execute(
-                delete(DatasetBlob).where(
-                    DatasetBlob.content_sha256.in_(shas),
-                    ~exists().where(Dataset.content_sha256 == DatasetBlob.content_sha256),
-                )
-            )
+            await datasets.delete_blobs_if_unreferenced(shas)
             await session.commit()
         for sha in shas:
             resources.tables.discard(sha)

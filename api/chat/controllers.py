@@ -13,8 +13,9 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.chat import schemas as s
+from api.chat.conversations import ConversationService
 from api.chat.llm import KEY_HEADER, require_key
-from api.chat.services import ChatService
+from api.chat.turns import TurnService
 from api.jobs.schemas import JobAccepted
 from api.schemas import Page
 from api.users.services import Principal
@@ -24,11 +25,18 @@ ApiKeyHeader = Annotated[
     str | None,
     HeaderParameter(name=KEY_HEADER, required=False, description="사용자의 Anthropic API 키 (저장되지 않음)"),
 ]
-Chat = NamedDependency[ChatService]
+Chat = NamedDependency[TurnService]
+Conversations = NamedDependency[ConversationService]
 
 
-def provide_chat_service(db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any]) -> ChatService:
-    return ChatService(db_session, request.app.state.resources)
+def provide_turn_service(db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any]) -> TurnService:
+    return TurnService(db_session, request.app.state.resources)
+
+
+def provide_conversation_service(
+    db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any]
+) -> ConversationService:
+    return ConversationService(db_session, request.app.state.resources)
 
 
 async def _sse(events: AsyncIterator[tuple[str, dict[str, Any]]]) -> AsyncIterator[ServerSentEventMessage]:
@@ -39,7 +47,7 @@ async def _sse(events: AsyncIterator[tuple[str, dict[str, Any]]]) -> AsyncIterat
 class ChatController(Controller):
     path = "/api/chat"
     tags = ["chat"]
-    dependencies = {"chat": Provide(provide_chat_service, sync_to_thread=False)}
+    dependencies = {"chat": Provide(provide_turn_service, sync_to_thread=False)}
 
     @get("/models", summary="사용할 수 있는 Claude 모델")
     async def models(self, chat: Chat) -> s.ChatModels:
@@ -78,22 +86,26 @@ class ChatController(Controller):
 class ConversationController(Controller):
     path = "/api/conversations"
     tags = ["chat"]
-    dependencies = {"chat": Provide(provide_chat_service, sync_to_thread=False)}
+    dependencies = {"conversations": Provide(provide_conversation_service, sync_to_thread=False)}
 
     @get("/", summary="내 대화 목록")
     async def list_conversations(
         self,
         request: AuthedRequest,
-        chat: Chat,
+        conversations: Conversations,
         offset: Annotated[int, QueryParameter(ge=0)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> Page[s.ConversationSummary]:
-        return await chat.list_conversations(request.user, offset=offset, limit=limit)
+        return await conversations.list_conversations(request.user, offset=offset, limit=limit)
 
     @get("/{conversation_id:int}", summary="대화 내용")
-    async def detail(self, request: AuthedRequest, chat: Chat, conversation_id: FromPath[int]) -> s.ConversationDetail:
-        return await chat.conversation(request.user, conversation_id)
+    async def detail(
+        self, request: AuthedRequest, conversations: Conversations, conversation_id: FromPath[int]
+    ) -> s.ConversationDetail:
+        return await conversations.conversation(request.user, conversation_id)
 
     @delete("/{conversation_id:int}", status_code=204, summary="대화 삭제")
-    async def remove(self, request: AuthedRequest, chat: Chat, conversation_id: FromPath[int]) -> None:
-        await chat.delete_conversation(request.user, conversation_id)
+    async def remove(
+        self, request: AuthedRequest, conversations: Conversations, conversation_id: FromPath[int]
+    ) -> None:
+        await conversations.delete_conversation(request.user, conversation_id)

@@ -1,4 +1,4 @@
-"""Long chats as background jobs, run by an arq worker (submitted by ChatService.submit_job).
+"""Long chats as background jobs, run by an arq worker (submitted by TurnService.submit_job).
 
 The job's params hold the question, datasets, conversation and model, never the key. The key is sealed
 (api.chat.keybox) and parked in Redis under the job id with a TTL; the worker opens it, runs the turn with
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.chat import keybox
 from api.chat import schemas as s
-from api.chat.services import INTERNAL_ERROR, ChatService
+from api.chat.turns import INTERNAL_ERROR, TurnService
 from api.db.tables import Job
 from api.errors import DomainError
 from api.jobs.kinds import JobKind, JobStatus
@@ -122,7 +122,7 @@ class ChatJobRun(JobRun):
             )
 
         async with self.resources.sessions() as session:
-            service = ChatService(session, self.resources)
+            service = TurnService(session, self.resources)
             prepared = await service.prepare(owner, request)
             return await service.answer(prepared, api_key, emit=progress, finalize=finish_job)
 

@@ -49,3 +49,33 @@ class ConversationRepository(SQLAlchemyAsyncRepository[Conversation]):
 
     async def remove(self, conversation: Conversation) -> None:
         await self.session.execute(delete(Conversation).where(Conversation.id == conversation.id))
+
+    async def start(self, *, owner_id: int, title: str, model: str, dataset_ids: list[int]) -> Conversation:
+        """A new conversation (flushed, so it has its id)."""
+        conversation = Conversation(owner_id=owner_id, title=title, model=model, dataset_ids=dataset_ids)
+        self.session.add(conversation)
+        await self.session.flush()
+        return conversation
+
+    async def append_turn(
+        self,
+        conversation: Conversation,
+        question: ChatMessage,
+        reply: ChatMessage,
+        *,
+        model: str,
+        dataset_ids: list[int],
+    ) -> None:
+        """Add a question and its reply, and add the reply's tokens and cost to the conversation's totals.
+
+        The totals are updated in SQL (column + value), so two turns finishing at once both count.
+        """
+        self.session.add_all([question, reply])
+        conversation.model = model
+        conversation.dataset_ids = dataset_ids
+        conversation.message_count = Conversation.message_count + 2
+        conversation.input_tokens = Conversation.input_tokens + reply.input_tokens
+        conversation.output_tokens = Conversation.output_tokens + reply.output_tokens
+        conversation.cost_usd = Conversation.cost_usd + reply.cost_usd
+        conversation.updated_at = func.now()
+        await self.session.flush()

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.stats import gaussian_kde
 
-from api.datasets.profile import (
+from api.datasets.column_values import (
     ValueCount,
     as_numbers,
     as_strings,

@@ -23,16 +23,10 @@ from types import TracebackType
 
 import pyarrow as pa
 
-from api.datasets.ingest import (
-    CannotParseInPieces,
-    ParsedDataset,
-    PieceLayout,
-    Unreadable,
-    parquet_writer,
-    parse_first_piece,
-    parse_next_piece,
-    sha256_hex,
-)
+from api.datasets.csv_pieces import CannotParseInPieces, PieceLayout, parse_first_piece, parse_next_piece
+from api.datasets.csv_reader import Unreadable
+from api.datasets.ingest import ParsedDataset, sha256_hex
+from api.datasets.parquet import parquet_writer
 from api.errors import DomainError, PayloadTooLarge
 
 logger = logging.getLogger("hab.datasets")

@@ -1,35 +1,40 @@
-"""Dataset summaries and map points computed from an in-memory ``pyarrow.Table``.
+"""The dataset summary computed once at upload from an in-memory ``pyarrow.Table``.
 
-Pure functions, no I/O. Everything returned is a msgspec Struct holding plain ints, floats, strings
-and None (never NaN or inf), ready to be sent as an API body. Per-column distributions live in
-``distribution.py`` and share the helpers defined here.
+Each column is profiled on its own (in parallel for big tables), then the results are assembled with the
+coordinate quality into one ``DatasetSummary``. Pure functions, no I/O. Everything returned is a msgspec
+Struct holding plain ints, floats, strings and None (never NaN or inf), ready to be sent as an API body.
+Per-column distributions live in ``distribution.py``, map points in ``map_points.py``; the column
+helpers all three share are in ``column_values.py``.
 
 Missing values: null everywhere, plus NaN and ±inf in float columns.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from api.datasets.kinds import (
-    KOREA_LAT_RANGE,
-    KOREA_LON_RANGE,
-    CoordinateColumns,
-    DatasetKind,
-    detect_kind,
-    find_coordinate_columns,
+from api.datasets.column_values import (
+    DType,
+    ValueCount,
+    as_numbers,
+    as_strings,
+    coordinate_masks,
+    dtype_of,
+    finite,
+    iso,
+    top_values,
+    value_counts,
 )
+from api.datasets.kinds import DatasetKind, find_coordinate_columns
 
-DType = Literal["integer", "float", "string", "datetime", "boolean"]
 Role = Literal["numeric", "categorical", "datetime", "text"]
 
 # A string column is categorical when at most this share of its non-missing values is distinct, or
@@ -44,18 +49,6 @@ _PARALLEL_MIN_ROWS = 50_000  # below this, a thread pool costs more than it save
 # there, the column is an identifier-like text column and its distinct count is taken as its number of
 # non-missing values (approximate, but saves hashing every value, the costliest step of a summary).
 _TEXT_PROBE_ROWS = 20_000
-
-# Map labels shown by default, by dataset kind (those present are used, in this order).
-DEFAULT_LABEL_COLUMNS: dict[DatasetKind, tuple[str, ...]] = {
-    DatasetKind.ACCIDENT: ("사고일시", "사고유형", "ECLO"),
-    DatasetKind.ACCIDENT_TEST: ("사고일시", "사고유형", "도로형태"),
-    DatasetKind.CCTV: ("설치장소", "제한속도", "소재지도로명주소"),
-    DatasetKind.LIGHTS: ("보안등위치명", "설치개수", "설치형태"),
-    DatasetKind.ZONES: ("대상시설명", "시설종류", "소재지도로명주소"),
-    DatasetKind.PARKING: ("주차장명", "주차장구분", "주차구획수"),
-}
-
-_NUMBER_RE = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 
 
 # --------------------------------------------------------------------------------------- structs
@@ -80,11 +73,6 @@ class NumericSummary(msgspec.Struct, kw_only=True):
     p50: float | None
     p75: float | None
     max: float | None
-
-
-class ValueCount(msgspec.Struct, kw_only=True):
-    value: str
-    count: int
 
 
 class CategoricalSummary(msgspec.Struct, kw_only=True):
@@ -117,157 +105,6 @@ class DatasetSummary(msgspec.Struct, kw_only=True):
     categorical: list[CategoricalSummary]
     dates: list[DateRange]
     coordinates: CoordinateQuality | None
-
-
-class MapPoint(msgspec.Struct, kw_only=True):
-    lat: float
-    lon: float
-    label: dict[str, str | int | float | None]
-
-
-class MapPoints(msgspec.Struct, kw_only=True):
-    lat_column: str
-    lon_column: str
-    label_columns: list[str]
-    total_rows: int
-    valid: int
-    invalid: int
-    missing: int
-    returned: int
-    sampled: bool  # True when only a random subset of the valid points is returned
-    points: list[MapPoint]
-
-
-# --------------------------------------------------------------------------------- shared helpers
-
-
-def dtype_of(type_: pa.DataType) -> DType:
-    """The profile dtype of an Arrow type; anything unusual (binary, null, lists...) counts as string."""
-    if pa.types.is_dictionary(type_):
-        type_ = type_.value_type
-    if pa.types.is_boolean(type_):
-        return "boolean"
-    if pa.types.is_integer(type_):
-        return "integer"
-    if pa.types.is_floating(type_) or pa.types.is_decimal(type_):
-        return "float"
-    if pa.types.is_timestamp(type_) or pa.types.is_date(type_):
-        return "datetime"
-    return "string"
-
-
-def column_by_name(table: pa.Table, column: str) -> pa.ChunkedArray:
-    """The (first) column with this name; ``KeyError(column)`` when there is none."""
-    indices = table.schema.get_all_field_indices(column)
-    if not indices:
-        raise KeyError(column)
-    return table.column(indices[0])
-
-
-def finite(value: Any) -> float | None:
-    """A plain float, or None for null/NaN/inf."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def as_numbers(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    """An integer or float column with NaN/±inf turned into nulls (ints and clean floats unchanged)."""
-    type_ = col.type
-    if pa.types.is_dictionary(type_):
-        col = col.cast(type_.value_type)
-    if pa.types.is_decimal(col.type) or pa.types.is_float16(col.type):
-        col = col.cast(pa.float64())
-    if pa.types.is_floating(col.type) and len(col) and pc.any(pc.invert(pc.is_finite(col))).as_py():
-        col = pc.if_else(pc.is_finite(col), col, pa.scalar(None, col.type))
-    return col
-
-
-def as_strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A column as (large) strings; booleans become "true"/"false"."""
-    type_ = col.type
-    if pa.types.is_dictionary(type_):
-        col, type_ = col.cast(type_.value_type), type_.value_type
-    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
-        return col
-    try:
-        return col.cast(pa.large_string())
-    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-        values = [None if v is None else str(v) for v in col.to_pylist()]
-        return pa.chunked_array([pa.array(values, pa.large_string())])
-
-
-def value_counts(strings: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """Distinct non-null values of a string column and their counts (unordered)."""
-    if len(strings) == 0 or strings.null_count == len(strings):
-        return pa.array([], pa.large_string()), np.zeros(0, dtype=np.int64)
-    vc = pc.value_counts(strings)
-    values, counts = vc.field("values"), vc.field("counts")
-    if values.null_count:
-        keep = pc.is_valid(values)
-        values, counts = values.filter(keep), counts.filter(keep)
-    return values, counts.to_numpy(zero_copy_only=False)
-
-
-def top_values(values: pa.Array, counts: np.ndarray, top: int) -> tuple[list[ValueCount], int]:
-    """The ``top`` most frequent values (ties broken by value) and the count of all the others."""
-    total = int(counts.sum())
-    if top <= 0 or len(values) == 0:
-        return [], total
-    pairs = pa.table({"values": values, "counts": counts})
-    if len(pairs) > top:
-        keys = [("counts", "descending"), ("values", "ascending")]
-        pairs = pairs.take(pc.select_k_unstable(pairs, k=top, sort_keys=keys))
-    rows = sorted(zip(pairs["values"].to_pylist(), pairs["counts"].to_pylist(), strict=True), key=_by_count)
-    result = [ValueCount(value=v, count=int(c)) for v, c in rows]
-    return result, total - sum(vc.count for vc in result)
-
-
-def _by_count(pair: tuple[str, int]) -> tuple[int, str]:
-    return -pair[1], pair[0]
-
-
-def floats_from(col: pa.ChunkedArray) -> np.ndarray:
-    """A column as float64 numpy values, NaN where missing; strings that are not numbers count as missing."""
-    type_ = col.type
-    if pa.types.is_dictionary(type_):
-        col, type_ = col.cast(type_.value_type), type_.value_type
-    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
-        trimmed = pc.utf8_trim_whitespace(col)
-        numeric = pc.match_substring_regex(trimmed, _NUMBER_RE)
-        col = pc.if_else(numeric, trimmed, pa.scalar(None, type_)).cast(pa.float64())
-    elif pa.types.is_integer(type_) or pa.types.is_floating(type_) or pa.types.is_decimal(type_):
-        col = col.cast(pa.float64())
-    else:
-        return np.full(len(col), np.nan)
-    if len(col) == 0:
-        return np.zeros(0)
-    return np.asarray(col.to_numpy(), dtype=np.float64)
-
-
-def coordinate_masks(table: pa.Table, cols: CoordinateColumns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Latitudes, longitudes and boolean masks (valid, missing) for every row."""
-    lat, lon = floats_from(column_by_name(table, cols.lat)), floats_from(column_by_name(table, cols.lon))
-    missing = np.isnan(lat) | np.isnan(lon)
-    with np.errstate(invalid="ignore"):
-        valid = (
-            (lat >= KOREA_LAT_RANGE[0])
-            & (lat <= KOREA_LAT_RANGE[1])
-            & (lon >= KOREA_LON_RANGE[0])
-            & (lon <= KOREA_LON_RANGE[1])
-            & (lat != 0)
-            & (lon != 0)
-        )
-    return lat, lon, valid & ~missing, missing
-
-
-def iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
 
 
 # ------------------------------------------------------------------------------------- summarize
@@ -382,87 +219,4 @@ def summarize(table: pa.Table, kind: DatasetKind) -> DatasetSummary:
         categorical=[r.categorical for r in results if r.categorical is not None],
         dates=[r.dates for r in results if r.dates is not None],
         coordinates=coordinates,
-    )
-
-
-# ---------------------------------------------------------------------------------------- points
-
-
-def default_label_columns(table: pa.Table, kind: DatasetKind | None = None) -> list[str]:
-    """Up to three columns worth showing next to a map point, chosen by dataset kind."""
-    names = table.column_names
-    kind = detect_kind(names) if kind is None else kind
-    chosen = [c for c in DEFAULT_LABEL_COLUMNS.get(kind, ()) if c in names]
-    if chosen:
-        return chosen
-    coords = find_coordinate_columns(names)
-    skip = {coords.lat, coords.lon} if coords else set()
-    strings = [f.name for f in table.schema if dtype_of(f.type) == "string" and f.name not in skip]
-    return list(dict.fromkeys(strings))[:2]
-
-
-def _label_value(value: Any) -> str | int | float | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return finite(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    try:
-        return finite(float(value))  # Decimal and friends
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def sample_points(
-    table: pa.Table,
-    *,
-    max_points: int,
-    label_columns: list[str] | None = None,
-    seed: int = 0,
-    kind: DatasetKind | None = None,
-) -> MapPoints:
-    """Rows with valid coordinates as map points, uniformly sampled down to ``max_points``.
-
-    ``label_columns``: None for sensible defaults by kind (detected when not given); otherwise the
-    given names that exist, in order. Raises ``ValueError`` when the table has no coordinate columns.
-    """
-    if max_points < 0:
-        raise ValueError("max_points must not be negative")
-    cols = find_coordinate_columns(table.column_names)
-    if cols is None:
-        raise ValueError("This dataset has no latitude/longitude columns, so it cannot be shown on a map.")
-    lat, lon, valid, missing = coordinate_masks(table, cols)
-    rows = np.flatnonzero(valid)
-    n_valid, n_missing = len(rows), int(missing.sum())
-    sampled = n_valid > max_points
-    if sampled:
-        rng = np.random.default_rng(seed)
-        rows = np.sort(rng.choice(rows, size=max_points, replace=False))
-
-    if label_columns is None:
-        labels = default_label_columns(table, kind)
-    else:
-        labels = list(dict.fromkeys(c for c in label_columns if c in table.column_names))
-    indices = pa.array(rows, pa.int64())
-    label_values = [[_label_value(v) for v in column_by_name(table, name).take(indices).to_pylist()] for name in labels]
-    points = [
-        MapPoint(lat=la, lon=lo, label=dict(zip(labels, values, strict=True)))
-        for la, lo, *values in zip(lat[rows].tolist(), lon[rows].tolist(), *label_values, strict=True)
-    ]
-    return MapPoints(
-        lat_column=cols.lat,
-        lon_column=cols.lon,
-        label_columns=labels,
-        total_rows=table.num_rows,
-        valid=n_valid,
-        invalid=table.num_rows - n_valid - n_missing,
-        missing=n_missing,
-        returned=len(points),
-        sampled=sampled,
-        points=points,
     )

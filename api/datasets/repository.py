@@ -90,6 +90,26 @@ class DatasetRepository(SQLAlchemyAsyncRepository[Dataset]):
         )
         return bool(result.rowcount)
 
+    async def unreferenced_blobs(self) -> list[str]:
+        """Hashes of the blobs no dataset row references any more."""
+        orphans = select(DatasetBlob.content_sha256).where(
+            ~exists().where(Dataset.content_sha256 == DatasetBlob.content_sha256)
+        )
+        return list(await self.session.scalars(orphans))
+
+    async def delete_blobs_if_unreferenced(self, shas: list[str]) -> None:
+        """Delete these blobs, each only if still unreferenced (an upload may have reused it meanwhile)."""
+        await self.session.execute(
+            delete(DatasetBlob).where(
+                DatasetBlob.content_sha256.in_(shas),
+                ~exists().where(Dataset.content_sha256 == DatasetBlob.content_sha256),
+            )
+        )
+
+    async def any_demo(self) -> bool:
+        """Whether demo datasets have been loaded."""
+        return bool(await self.session.scalar(select(exists().where(Dataset.is_demo.is_(True)))))
+
 
 class ShareLinkRepository(SQLAlchemyAsyncRepository[ShareLink]):
     model_type = ShareLink

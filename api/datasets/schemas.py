@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from api.datasets.distribution import ColumnDistribution
-from api.datasets.profile import DatasetSummary, MapPoints
+from api.datasets.map_points import MapPoints
+from api.datasets.profile import DatasetSummary
 from api.schemas import Input, Output
 
 Visibility = Literal["private", "team"]

@@ -16,7 +16,9 @@ from api.datasets import profile
 from api.datasets import schemas as s
 from api.datasets.distribution import column_distribution
 from api.datasets.incremental import UploadedCsv, upload_too_large
-from api.datasets.ingest import parse_csv, to_parquet
+from api.datasets.ingest import parse_csv
+from api.datasets.map_points import sample_points
+from api.datasets.parquet import to_parquet
 from api.datasets.repository import DatasetRepository, ShareLinkRepository
 from api.db.tables import Dataset, ShareLink
 from api.errors import Forbidden, Gone, InvalidInput, NotFound
@@ -225,7 +227,7 @@ class DatasetService:
             raise InvalidInput(f"max_points는 1~{MAX_MAP_POINTS} 사이여야 합니다.", detail={"max_points": max_points})
         table = await self.table(row)
         try:
-            return await asyncio.to_thread(profile.sample_points, table, max_points=max_points)
+            return await asyncio.to_thread(sample_points, table, max_points=max_points)
         except ValueError:
             raise InvalidInput(
                 "이 데이터셋에는 위도/경도 열이 없어 지도에 표시할 수 없습니다.",

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import pyarrow as pa
 
-from api.datasets.ingest import from_parquet
+from api.datasets.parquet import from_parquet
 
 FetchParquet = Callable[[str], Awaitable[bytes | None]]
 

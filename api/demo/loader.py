@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from sqlalchemy import exists, select
-
 from api.datasets import schemas as s
+from api.datasets.repository import DatasetRepository
 from api.datasets.services import DatasetService
-from api.db.tables import Dataset
 from api.demo.generate import generate_demo_datasets
 from api.resources import Resources
 from api.users.repository import UserRepository
@@ -23,7 +21,7 @@ async def load_demo_datasets(
     resources: Resources, *, scale: float = 1.0, force: bool = False, echo: Callable[[str], object] = print
 ) -> list[s.Dataset]:
     async with resources.sessions() as session:
-        if not force and await session.scalar(select(exists().where(Dataset.is_demo.is_(True)))):
+        if not force and await DatasetRepository(session=session).any_demo():
             return []
         owner = await UserRepository(session=session).by_name(DEMO_OWNER)
         if owner is None:

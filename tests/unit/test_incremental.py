@@ -13,7 +13,8 @@ import pyarrow as pa
 import pytest
 
 from api.datasets.incremental import StreamingUpload, UploadedCsv
-from api.datasets.ingest import from_parquet, parse_csv, sha256_hex
+from api.datasets.ingest import parse_csv, sha256_hex
+from api.datasets.parquet import from_parquet
 from api.demo.generate import generate_demo_datasets
 from api.errors import DomainError, PayloadTooLarge
 

@@ -7,8 +7,10 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from api.datasets.ingest import decode_to_utf8, from_parquet, parse_csv, to_parquet
+from api.datasets.decoding import decode_to_utf8
+from api.datasets.ingest import parse_csv
 from api.datasets.kinds import DatasetKind, detect_kind, find_coordinate_columns
+from api.datasets.parquet import from_parquet, to_parquet
 from api.errors import InvalidInput, UnsupportedMediaType
 
 TRAIN_HEADER = (

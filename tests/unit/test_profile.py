@@ -1,4 +1,4 @@
-"""Unit tests for api.datasets.profile (summaries, map points) and api.datasets.distribution."""
+"""Unit tests for api.datasets.profile (summaries), api.datasets.map_points and api.datasets.distribution."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from api.datasets.distribution import (
     column_distribution,
 )
 from api.datasets.kinds import DatasetKind
-from api.datasets.profile import DatasetSummary, MapPoints, sample_points, summarize
+from api.datasets.map_points import MapPoints, sample_points
+from api.datasets.profile import DatasetSummary, summarize
 
 
 def _floats(value: object) -> list[float]:

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.datasets.ingest import from_parquet
+from api.datasets.parquet import from_parquet
 from api.datasets.repository import DatasetRepository
 from api.db.tables import Job
 from api.errors import NotFound

@@ -8,8 +8,8 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.datasets.ingest import to_parquet
 from api.datasets.kinds import ACCIDENT_SHAPED_KINDS, DatasetKind
+from api.datasets.parquet import to_parquet
 from api.datasets.services import DatasetService
 from api.db.tables import Job
 from api.errors import InvalidInput

@@ -1,4 +1,6 @@
-"""Chat turns: validation, the cached and single-flight LLM run, and storing the conversation."""
+"""Chat turns: validation, the cached and single-flight LLM run (answered, streamed or queued as a job),
+storing the turn in its conversation, and the key check. Reading and deleting conversations: conversations.py.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from typing import Any
 
 import anthropic
 import msgspec
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.analysis import TOOL_SCHEMA_VERSION, tool_schemas, tool_uses_dataset
@@ -18,17 +19,17 @@ from api.chat import keybox
 from api.chat import schemas as s
 from api.chat.agent import EventSink, TurnDeps, run_turn
 from api.chat.cache import CachedAnswer, ChatCache, digest
+from api.chat.conversations import tool_calls_out
 from api.chat.llm import map_anthropic_error, price_usd, usd_to_krw
 from api.chat.prompt import PROMPT_VERSION, SAMPLE_ROWS, DatasetContext, system_prompt
 from api.chat.repository import ConversationRepository
 from api.chat.tools import TurnDataset, TurnTools
 from api.datasets.repository import DatasetRepository
-from api.db.tables import ChatMessage, Conversation, Job
+from api.db.tables import ChatMessage, Job
 from api.errors import DomainError, InvalidInput, NotFound
 from api.jobs.schemas import JobAccepted
 from api.jobs.services import JobService
 from api.resources import Resources
-from api.schemas import Page
 from api.settings import Settings
 from api.users.services import Principal
 
@@ -91,12 +92,8 @@ def _title(message: str) -> str:
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
 
 
-def _tool_calls(records: list[dict[str, Any]]) -> list[s.ToolCall]:
-    return [msgspec.convert(r, s.ToolCall) for r in records]
-
-
 @dataclass
-class ChatService:
+class TurnService:
     session: AsyncSession
     resources: Resources
     conversations: ConversationRepository = field(init=False)
@@ -227,7 +224,7 @@ class ChatService:
         async def run() -> None:
             try:
                 async with resources.sessions() as session:
-                    result = await ChatService(session, resources).answer(turn, api_key, emit=emit)
+                    result = await TurnService(session, resources).answer(turn, api_key, emit=emit)
                 await queue.put(("done", msgspec.to_builtins(result)))
             except DomainError as exc:
                 await queue.put(("error", {"status": exc.status_code, "code": exc.code, "message": exc.message}))
@@ -334,11 +331,9 @@ class ChatService:
             if conversation is None:  # deleted while the answer was being made
                 raise NotFound("대화를 찾을 수 없습니다.", detail={"conversation_id": turn.conversation_id})
         if conversation is None:
-            conversation = Conversation(
+            conversation = await self.conversations.start(
                 owner_id=turn.owner_id, title=_title(turn.message), model=turn.model, dataset_ids=dataset_ids
             )
-            self.session.add(conversation)
-            await self.session.flush()
         question = ChatMessage(
             conversation_id=conversation.id, role="user", content=turn.message, dataset_ids=dataset_ids
         )
@@ -354,20 +349,12 @@ class ChatService:
             cache_hit=cache_hit,
             dataset_ids=dataset_ids,
         )
-        self.session.add_all([question, reply])
-        conversation.model = turn.model
-        conversation.dataset_ids = dataset_ids
-        conversation.message_count = Conversation.message_count + 2
-        conversation.input_tokens = Conversation.input_tokens + usage.input
-        conversation.output_tokens = Conversation.output_tokens + usage.output
-        conversation.cost_usd = Conversation.cost_usd + usage.cost_usd
-        conversation.updated_at = func.now()
-        await self.session.flush()
+        await self.conversations.append_turn(conversation, question, reply, model=turn.model, dataset_ids=dataset_ids)
         response = s.ChatResponse(
             conversation_id=conversation.id,
             message_id=reply.id,
             response=answer.response,
-            tool_calls=_tool_calls(answer.tool_calls),
+            tool_calls=tool_calls_out(answer.tool_calls),
             token_usage=usage,
             cache_hit=cache_hit,
             model=turn.model,
@@ -390,69 +377,3 @@ class ChatService:
         except anthropic.AnthropicError as exc:
             raise map_anthropic_error(exc) from None
         return s.VerifyKeyResult(valid=True, model=chosen, message="API 키가 확인되었습니다.")
-
-    # -- conversations -----------------------------------------------------------------------------
-
-    def _totals(self, c: Conversation) -> s.ConversationTotals:
-        return s.ConversationTotals(
-            input_tokens=c.input_tokens,
-            output_tokens=c.output_tokens,
-            cost_usd=round(c.cost_usd, 6),
-            cost_krw=usd_to_krw(self.settings, c.cost_usd),
-        )
-
-    def _summary(self, c: Conversation) -> dict[str, Any]:
-        return {
-            "id": c.id,
-            "title": c.title,
-            "model": c.model,
-            "dataset_ids": list(c.dataset_ids),
-            "message_count": c.message_count,
-            "totals": self._totals(c),
-            "created_at": c.created_at,
-            "updated_at": c.updated_at,
-        }
-
-    async def list_conversations(self, user: Principal, *, offset: int, limit: int) -> Page[s.ConversationSummary]:
-        if offset < 0 or not 1 <= limit <= 200:
-            raise InvalidInput(
-                "offset은 0 이상, limit은 1~200이어야 합니다.", detail={"offset": offset, "limit": limit}
-            )
-        rows, total = await self.conversations.page_for(user.id, offset=offset, limit=limit)
-        return Page(
-            items=[s.ConversationSummary(**self._summary(c)) for c in rows], total=total, offset=offset, limit=limit
-        )
-
-    async def _owned(self, user: Principal, conversation_id: int) -> Conversation:
-        conversation = await self.conversations.owned(conversation_id, user.id)
-        if conversation is None:
-            raise NotFound("대화를 찾을 수 없습니다.", detail={"conversation_id": conversation_id})
-        return conversation
-
-    async def conversation(self, user: Principal, conversation_id: int) -> s.ConversationDetail:
-        c = await self._owned(user, conversation_id)
-        messages = [
-            s.MessageOut(
-                id=m.id,
-                role=m.role,
-                content=m.content,
-                model=m.model,
-                tool_calls=_tool_calls(m.tool_calls),
-                token_usage=s.TokenUsage(
-                    input=m.input_tokens,
-                    output=m.output_tokens,
-                    cost_usd=round(m.cost_usd, 6),
-                    cost_krw=usd_to_krw(self.settings, m.cost_usd),
-                ),
-                cache_hit=m.cache_hit,
-                dataset_ids=list(m.dataset_ids),
-                created_at=m.created_at,
-            )
-            for m in await self.conversations.messages(c.id)
-        ]
-        return s.ConversationDetail(**self._summary(c), messages=messages)
-
-    async def delete_conversation(self, user: Principal, conversation_id: int) -> None:
-        c = await self._owned(user, conversation_id)
-        await self.conversations.remove(c)
-        await self.session.commit()
