@@ -13,7 +13,7 @@ from typing import TypeVar
 import click
 
 from api.infra.services import ServiceUrls, resolve_services
-from api.settings import Settings, get_settings
+from api.settings import SecretKeyError, Settings, get_settings, settings_with_secret
 
 T = TypeVar("T")
 
@@ -41,6 +41,14 @@ async def cli_resources(settings: Settings) -> AsyncIterator[object]:
         await close_resources(resources)
 
 
+def require_secret_key() -> None:
+    """The API and the worker seal and open chat jobs' API keys with HAB_SECRET_KEY (see settings_with_secret)."""
+    try:
+        settings_with_secret()
+    except SecretKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def run_with_services(body: Callable[[Settings], Awaitable[T]]) -> T:
     settings, urls = services_for_cli()
     try:
@@ -64,6 +72,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 
     from api.server import serve_until_signalled
 
+    require_secret_key()
     settings, urls = services_for_cli()
     _configure_logging(settings)
     options = {
@@ -89,6 +98,7 @@ def worker(burst: bool) -> None:
     """Run one arq worker."""
     from workers.settings import run_worker
 
+    require_secret_key()
     settings, urls = services_for_cli()
     _configure_logging(settings)
     try:
