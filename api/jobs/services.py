@@ -195,10 +195,14 @@ class JobService:
         job = await self.get(user, job_id)
         if job.status in TERMINAL:
             raise Conflict("이미 끝난 작업은 취소할 수 없습니다.", detail={"status": job.status})
-        if job.status == "queued":
+        cancelled_in_queue = job.status == "queued"
+        if cancelled_in_queue:
             # Not started: cancel outright (a worker that picks it up later sees the final status and stops).
             job.status, job.finished_at = "cancelled", dt.datetime.now(dt.UTC)
         job.cancel_requested = True
         await self.session.commit()
+        if cancelled_in_queue and job.kind == "chat":
+            # No run will ever open the sealed key: drop it now rather than when a worker reaches the job.
+            await self.resources.redis.delete(keybox.redis_key(job.id))
         await self.session.refresh(job)
         return to_info(job)
