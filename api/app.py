@@ -33,6 +33,7 @@ _MULTIPART_OVERHEAD = 1 << 20
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
+    settings.sealing_secret()  # refuse to start without a real HAB_SECRET_KEY, before the first chat job needs it
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -10,12 +10,17 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.secret_key import (  # noqa: F401  (re-exported: callers import them from the settings)
+    MIN_SECRET_LENGTH,
+    PLACEHOLDER_SECRETS,
+    SECRET_KEY_HELP,
+    SecretKeyError,
+    is_placeholder_secret,
+)
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# Values copied from env/*.example files; a real deployment must replace them.
 DEFAULT_ENV_FILE = PROJECT_ROOT / "env" / ".env"
-
-PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "dev-secret-change-me", "secret"})
 
 # Current models (anthropic SDK 2.12's list). claude-sonnet-4-5 reaches end of life on 2026-11-30 and is refused.
 DEFAULT_CHAT_MODEL = "claude-sonnet-5-5"
@@ -55,8 +60,10 @@ class ProcessSettings(BaseSettings):
 class Settings(ProcessSettings):
     """Everything the API, the workers and the commands read."""
 
-    # Used to encrypt short-lived secrets (chat jobs) and to sign nothing else; must be real in production.
-    secret_key: str = Field(default="dev-secret-change-me", validation_alias="HAB_SECRET_KEY")
+    # Seals the Anthropic key of a queued chat job (api.chat.keybox) and nothing else. No default: a public
+    # default would open every sealed key. Checked where it is used (sealing_secret), so commands that never
+    # seal (migrate, users, score, ...) need none.
+    secret_key: str | None = Field(default=None, validation_alias="HAB_SECRET_KEY")
 
     upload_max_bytes: int = Field(default=200 * 1024 * 1024, validation_alias="HAB_UPLOAD_MAX_BYTES")
     dataset_cache_bytes: int = Field(default=1024 * 1024 * 1024, validation_alias="HAB_DATASET_CACHE_BYTES")
@@ -116,14 +123,23 @@ class Settings(ProcessSettings):
         return self
 
     @model_validator(mode="after")
-    def _refuse_placeholders_outside_development(self) -> Settings:
-        if self.environment == "development":
-            return self
-        if self.secret_key.strip().lower() in PLACEHOLDER_SECRETS or len(self.secret_key) < 32:
-            raise ValueError(f"HAB_SECRET_KEY must be a random value of 32+ characters when HAB_ENV={self.environment}")
+    def _production_needs_service_urls(self) -> Settings:
         if self.environment == "production" and not (self.database_url and self.redis_url):
             raise ValueError("DATABASE_URL and REDIS_URL must be set in production")
         return self
+
+    def sealing_secret(self) -> str:
+        """HAB_SECRET_KEY for sealing chat jobs' API keys, refused when missing or a placeholder.
+
+        Only HAB_ENV=test accepts a placeholder (a test may reproduce the old default on purpose); a missing
+        value is refused everywhere.
+        """
+        value = self.secret_key
+        if value is None or not value.strip():
+            raise SecretKeyError(SECRET_KEY_HELP)
+        if self.environment != "test" and is_placeholder_secret(value):
+            raise SecretKeyError(SECRET_KEY_HELP)
+        return value
 
     @property
     def api_url(self) -> str:
@@ -139,3 +155,29 @@ def env_file_path() -> Path:
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings(_env_file=env_file_path())  # type: ignore[call-arg]
+
+
+def _secret_in_process_environment() -> bool:
+    return any(name.upper() == "HAB_SECRET_KEY" for name in os.environ)
+
+
+def settings_with_secret() -> Settings:
+    """get_settings() for a process that seals or opens chat keys: the API, the worker and `hab run`.
+
+    On a developer's machine (HAB_ENV=development) with no real HAB_SECRET_KEY in the environment or in
+    env/.env, one is generated once into env/.env (0600), where every local process reads the same value.
+    Anywhere else, or when the process environment itself carries a placeholder, SecretKeyError is raised.
+    """
+    from api.local.envfile import ensure_secret_key
+
+    settings = get_settings()
+    if (
+        settings.environment == "development"
+        and is_placeholder_secret(settings.secret_key)
+        and not _secret_in_process_environment()
+    ):
+        ensure_secret_key(env_file_path())
+        get_settings.cache_clear()
+        settings = get_settings()
+    settings.sealing_secret()
+    return settings

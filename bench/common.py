@@ -162,6 +162,9 @@ class BenchServices:
     redis_url: str
     embedded: list[str] = field(default_factory=list)  # which servers were started for the benchmark
     temp_dir: Path = field(default_factory=Path)
+    # One per benchmark, shared by its API and workers (they would refuse to start without one); never the
+    # developer's env/.env, which `hab serve` would otherwise write a generated secret into.
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(48))
 
     def env(self) -> dict[str, str]:
         """Environment for hab processes (CLI, `hab serve`) that use these services."""
@@ -170,6 +173,7 @@ class BenchServices:
             "REDIS_URL": self.redis_url,
             "HAB_DATA_DIR": str(self.temp_dir / "hab-data"),
             "HAB_ENV": "development",
+            "HAB_SECRET_KEY": self.secret_key,
         }
 
 

@@ -26,8 +26,10 @@ logger = logging.getLogger("hab.worker")
 async def startup(ctx: dict[str, Any]) -> None:
     from api.resources import freeze_startup_objects, open_resources
 
+    settings = ctx.get("settings") or get_settings()
+    settings.sealing_secret()  # chat jobs open sealed keys with it: refuse to start without a real one
     # follow_models: this worker serves the active model and hot-swaps it like the API does.
-    ctx["resources"] = resources = await open_resources(ctx.get("settings") or get_settings(), follow_models=True)
+    ctx["resources"] = resources = await open_resources(settings, follow_models=True)
     if ctx.get("sweep", True):
         ctx["sweeper"] = asyncio.create_task(sweep_forever(resources))
     freeze_startup_objects()

@@ -75,7 +75,7 @@ class ChatJobRun(JobRun):
         if sealed is None:
             return None
         try:
-            return keybox.unseal(self.resources.settings.secret_key, self.job_id, sealed)
+            return keybox.unseal(self.resources.settings.sealing_secret(), self.job_id, sealed)
         except keybox.SealedKeyError:
             return None
 

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from api.jobs import sealed
+
 _INFO = b"hab chat job api key v1"
 _NONCE_BYTES = 12
 
@@ -42,8 +44,7 @@ def unseal(secret: str, job_id: int, sealed: bytes) -> str:
         raise SealedKeyError("sealed API key cannot be opened") from exc
 
 
-def redis_key(job_id: int) -> str:
-    return f"hab:chat:sealed-key:{job_id}"
+redis_key = sealed.redis_key  # where the sealed key waits: the jobs layer owns the name (api/jobs/sealed.py)
 
 
 SEALED_KEY_TTL_SECONDS = 3600

@@ -255,7 +255,7 @@ class TurnService:
         resources = self.resources
 
         async def park_key(stored: Job) -> None:
-            sealed = keybox.seal(resources.settings.secret_key, stored.id, api_key)
+            sealed = keybox.seal(resources.settings.sealing_secret(), stored.id, api_key)
             await resources.redis.set(keybox.redis_key(stored.id), sealed, ex=keybox.SEALED_KEY_TTL_SECONDS)
 
         return await JobService(self.session, resources).submit(job, before_enqueue=park_key)

@@ -48,6 +48,16 @@ async def cli_resources(settings: Settings) -> AsyncIterator[Any]:
         await close_resources(resources)
 
 
+def require_secret_key() -> None:
+    """The API and the worker seal and open chat jobs' API keys with HAB_SECRET_KEY (see settings_with_secret)."""
+    from api.settings import SecretKeyError, settings_with_secret
+
+    try:
+        settings_with_secret()
+    except SecretKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def run_with_services(body: Callable[[Settings], Awaitable[T]]) -> T:
     settings, urls = services_for_cli()
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from api.cli.common import configure_logging, services_for_cli
+from api.cli.common import configure_logging, require_secret_key, services_for_cli
 
 
 @click.command()
@@ -17,6 +17,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 
     from api.cli.uvicorn_runner import serve_until_signalled
 
+    require_secret_key()
     settings, urls = services_for_cli()
     configure_logging(settings)
     options = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from api.cli.common import configure_logging, services_for_cli
+from api.cli.common import configure_logging, require_secret_key, services_for_cli
 
 
 @click.command()
@@ -13,6 +13,7 @@ def worker(burst: bool) -> None:
     """Run one arq worker."""
     from workers.settings import run_worker
 
+    require_secret_key()
     settings, urls = services_for_cli()
     configure_logging(settings)
     try:

@@ -250,7 +250,15 @@ class DatasetService:
     # ---- share links ----------------------------------------------------------------------------
 
     async def create_share(self, user: Principal, dataset_id: int, expires_in: int | None) -> s.ShareLink:
+        """A link anyone can open without an account: only the dataset's owner (or an admin) may publish it.
+
+        A team member may read a team dataset but not hand it to people outside the team.
+        """
         row, _ = await self.visible(user, dataset_id)
+        if row.owner_id != user.id and not user.is_admin:
+            raise Forbidden(
+                "데이터셋을 만든 사용자나 관리자만 공유 링크를 만들 수 있습니다.", detail={"dataset_id": dataset_id}
+            )
         ttl = expires_in if expires_in is not None else self.resources.settings.share_link_default_ttl
         expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
         token = new_token("shr")
@@ -296,7 +304,8 @@ class DatasetService:
         )
 
     async def list_shares(self, user: Principal, dataset_id: int, *, offset: int, limit: int) -> Page[s.ShareLinkInfo]:
-        """The dataset's share links: all of them for its owner and admins, one's own links for anyone else."""
+        """The dataset's share links: all of them for its owner and admins; anyone else sees only links they
+        made before sharing became the owner's decision (so they can still revoke them)."""
         row, _ = await self.visible(user, dataset_id)
         sees_all = user.is_admin or row.owner_id == user.id
         links, total = await self.links.page_for_dataset(

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db.tables import Job
 from api.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from api.jobs import schemas as s
+from api.jobs import sealed
 from api.jobs.kinds import KIND_LABELS, STATUS_LABELS, TERMINAL, JobKind, JobStatus, function_name
 from api.jobs.repository import JobRepository
 from api.resources import Resources
@@ -164,10 +165,14 @@ class JobService:
         job = await self.get(user, job_id)
         if job.status in TERMINAL:
             raise Conflict("이미 끝난 작업은 취소할 수 없습니다.", detail={"status": job.status})
-        if job.status == JobStatus.QUEUED:
+        cancelled_in_queue = job.status == JobStatus.QUEUED
+        if cancelled_in_queue:
             # Not started: cancel outright (a worker that picks it up later sees the final status and stops).
             job.status, job.finished_at = JobStatus.CANCELLED, dt.datetime.now(dt.UTC)
         job.cancel_requested = True
         await self.session.commit()
+        if cancelled_in_queue:
+            # No run will ever open a sealed secret (a chat job's key): drop it now, not when a worker gets there.
+            await sealed.forget(self.resources.redis, job.id)
         await self.session.refresh(job)
         return to_info(job)

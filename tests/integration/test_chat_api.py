@@ -549,6 +549,22 @@ async def test_a_finished_chat_job_delivered_again_does_not_run_again(
     assert (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()["status"] == "succeeded"
 
 
+async def test_cancelling_a_queued_chat_job_drops_its_sealed_key_at_once(
+    client, alice, resources, fake_anthropic, chat_datasets
+):
+    response = await client.post(
+        "/api/chat/jobs",
+        json={"dataset_ids": [chat_datasets["train"]["id"]], "message": unique("곧 취소할 질문")},
+        headers=key_headers(alice),
+    )
+    job_id = response.json()["job_id"]
+    assert await resources.redis.get(keybox.redis_key(job_id)) is not None
+    cancel = await client.post(f"/api/jobs/{job_id}/cancel", headers=alice.headers)
+    assert cancel.status_code == 200 and cancel.json()["status"] == "cancelled"
+    assert await resources.redis.get(keybox.redis_key(job_id)) is None  # no worker has run
+    assert fake_anthropic.calls == []
+
+
 async def test_cancelling_a_running_chat_job_stops_it(
     client, alice, settings, resources, fake_anthropic, chat_datasets, monkeypatch
 ):

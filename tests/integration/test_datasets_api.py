@@ -7,7 +7,7 @@ import hashlib
 import re
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from api.db.tables import ShareLink
 from api.demo.generate import generate_demo_datasets
@@ -276,12 +276,42 @@ async def test_share_links_of_a_private_dataset_are_not_anyone_elses_business(cl
     assert (await client.get(f"/api/shared/{link['token']}")).status_code == 200  # still live
 
 
+async def test_only_the_owner_and_admins_create_share_links(client, alice, bob, admin, stored, resources):
+    team = (await upload(client, alice, "구,값\n중구,1\n".encode(), "팀공유.csv", visibility="team")).json()
+    base = f"/api/datasets/{team['id']}"
+    assert (await client.get(base, headers=bob.headers)).status_code == 200  # bob may read it...
+    owners = await client.post(f"{base}/share", headers=alice.headers)
+    admins = await client.post(f"{base}/share", headers=admin.headers)
+    assert owners.status_code == 201 and admins.status_code == 201
+
+    before = await stored_counts(resources)
+    refused = await client.post(f"{base}/share", headers=bob.headers, json={"expires_in": 600})  # ...not publish it
+    assert refused.status_code == 403, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "forbidden" and HANGUL.search(error["message"])
+    private = await client.post(f"/api/datasets/{stored['cctv']['id']}/share", headers=bob.headers)
+    assert private.status_code == 404 and HANGUL.search(private.json()["error"]["message"])
+    assert await stored_counts(resources) == before
+    async with resources.sessions() as session:
+        creators = await session.scalars(select(ShareLink.created_by).where(ShareLink.dataset_id == team["id"]))
+        assert sorted(creators) == sorted([alice.id, admin.id])
+
+
 async def test_share_links_are_listed_and_revoked_by_id(client, alice, bob, admin, resources):
     team = (await upload(client, alice, "구,값\n중구,1\n".encode(), "공유목록.csv", visibility="team")).json()
     base = f"/api/datasets/{team['id']}"
     mine = (await client.post(f"{base}/share", headers=alice.headers)).json()
-    bobs = (await client.post(f"{base}/share", headers=bob.headers, json={"expires_in": 600})).json()
-    assert isinstance(mine["id"], int) and mine["id"] != bobs["id"]
+    admins = (await client.post(f"{base}/share", headers=admin.headers, json={"expires_in": 600})).json()
+    assert isinstance(mine["id"], int) and mine["id"] != admins["id"]
+    # A link bob made on this team dataset before only owners could share: he still sees and revokes it.
+    async with resources.sessions() as session:
+        legacy = ShareLink(
+            token_hash=hashlib.sha256(b"shr_legacy-bob").hexdigest(), dataset_id=team["id"], created_by=bob.id
+        )
+        session.add(legacy)
+        await session.flush()
+        bobs = legacy.id  # read before the commit expires the object
+        await session.commit()
 
     def ids(response):
         assert response.status_code == 200, response.text
@@ -289,25 +319,27 @@ async def test_share_links_are_listed_and_revoked_by_id(client, alice, bob, admi
 
     # The owner and admins see every link of the dataset; anyone else only their own. Never a token.
     listed = await client.get(f"{base}/shares", headers=alice.headers)
-    assert ids(listed) == [bobs["id"], mine["id"]] and listed.json()["total"] == 2
-    assert {i["created_by"] for i in listed.json()["items"]} == {"alice", "bob"}
-    assert all("token" not in i and i["status"] == "active" for i in listed.json()["items"])
-    assert ids(await client.get(f"{base}/shares", headers=bob.headers)) == [bobs["id"]]
-    assert ids(await client.get(f"{base}/shares", headers=admin.headers)) == [bobs["id"], mine["id"]]
-    assert ids(await client.get(f"{base}/shares", headers=alice.headers, params={"limit": 1, "offset": 1})) == [
+    assert ids(listed) == [bobs, admins["id"], mine["id"]] and listed.json()["total"] == 3
+    assert {i["created_by"] for i in listed.json()["items"]} == {"alice", "bob", admin.name}
+    assert all("token" not in i for i in listed.json()["items"])
+    assert {i["status"] for i in listed.json()["items"]} == {"active"}
+    assert ids(await client.get(f"{base}/shares", headers=bob.headers)) == [bobs]
+    assert ids(await client.get(f"{base}/shares", headers=admin.headers)) == [bobs, admins["id"], mine["id"]]
+    assert ids(await client.get(f"{base}/shares", headers=alice.headers, params={"limit": 1, "offset": 2})) == [
         mine["id"]
     ]
 
-    # Bob may not revoke alice's link; the dataset's owner may revoke bob's; unknown ids are 404.
+    # Bob may not revoke alice's link; the dataset's owner may revoke the admin's; unknown ids are 404.
     before = await stored_counts(resources)
     refused = await client.delete(f"{base}/shares/{mine['id']}", headers=bob.headers)
     assert refused.status_code == 404 and HANGUL.search(refused.json()["error"]["message"])
     assert (await client.delete(f"{base}/shares/999999", headers=alice.headers)).status_code == 404
     assert (await client.get(f"/api/shared/{mine['token']}")).status_code == 200
     assert await stored_counts(resources) == before
-    assert (await client.delete(f"{base}/shares/{bobs['id']}", headers=alice.headers)).status_code == 204
-    assert (await client.delete(f"{base}/shares/{bobs['id']}", headers=bob.headers)).status_code == 204  # again
-    assert (await client.get(f"/api/shared/{bobs['token']}")).status_code == 410
+    assert (await client.delete(f"{base}/shares/{admins['id']}", headers=alice.headers)).status_code == 204
+    assert (await client.delete(f"{base}/shares/{admins['id']}", headers=admin.headers)).status_code == 204  # again
+    assert (await client.get(f"/api/shared/{admins['token']}")).status_code == 410
+    assert (await client.delete(f"{base}/shares/{bobs}", headers=bob.headers)).status_code == 204
 
     async with resources.sessions() as session:
         await session.execute(
@@ -319,7 +351,7 @@ async def test_share_links_are_listed_and_revoked_by_id(client, alice, bob, admi
     statuses = {
         i["id"]: i["status"] for i in (await client.get(f"{base}/shares", headers=alice.headers)).json()["items"]
     }
-    assert statuses == {mine["id"]: "expired", bobs["id"]: "revoked"}
+    assert statuses == {mine["id"]: "expired", admins["id"]: "revoked", bobs: "revoked"}
 
 
 async def test_share_link_bad_input_and_visibility(client, alice, bob, stored, resources):

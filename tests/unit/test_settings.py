@@ -1,32 +1,72 @@
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from pydantic import ValidationError
 
 from api.local.envfile import read_env_file, update_env_file
-from api.settings import Settings
+from api.settings import SecretKeyError, Settings
 
 
-def test_development_accepts_the_placeholder_secret():
-    assert Settings(_env_file=None).environment == "development"
+@pytest.fixture(autouse=True)
+def _no_secret_from_the_shell(monkeypatch):
+    """A developer's exported HAB_SECRET_KEY / HAB_ENV must not decide these tests."""
+    for name in ("HAB_SECRET_KEY", "HAB_ENV", "DATABASE_URL", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
 
 
-@pytest.mark.parametrize("environment", ["test", "production"])
-@pytest.mark.parametrize("secret", ["dev-secret-change-me", "change-me", "short"])
-def test_placeholder_secrets_are_refused_outside_development(environment, secret):
-    with pytest.raises(ValidationError, match="HAB_SECRET_KEY"):
-        Settings(
-            _env_file=None,
-            HAB_ENV=environment,
-            HAB_SECRET_KEY=secret,
-            database_url="postgresql://x/y",
-            redis_url="redis://x",
-        )
+def test_there_is_no_default_secret():
+    settings = Settings(_env_file=None)
+    assert settings.environment == "development" and settings.secret_key is None
+    with pytest.raises(SecretKeyError, match="make run"):
+        settings.sealing_secret()
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+@pytest.mark.parametrize("secret", ["dev-secret-change-me", "change-me", "CHANGE-ME", "short", " " * 40, "x" * 31])
+def test_placeholder_secrets_are_refused_outside_tests(environment, secret):
+    settings = Settings(
+        _env_file=None,
+        HAB_ENV=environment,
+        HAB_SECRET_KEY=secret,
+        database_url="postgresql://x/y",
+        redis_url="redis://x",
+    )
+    with pytest.raises(SecretKeyError, match="HAB_SECRET_KEY"):
+        settings.sealing_secret()
+
+
+def test_the_test_environment_accepts_a_placeholder_but_not_nothing():
+    assert Settings(_env_file=None, HAB_ENV="test", HAB_SECRET_KEY="dev-secret-change-me").sealing_secret() == (
+        "dev-secret-change-me"
+    )
+    with pytest.raises(SecretKeyError):
+        Settings(_env_file=None, HAB_ENV="test").sealing_secret()
+
+
+@pytest.mark.parametrize("environment", ["development", "test", "production"])
+def test_a_random_secret_is_accepted(environment):
+    secret = secrets.token_urlsafe(32)
+    settings = Settings(
+        _env_file=None,
+        HAB_ENV=environment,
+        HAB_SECRET_KEY=secret,
+        database_url="postgresql://x/y",
+        redis_url="redis://x",
+    )
+    assert settings.sealing_secret() == secret
+
+
+def test_settings_without_a_secret_still_load_for_commands_that_never_seal():
+    """`hab migrate`, `hab users`, ... read Settings too; only sealing (API, worker) needs the secret."""
+    settings = Settings(_env_file=None, HAB_ENV="production", database_url="postgresql://x/y", redis_url="redis://x")
+    assert settings.database_url == "postgresql://x/y"
 
 
 def test_production_needs_explicit_service_urls():
     with pytest.raises(ValidationError, match="DATABASE_URL"):
-        Settings(_env_file=None, HAB_ENV="production", HAB_SECRET_KEY="x" * 40)
+        Settings(_env_file=None, HAB_ENV="production", HAB_SECRET_KEY=secrets.token_urlsafe(32))
 
 
 def test_settings_read_the_env_file(tmp_path):

@@ -28,7 +28,9 @@ from api.cli.stack.monitor import LogPump, Verdict, Watch, label
 from api.cli.stack.supervisor import ProgramSpec, Supervisor
 from api.cli.stack.takeover import take_over
 from api.local.embedded import Program, postgres_program, postgres_ready, redis_program
-from api.local.envfile import ensure_secret_key
+from api.local.envfile import ensure_secret_key, read_env_file
+from api.local.private import make_private_dir
+from api.secret_key import SECRET_KEY_HELP, is_placeholder_secret
 from api.settings import PROJECT_ROOT, ProcessSettings, env_file_path
 
 APP_DATABASE = "hab"  # as api.local.services, which this process must not import (it pulls in the database stack)
@@ -47,18 +49,25 @@ def _with_database(url: str, database: str) -> str:
 
 
 def _private(path: Path) -> None:
-    """The data folder is its user's alone; as root, the embedded PostgreSQL's own user may only pass through."""
-    path.mkdir(parents=True, exist_ok=True)
-    if os.name == "posix" and os.geteuid() == 0:
-        import grp
+    """The data folder is its user's alone; as root, the embedded PostgreSQL's own user may pass through it."""
+    make_private_dir(path, others_may_traverse=os.name == "posix" and os.geteuid() == 0)
 
-        try:
-            os.chown(path, 0, grp.getgrnam("embedded_postgres").gr_gid)
-            path.chmod(0o710)
-            return
-        except KeyError:  # the user is created on first start of PostgreSQL
-            pass
-    path.chmod(0o700)
+
+def _secret_ready(settings: ProcessSettings) -> bool:
+    """Every process of the stack reads HAB_SECRET_KEY from env/.env: generate it there on first start."""
+    given = os.environ.get("HAB_SECRET_KEY")
+    if given is not None:
+        if is_placeholder_secret(given):
+            say(SECRET_KEY_HELP)
+            return False
+        return True
+    if settings.environment != "development":
+        if is_placeholder_secret(read_env_file(env_file_path()).get("HAB_SECRET_KEY")):
+            say(SECRET_KEY_HELP)
+            return False
+        return True
+    ensure_secret_key(env_file_path())
+    return True
 
 
 def _hab(*args: str) -> list[str]:
@@ -147,7 +156,8 @@ class Stack:
 
     def run(self) -> int:
         _private(self.data_dir)
-        ensure_secret_key(env_file_path())
+        if not _secret_ready(self.settings):
+            return 1
         take_over(self.run_dir, self.data_dir / "postgres", self.data_dir / "redis", PROJECT_ROOT, say)
         for name, port in (("API", self.settings.api_port), ("화면", self.settings.ui_port)):
             if _port_taken(self.settings.api_host, port):
@@ -158,7 +168,7 @@ class Stack:
                 return 1
         say("PostgreSQL·Redis 준비 중…")
         servers, server_url = self._servers()
-        _private(self.data_dir)  # as root, PostgreSQL's user now exists
+        _private(self.data_dir)  # embedded-postgres widens its parent folders for its own user
         self.supervisor = Supervisor(self.run_dir, _programs(self.settings, servers), cwd=PROJECT_ROOT)
         self.supervisor.write_config()
         self.pump = LogPump({p.name: self.supervisor.log_path(p.name) for p in self.supervisor.programs}, say_raw)
