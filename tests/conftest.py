@@ -58,3 +58,29 @@ def services() -> Iterator[ServiceUrls]:
         asyncio.run(drop_database(server_url, database))
         for server in started:
             server.remove()
+
+
+# ---- the closing summary names what could not be tested on this machine ----------------------------------
+
+PREREQUISITE_MARKERS = {
+    "v1.2.5 model files": "v1.2.5 model files not found",
+    "the real browser (Chromium)": "chromium",
+}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    from tests import legacy_model
+
+    skipped = terminalreporter.stats.get("skipped", [])
+    lines = []
+    for what, marker in PREREQUISITE_MARKERS.items():
+        names = [r.nodeid for r in skipped if marker.lower() in str(r.longrepr).lower()]
+        if names:
+            lines.append(f"SKIPPED for lack of {what}: {len(names)} test(s): " + ", ".join(names))
+    if legacy_model.available():
+        lines.append(f"v1.2.5 model files: found in {legacy_model.SOURCE} (tests used a copy)")
+    elif not any("v1.2.5" in line for line in lines):
+        lines.append(f"v1.2.5 model files: not found in {legacy_model.SOURCE}")
+    terminalreporter.section("hab: prerequisites", sep="-")
+    for line in lines:
+        terminalreporter.write_line(line)

@@ -24,6 +24,8 @@ from api.demo.generate import generate_demo_datasets
 from api.local.envfile import read_env_file
 from tests.e2e.conftest import shared_temp_dir
 from tests.e2e.test_processes import HAB, _free_port, _fresh_laptop_env
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.secret_scan import scan_for_secret
 
 pytestmark = pytest.mark.e2e
 
@@ -56,6 +58,7 @@ class LocalStack:
     api: str
     process: subprocess.Popen
     log: Path
+    anthropic: FakeAnthropic
 
     @property
     def data(self) -> Path:
@@ -119,7 +122,7 @@ def _ours(data: Path) -> list[psutil.Process]:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with shared_temp_dir("hab-stack-") as folder:
+    with shared_temp_dir("hab-stack-") as folder, FakeAnthropic() as anthropic:
         api_port, ui_port = _free_port(), _free_port()
         env = _fresh_laptop_env(
             folder,
@@ -127,11 +130,13 @@ def stack() -> Iterator[LocalStack]:
             HAB_UI_PORT=str(ui_port),
             HAB_DEMO_SCALE="0.05",
             HAB_SCORE_CHUNK_ROWS="5000",
+            ANTHROPIC_BASE_URL=anthropic.url,
         )
-        env.pop("HAB_ENV", None)  # as a user runs it: development, with a generated secret
+        for name in ("HAB_ENV", "HAB_SECRET_KEY"):
+            env.pop(name, None)  # as a user runs it: development, with a generated secret
         log = folder / "hab-run.log"
         process = _start(folder, env, log)
-        running = LocalStack(folder, env, f"http://127.0.0.1:{api_port}", process, log)
+        running = LocalStack(folder, env, f"http://127.0.0.1:{api_port}", process, log, anthropic)
         try:
             _ready(running, process)
             yield running
@@ -242,6 +247,38 @@ def test_worker_killed_mid_job_resumes_and_stores_each_row_once(stack):
         indexes += [r["row_index"] for r in page["items"]]
     assert len(indexes) == len(set(indexes)) == rows["total"]  # no row lost, none twice
     print(f"resumed {resumed_after:.1f} s after the kill (attempt {resumed['attempts']})")
+
+
+def test_a_chat_job_leaves_no_recoverable_key_in_the_data_folder(stack):
+    """The canary key goes through a background chat job (sealed in Redis for the worker); afterwards nothing
+    in the data folder holds it in clear or opens with the old public default secret."""
+    canary = "sk-ant-api03-canary-" + "k" * 40
+    env_secret = read_env_file(stack.folder / "env" / ".env")["HAB_SECRET_KEY"]
+    assert len(env_secret) >= 32 and env_secret != "dev-secret-change-me"
+    assert (stack.folder / "env" / ".env").stat().st_mode & 0o077 == 0
+    datasets = httpx.get(f"{stack.api}/api/datasets", headers=stack.headers, timeout=10).json()["items"]
+    stack.anthropic.reply("백그라운드 답변입니다.")
+    job = httpx.post(
+        f"{stack.api}/api/chat/jobs",
+        json={"dataset_ids": [datasets[0]["id"]], "message": "사고 건수는?"},
+        headers={**stack.headers, "X-Anthropic-API-Key": canary},
+        timeout=10,
+    )
+    assert job.status_code == 202, job.text
+    job_id = job.json()["job_id"]
+    final = wait_for(
+        lambda: (
+            (j := httpx.get(f"{stack.api}/api/jobs/{job_id}", headers=stack.headers, timeout=5).json())["status"]
+            in ("succeeded", "failed")
+            and j
+        ),
+        60,
+        "the chat job",
+    )
+    assert final["status"] == "succeeded", final
+    assert any(call.api_key == canary for call in stack.anthropic.calls)  # the key really travelled
+    assert scan_for_secret(stack.data, canary) == []
+    assert stack.data.stat().st_mode & 0o066 == 0  # nobody else may read or write the data folder
 
 
 def test_sigkill_of_hab_run_leaves_nothing_and_a_second_run_takes_over(stack):

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from api.local.envfile import read_env_file
+from tests import legacy_model
 
 pytestmark = pytest.mark.e2e
 HAB = str(Path(sys.executable).with_name("hab"))
@@ -167,7 +168,7 @@ def test_run_brings_up_the_stack_and_keeps_data(tmp_path):
         assert _stop(second, signal.SIGINT) == 0
 
 
-LEGACY_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "legacy-model-v1.2"
+LEGACY_DIR = legacy_model.local_copy()
 
 
 def test_cli_trains_imports_and_activates(tmp_path):
@@ -188,8 +189,8 @@ def test_cli_trains_imports_and_activates(tmp_path):
     refused = subprocess.run([HAB, "train", "--csv", str(not_accident)], env=env, capture_output=True, text=True)
     assert refused.returncode != 0 and "교통사고" in refused.stderr
 
-    if not LEGACY_DIR.exists():
-        pytest.skip(f"v1.2.5 model files not found at {LEGACY_DIR}")
+    if not legacy_model.available():
+        pytest.skip(legacy_model.SKIP_REASON)
     imported = subprocess.run(
         [HAB, "models", "import-legacy", str(LEGACY_DIR)], env=env, capture_output=True, text=True
     )

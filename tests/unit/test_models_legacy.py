@@ -19,11 +19,10 @@ from models.artifact import ModelArtifact
 from models.features import encode_frame, encode_row
 from models.legacy import LegacyImportError, PickleSecurityWarning, import_legacy, published_train_quantiles
 from models.loaded import LoadedModel
+from tests import legacy_model
 
-LEGACY_DIR = (Path(__file__).parents[2] / ".." / "shared" / "legacy-model-v1.2").resolve()
-pytestmark = pytest.mark.skipif(
-    not (LEGACY_DIR / "accident_lgbm_model.pkl").is_file(), reason=f"v1.2.5 model files not found in {LEGACY_DIR}"
-)
+LEGACY_DIR = legacy_model.local_copy()
+pytestmark = pytest.mark.skipif(not legacy_model.available(), reason=legacy_model.SKIP_REASON)
 # The test's own hour -> 시간대 table (DEFAULT_HOUR_BANDS written out independently).
 BAND_OF_HOUR = ["심야"] * 7 + ["출근시간대"] * 3 + ["일반시간대"] * 8 + ["퇴근시간대"] * 3 + ["심야"] * 3
 FEATURE_COLS = [
