@@ -17,6 +17,7 @@ from api.db.session import provide_db_session
 from api.errors import EXCEPTION_HANDLERS
 from api.health.controllers import HealthController
 from api.jobs.controllers import JobController
+from api.labels.controllers import LabelController
 from api.predictions.controllers import PredictionController, ScoringJobController
 from api.registry.controllers import ModelController
 from api.resources import close_resources, freeze_startup_objects, open_resources
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ScoringJobController,
             ModelController,
             JobController,
+            LabelController,
             ChatController,
             ConversationController,
         ],

@@ -76,8 +76,8 @@ class Settings(ProcessSettings):
     score_chunk_rows: int | None = Field(default=None, gt=0, validation_alias="HAB_SCORE_CHUNK_ROWS")
     # The lease of a running job (api/jobs/locks.py): renewed every heartbeat by the live run; a job whose
     # lease is older than stale_seconds and whose lock nobody holds is put back in line by the sweeper.
-    job_heartbeat_seconds: float = Field(default=3.0, gt=0, validation_alias="HAB_JOB_HEARTBEAT_SECONDS")
-    job_stale_seconds: float = Field(default=10.0, gt=0, validation_alias="HAB_JOB_STALE_SECONDS")
+    job_heartbeat_seconds: float = Field(default=2.0, gt=0, validation_alias="HAB_JOB_HEARTBEAT_SECONDS")
+    job_stale_seconds: float = Field(default=6.0, gt=0, validation_alias="HAB_JOB_STALE_SECONDS")
     # A running job whose worker went silent this many times fails instead of being queued again.
     job_max_attempts: int = Field(default=5, gt=0, validation_alias="HAB_JOB_MAX_ATTEMPTS")
     demo_scale: float = Field(default=1.0, gt=0, validation_alias="HAB_DEMO_SCALE")

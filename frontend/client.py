@@ -31,6 +31,7 @@ class HabClient:
     """Thread-safe (httpx.Client is), so one instance can be shared through st.cache_resource."""
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 30.0, upload_timeout: float = 300.0) -> None:
+        self.base_url = base_url
         self._http = httpx.Client(
             base_url=base_url,
             headers={"Authorization": f"Bearer {token}"} if token else {},
@@ -166,6 +167,9 @@ class HabClient:
         if status:
             params["status"] = status
         return self._request("GET", "/api/jobs", params=params)
+
+    def labels(self) -> dict[str, Any]:
+        return self._request("GET", "/api/labels")
 
     def job(self, job_id: int) -> dict[str, Any]:
         return self._request("GET", f"/api/jobs/{job_id}")

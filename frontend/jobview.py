@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from frontend import charts
+from frontend import charts, labels
 from frontend.client import ApiError, HabClient
-from frontend.ui import ACTIVE_JOB_STATUSES, JOB_STATUS_LABELS, fetch, show_error
+from frontend.ui import fetch, show_error
 
 POLL_SECONDS = 0.5
 WAIT_SECONDS = 600.0  # then the page says "still running" and offers a refresh
@@ -25,7 +25,7 @@ def fraction(job: dict[str, Any]) -> float:
 
 
 def progress_text(job: dict[str, Any]) -> str:
-    label = JOB_STATUS_LABELS.get(job["status"], job["status"])
+    label = labels.job_status(job)
     total = job.get("total")
     done = f"{job['progress']:,}/{total:,}행" if total else f"{job['progress']:,}행"
     return f"작업 #{job['id']} · {label} · {done} ({fraction(job) * 100:.0f}%)"
@@ -40,7 +40,7 @@ def wait_for(client: HabClient, job_id: int, *, timeout: float = WAIT_SECONDS) -
         return None
     bar = st.progress(fraction(job), text=progress_text(job))
     deadline = time.monotonic() + timeout
-    while job["status"] in ACTIVE_JOB_STATUSES and time.monotonic() < deadline:
+    while not job["finished"] and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
         try:
             job = client.job(job_id)
@@ -48,7 +48,7 @@ def wait_for(client: HabClient, job_id: int, *, timeout: float = WAIT_SECONDS) -
             bar.progress(fraction(job), text=f"{progress_text(job)} · {error.message}")
             continue
         bar.progress(fraction(job), text=progress_text(job))
-    if job["status"] in ACTIVE_JOB_STATUSES:
+    if not job["finished"]:
         st.info("작업이 아직 진행 중입니다. 잠시 뒤 새로 고쳐 주세요. 작업 화면에서도 볼 수 있습니다.")
     return job
 
@@ -64,7 +64,7 @@ def render_outcome(client: HabClient, job: dict[str, Any]) -> None:
         st.success(
             f"작업 #{job['id']} 완료" + (f" ({job['duration_seconds']:.1f}초)" if job["duration_seconds"] else "")
         )
-    if job["kind"] == "score" and job.get("summary") and status not in ACTIVE_JOB_STATUSES:
+    if job["kind"] == "score" and job.get("summary") and job["finished"]:
         render_score_summary(job["summary"])
         render_score_results(client, job)
 

@@ -8,30 +8,12 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
+from frontend import labels
 from frontend.client import ApiError
+from frontend.session import get_client
 
 T = TypeVar("T")
 
-KIND_LABELS = {
-    "accident": "교통사고",
-    "accident_test": "교통사고(평가)",
-    "cctv": "CCTV",
-    "lights": "보안등",
-    "zones": "어린이 보호구역",
-    "parking": "주차장",
-    "generic": "일반",
-}
-# Kinds the ECLO model can score (the API refuses the others with a Korean message anyway).
-SCORABLE_KINDS = frozenset({"accident", "accident_test"})
-JOB_STATUS_LABELS = {
-    "queued": "⏳ 대기 중",
-    "running": "🔄 실행 중",
-    "succeeded": "✅ 완료",
-    "failed": "❌ 실패",
-    "cancelled": "⛔ 취소됨",
-}
-ACTIVE_JOB_STATUSES = frozenset({"queued", "running"})
-JOB_KIND_LABELS = {"score": "배치 ECLO 예측"}
 # Latitude/longitude column pairs the API recognises (api/datasets/kinds.py), compared case-insensitively.
 COORDINATE_PAIRS = (("위도", "경도"), ("latitude", "longitude"), ("lat", "lng"), ("lat", "lon"), ("y", "x"))
 MISSING_WARN_RATIO = 0.3
@@ -63,7 +45,7 @@ def require(call: Callable[..., T], *args: Any, context: str | None = None, **kw
 
 
 def kind_label(kind: str) -> str:
-    return KIND_LABELS.get(kind, kind)
+    return labels.dataset_kind(get_client(), kind)
 
 
 def dataset_label(dataset: dict[str, Any]) -> str:

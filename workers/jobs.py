@@ -51,7 +51,7 @@ FUNCTIONS: dict[JobKind, JobFunction] = {kind: job_function(run) for kind, run i
 score_job = FUNCTIONS[JobKind.SCORE]
 chat_job = FUNCTIONS[JobKind.CHAT]
 
-SWEEP_SECONDS = 5.0  # with the lease (HAB_JOB_STALE_SECONDS, 10 s) a crashed run resumes within ~15 s
+SWEEP_SECONDS = 3.0  # with the lease (HAB_JOB_STALE_SECONDS, 6 s): a crashed run is put back within ~9 s
 
 
 async def sweep_forever(resources: Any) -> None:

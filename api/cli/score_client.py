@@ -22,7 +22,6 @@ import click
 import httpx
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 # How long polling tolerates an unreachable / restarting server before giving up.
 POLL_OUTAGE_SECONDS = 30.0
 _RETRYABLE_STATUS = frozenset({502, 503, 504})
@@ -34,13 +33,6 @@ KIND_LABELS = {
     "zones": "어린이 보호 구역 정보",
     "parking": "주차장 정보",
     "generic": "일반 표",
-}
-_STATUS_LABELS = {
-    "queued": "대기 중",
-    "running": "예측 중",
-    "succeeded": "완료",
-    "failed": "실패",
-    "cancelled": "취소됨",
 }
 TOKEN_HINT = "--token 옵션이나 HAB_API_TOKEN(환경 변수 또는 env/.env)을 확인해 주세요."
 
@@ -291,7 +283,7 @@ class ScoreClient:
                     raise
             else:
                 on_update(info)
-                if info["status"] in TERMINAL_STATUSES:
+                if info["finished"]:
                     return info
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError
@@ -353,7 +345,7 @@ def _progress(total: int | None) -> Iterator[Callable[[dict[str, Any]], None]]:
             job_total = info.get("total")
             if job_total and job_total != bar.length:
                 bar.length = int(job_total)
-            bar.label = _STATUS_LABELS.get(info["status"], info["status"])
+            bar.label = info.get("status_label") or info["status"]
             progress = min(int(info.get("progress") or 0), bar.length or 0)
             if info["status"] == "succeeded":
                 progress = bar.length or progress
@@ -437,7 +429,7 @@ def run_score(options: ScoreOptions, *, transport: httpx.BaseTransport | None = 
                 update(first)
                 info = (
                     first
-                    if first["status"] in TERMINAL_STATUSES
+                    if first["finished"]
                     else client.wait(job_id, poll_interval=options.poll_interval, deadline=deadline, on_update=update)
                 )
             finished = True

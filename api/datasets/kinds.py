@@ -36,6 +36,16 @@ _KIND_RULES: tuple[tuple[DatasetKind, tuple[str, ...]], ...] = (
 # Kinds whose rows can be scored by the ECLO model.
 ACCIDENT_SHAPED_KINDS = frozenset({DatasetKind.ACCIDENT, DatasetKind.ACCIDENT_TEST})
 
+KIND_LABELS = {
+    DatasetKind.ACCIDENT: "교통사고",
+    DatasetKind.ACCIDENT_TEST: "교통사고(평가)",
+    DatasetKind.CCTV: "CCTV",
+    DatasetKind.LIGHTS: "보안등",
+    DatasetKind.ZONES: "어린이 보호구역",
+    DatasetKind.PARKING: "주차장",
+    DatasetKind.GENERIC: "일반",
+}
+
 # Latitude/longitude column pairs as they appear in public files, most specific first.
 _COORDINATE_PAIRS: tuple[tuple[str, str], ...] = (
     ("위도", "경도"),

@@ -13,6 +13,7 @@ class JobInfo(Output):
     kind_label: str
     status: JobStatus
     status_label: str
+    finished: bool  # the status is final (succeeded, failed or cancelled): clients stop polling
     progress: int
     total: int | None
     error: str | None

@@ -41,6 +41,7 @@ def to_info(job: Job) -> s.JobInfo:
         kind_label=KIND_LABELS[kind],
         status=status,
         status_label=STATUS_LABELS[status],
+        finished=status in TERMINAL,
         progress=job.progress,
         total=job.total,
         error=job.error,

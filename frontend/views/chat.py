@@ -18,7 +18,6 @@ BACKGROUND = "chat_background"
 KEY_STATUS = "chat_key_status"
 GRID_COLUMNS = 3
 JOB_WAIT_SECONDS = 600
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def _usage_caption(message: dict[str, Any]) -> str:
@@ -179,16 +178,16 @@ def answer_in_background(client: HabClient, body: dict[str, Any], api_key: str) 
                 show_error(error, "작업 상태")
                 return None
             steps = (job.get("summary") or {}).get("steps", [])
-            if job["status"] in TERMINAL:
+            if job.get("finished"):
                 break
-            label = "실행 중" if job["status"] == "running" else "대기 중"
+            label = job.get("status_label") or job["status"]
             bar.progress(min(0.9, 0.1 + 0.1 * len(steps)), text=f"작업 #{job_id} {label} · 도구 {len(steps)}단계 완료")
             time.sleep(0.5)
         else:
             st.warning(f"작업 #{job_id}이(가) 아직 끝나지 않았습니다. '작업' 화면에서 확인해 주세요.")
             return None
         if job["status"] != "succeeded":
-            bar.progress(1.0, text=f"작업 #{job_id} {job['status']}")
+            bar.progress(1.0, text=f"작업 #{job_id} {job.get('status_label') or job['status']}")
             st.error(job.get("error") or "작업이 실패했습니다.", icon="⚠️")
             return None
         bar.progress(1.0, text=f"작업 #{job_id} 완료")

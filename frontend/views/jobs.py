@@ -7,12 +7,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from frontend import jobview
+from frontend import jobview, labels
 from frontend.client import HabClient
 from frontend.session import get_client
-from frontend.ui import ACTIVE_JOB_STATUSES, JOB_KIND_LABELS, JOB_STATUS_LABELS, fetch, require
-
-STATUS_FILTER = {"전체": None, **{label: status for status, label in JOB_STATUS_LABELS.items()}}
+from frontend.ui import fetch, require
 
 
 def describe_input(job: dict[str, Any]) -> str:
@@ -29,9 +27,9 @@ def jobs_table(items: list[dict[str, Any]]) -> pd.DataFrame:
         [
             {
                 "ID": j["id"],
-                "종류": JOB_KIND_LABELS.get(j["kind"], j["kind"]),
+                "종류": labels.job_kind(j),
                 "입력": describe_input(j),
-                "상태": JOB_STATUS_LABELS.get(j["status"], j["status"]),
+                "상태": labels.job_status(j),
                 "진행률": jobview.fraction(j),
                 "처리한 행": j["progress"],
                 "전체 행": j["total"],
@@ -44,7 +42,7 @@ def jobs_table(items: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def active_jobs(client: HabClient, items: list[dict[str, Any]]) -> None:
-    running = [j for j in items if j["status"] in ACTIVE_JOB_STATUSES]
+    running = [j for j in items if not j["finished"]]
     if not running:
         return
     st.subheader("진행 중인 작업")
@@ -60,6 +58,7 @@ def active_jobs(client: HabClient, items: list[dict[str, Any]]) -> None:
 
 
 client = get_client()
+STATUS_FILTER = {"전체": None, **{label: status for status, label in labels.job_statuses(client).items()}}
 st.title("작업")
 top_left, top_right = st.columns([3, 1])
 label = top_left.selectbox("상태", list(STATUS_FILTER), key="jobs_status")
@@ -83,14 +82,12 @@ st.subheader("작업 자세히 보기")
 chosen = st.selectbox(
     "작업",
     items,
-    format_func=lambda j: (
-        f"#{j['id']} {JOB_KIND_LABELS.get(j['kind'], j['kind'])} · {JOB_STATUS_LABELS.get(j['status'], j['status'])}"
-    ),
+    format_func=lambda j: f"#{j['id']} {labels.job_kind(j)} · {labels.job_status(j)}",
     key="jobs_detail",
 )
 job = fetch(client.job, chosen["id"], context=f"작업 #{chosen['id']}")
 if job is not None:
-    if job["status"] in ACTIVE_JOB_STATUSES:
+    if not job["finished"]:
         st.progress(jobview.fraction(job), text=jobview.progress_text(job))
         st.caption("진행 중입니다. '새로 고침'으로 최신 상태를 볼 수 있습니다.")
     else:

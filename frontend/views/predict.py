@@ -6,11 +6,11 @@ from typing import Any
 
 import streamlit as st
 
-from frontend import charts, jobview
+from frontend import charts, jobview, labels
 from frontend.client import ApiError, HabClient
 from frontend.forms import AUTO, AUTO_FEATURES, integer_default, request_body
 from frontend.session import get_client
-from frontend.ui import SCORABLE_KINDS, dataset_label, fetch, show_error
+from frontend.ui import dataset_label, fetch, show_error
 
 RESULT = "prediction_result"
 BATCH_JOB = "batch_job_id"
@@ -74,7 +74,7 @@ def batch_prediction(client: HabClient) -> None:
     upload = None
     if source == "저장된 데이터셋":
         page = fetch(client.datasets)
-        scorable = [d for d in (page or {"items": []})["items"] if d["kind"] in SCORABLE_KINDS]
+        scorable = [d for d in (page or {"items": []})["items"] if d["kind"] in labels.scorable_kinds(client)]
         if not scorable:
             st.info("교통사고 형식의 데이터셋이 없습니다. CSV를 올려 보세요.")
         else:

@@ -43,7 +43,9 @@ ROW = {
 def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.2) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
+        # Passing trouble (a restarting server, a process between two states) means "not yet"; a failed
+        # assertion inside `condition` ends the wait at once.
+        with contextlib.suppress(httpx.HTTPError, OSError, LookupError, ValueError, psutil.Error):
             value = condition()
             if value:
                 return value
@@ -100,9 +102,12 @@ def _start(folder: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
 
 
 def _ready(stack: LocalStack, process: subprocess.Popen, timeout: float = 300) -> None:
+    """Until this run (not an earlier one writing to the same log) says it is ready."""
+    seen = stack.output().count("준비 완료")
+
     def ready() -> bool:
         assert process.poll() is None, f"hab run exited with {process.returncode}:\n{stack.output()[-3000:]}"
-        return "준비 완료" in stack.output()
+        return stack.output().count("준비 완료") > seen
 
     wait_for(ready, timeout, "hab run to be ready", interval=0.5)
 
@@ -286,9 +291,10 @@ def test_sigkill_of_hab_run_leaves_nothing_and_a_second_run_takes_over(stack):
     stack.process.wait(timeout=10)
     wait_for(lambda: not _ours(stack.data), 90, "every process of the killed stack to stop")
 
+    seen = stack.output().count("준비 완료")
     second = _start(stack.folder, stack.env, stack.log)
     stack.process = second  # the fixture stops it
-    _ready(stack, second)
+    wait_for(lambda: second.poll() is None and stack.output().count("준비 완료") > seen, 300, "the second run")
     with httpx.Client(timeout=10) as client:
         assert stack.predict(client) == 200
     second.send_signal(signal.SIGTERM)

@@ -36,6 +36,7 @@ class FakeApi:
             "id": 1,
             "kind": "score",
             "status": status,
+            "finished": status in ("succeeded", "failed", "cancelled"),
             "progress": 2 if done else 1 if status == "running" else 0,
             "total": 2,
             "error": "활성화된 ECLO 모델이 없습니다." if status == "failed" else None,
