@@ -21,6 +21,7 @@ BENCHMARKS: list[str] = [
     "predict_serving",
     "batch_job",
     "chat_cache",
+    "micro",
 ]
 
 
