@@ -200,7 +200,7 @@ def test_ctrl_c_cancels_the_job(stack: Stack, tmp_path: Path) -> None:
             while "예측 작업 #" not in started and time.monotonic() < deadline and process.poll() is None:
                 started += process.stderr.readline() if process.stderr else ""
             job_id = int(re.search(r"예측 작업 #(\d+)", started).group(1))
-            time.sleep(0.3)  # now polling
+            # The command prints that line once the job exists; from then on Ctrl-C cancels it.
             process.send_signal(signal.SIGINT)
             _, stderr = process.communicate(timeout=20)
         finally:
