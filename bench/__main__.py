@@ -25,6 +25,7 @@ BENCHMARKS: list[str] = [
     "predict_serving",
     "batch_job",
     "chat_cache",
+    "micro",
 ]
 
 

@@ -17,7 +17,8 @@ import pytest
 from api.local.envfile import read_env_file
 from tests import legacy_model
 
-pytestmark = pytest.mark.e2e
+# Each test starts real processes on embedded services; up to ~2 min each measured on a busy 2-core machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 HAB = str(Path(sys.executable).with_name("hab"))
 
 

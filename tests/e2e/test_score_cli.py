@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import io
 import re
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,12 +18,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.cli.score_client import ScoreError, ScoreOptions, run_score
 from api.demo.generate import generate_demo_datasets
 from api.local.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.e2e.conftest import shared_temp_dir
+from tests.e2e.proxy import Proxy, Rule
 from tests.e2e.test_processes import HAB, _free_port, _fresh_laptop_env, _postgres_running, _stop, _wait_ready
+from tests.waiting import wait_until
 
-pytestmark = pytest.mark.e2e
+# The module's first test pays for the stack (embedded services, migrations, a trained model): 160 s
+# measured on a busy 2-core machine, so the suite's 300 s default is too tight here.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 @dataclass(frozen=True)
@@ -192,7 +200,7 @@ def test_ctrl_c_cancels_the_job(stack: Stack, tmp_path: Path) -> None:
             while "예측 작업 #" not in started and time.monotonic() < deadline and process.poll() is None:
                 started += process.stderr.readline() if process.stderr else ""
             job_id = int(re.search(r"예측 작업 #(\d+)", started).group(1))
-            time.sleep(0.3)  # now polling
+            # The command prints that line once the job exists; from then on Ctrl-C cancels it.
             process.send_signal(signal.SIGINT)
             _, stderr = process.communicate(timeout=20)
         finally:
@@ -206,3 +214,144 @@ def test_ctrl_c_cancels_the_job(stack: Stack, tmp_path: Path) -> None:
     job = httpx.get(f"{stack.url}/api/jobs/{job_id}", headers=headers, timeout=10).json()
     assert job["status"] == "cancelled" and job["cancel_requested"] is True
     assert not out.exists()
+
+
+# ---- the client's rarer paths against the real server (tests/unit/test_score_client.py fakes the API) ----
+
+
+def _options(stack: Stack, tmp_path: Path, **kwargs) -> tuple[ScoreOptions, list[str]]:
+    lines: list[str] = []
+    defaults = {"server": stack.url, "token": stack.token, "poll_interval": 0.1, "echo": lines.append}
+    return ScoreOptions(**{**defaults, "err": lines.append, **kwargs}), lines
+
+
+def _api(stack: Stack, method: str, path: str, **kwargs) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    return httpx.request(method, f"{stack.url}{path}", headers=headers, timeout=60, **kwargs)
+
+
+def _totals(stack: Stack) -> tuple[int, int]:
+    """(datasets, jobs) the user can see: what a refused command must leave unchanged."""
+    return _api(stack, "GET", "/api/datasets").json()["total"], _api(stack, "GET", "/api/jobs").json()["total"]
+
+
+def _job_id(lines: list[str]) -> int:
+    return int(re.search(r"예측 작업 #(\d+) 시작", "\n".join(lines)).group(1))
+
+
+@contextlib.contextmanager
+def _worker_paused(stack: Stack) -> Iterator[None]:
+    """Jobs stay queued (however fast the worker is) until the block ends."""
+    stack.worker.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        stack.worker.send_signal(signal.SIGCONT)
+
+
+def test_upload_falls_back_to_multipart_on_an_older_server(stack: Stack, tmp_path: Path) -> None:
+    source = tmp_path / "older.csv"
+    source.write_bytes(_demo("test", 0.01))
+    # An older server has no raw-body route: the proxy sends that request where the real server has no route.
+    old_server = [Rule("POST", "/api/datasets/upload/csv", "forward:/api/datasets/upload/csv/no-such-route")]
+    with Proxy(stack.url, rules=old_server) as proxy:
+        options, lines = _options(stack, tmp_path, server=proxy.url, input_csv=source)
+        output = run_score(options)
+    uploads = [(method, path, status) for method, path, status in proxy.seen if path.startswith("/api/datasets")]
+    assert uploads == [("POST", "/api/datasets/upload/csv", 404), ("POST", "/api/datasets/upload", 201)]
+    rows = _read_csv(output.read_bytes())
+    errors = int(re.search(r"오류 행: (\d+)개", "\n".join(lines)).group(1))
+    assert len(rows) + errors == len(_read_csv(source.read_bytes())) and rows
+    job = _api(stack, "GET", f"/api/jobs/{_job_id(lines)}").json()
+    dataset = _api(stack, "GET", f"/api/datasets/{job['params']['dataset_id']}").json()
+    assert dataset["size_bytes"] == source.stat().st_size and dataset["kind"] == "accident_test"
+    assert dataset["name"].startswith("older")
+
+
+def test_other_upload_errors_show_the_server_message(stack: Stack, tmp_path: Path) -> None:
+    source = tmp_path / "header_only.csv"
+    source.write_text("ID,사고일시,요일,기상상태,시군구,도로형태,노면상태,사고유형\n", encoding="utf-8")
+    direct = _api(stack, "POST", "/api/datasets/upload/csv", params={"filename": "x.csv"}, content=source.read_bytes())
+    assert direct.status_code == 422
+    before = _totals(stack)
+    options, _ = _options(stack, tmp_path, input_csv=source)
+    with pytest.raises(ScoreError) as caught:
+        run_score(options)
+    assert caught.value.message == f"CSV 업로드 실패 (HTTP 422): {direct.json()['error']['message']}"
+    assert _totals(stack) == before and not (tmp_path / "header_only_eclo.csv").exists()
+
+
+def test_failed_job_reports_its_error(stack: Stack, tmp_path: Path) -> None:
+    uploaded = _api(
+        stack, "POST", "/api/datasets/upload", files={"file": ("gone.csv", _demo("test", 0.01), "text/csv")}
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    dataset_id = uploaded.json()["id"]
+    out = tmp_path / "gone.csv"
+    options, lines = _options(stack, tmp_path, dataset_id=dataset_id, output=out)
+    started = threading.Event()
+
+    def err(line: str) -> None:
+        lines.append(line)
+        if "예측 작업 #" in line:
+            started.set()
+
+    with _worker_paused(stack):
+        command, outcome = _in_thread(run_score, dataclasses.replace(options, err=err))
+        assert started.wait(30), lines
+        # The job is queued; its dataset goes away before a worker takes it: the run fails on its own.
+        assert _api(stack, "DELETE", f"/api/datasets/{dataset_id}").status_code == 204
+    command.join(60)
+    assert not command.is_alive()
+    job = _api(stack, "GET", f"/api/jobs/{_job_id(lines)}").json()
+    assert job["status"] == "failed" and job["error"], job
+    assert outcome["error"].message == f"예측 작업 #{job['id']}이(가) 실패했습니다: {job['error']}"
+    assert "삭제" in job["error"] and not out.exists()
+
+
+def test_overall_timeout_cancels_the_job(stack: Stack, tmp_path: Path) -> None:
+    source = tmp_path / "slow.csv"
+    source.write_bytes(_demo("test", 0.01))
+    options, lines = _options(stack, tmp_path, input_csv=source, timeout=1.5)
+    with _worker_paused(stack), pytest.raises(ScoreError, match=r"시간 제한\(1\.5초\)을 넘었습니다") as caught:
+        run_score(options)
+    job_id = _job_id(lines)
+    assert f"작업 #{job_id} 취소를 요청했습니다" in caught.value.message
+    job = _api(stack, "GET", f"/api/jobs/{job_id}").json()
+    assert job["status"] == "cancelled" and job["cancel_requested"] is True and job["progress"] == 0
+    assert not (tmp_path / "slow_eclo.csv").exists()
+
+
+def test_polling_rides_out_a_short_outage(stack: Stack, tmp_path: Path) -> None:
+    source = tmp_path / "outage.csv"
+    source.write_bytes(_demo("test", 0.01))
+    # While the server restarts, a proxy in front of it answers 502, or the connection just closes. The
+    # command's first status read passes (the outage begins while it polls).
+    jobs = r"/api/jobs/\d+"
+    bad_gateway, dropped = Rule("GET", jobs, "502"), Rule("GET", jobs, "drop")
+    with Proxy(stack.url, rules=[Rule("GET", jobs, "pass"), bad_gateway, dropped]) as proxy:
+        options, lines = _options(stack, tmp_path, server=proxy.url, input_csv=source)
+        with _worker_paused(stack):  # the job waits (and the command polls) until the outage is over
+            command, outcome = _in_thread(run_score, options)
+            wait_until(lambda: dropped.used == 1 or not command.is_alive(), seconds=60, what="the outage")
+        command.join(60)
+    assert not command.is_alive() and "error" not in outcome, outcome
+    statuses = [status for method, path, status in proxy.seen if re.fullmatch(jobs, path)]
+    assert statuses[:3] == [200, 502, "drop"] and statuses[3:] and set(statuses[3:]) == {200}
+    rows = _read_csv(outcome["result"].read_bytes())
+    assert rows and _api(stack, "GET", f"/api/jobs/{_job_id(lines)}").json()["status"] == "succeeded"
+
+
+def _in_thread(function, *args) -> tuple[threading.Thread, dict]:
+    """Run `function(*args)` in a thread; the dict gets its "result" or its ScoreError as "error"."""
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = function(*args)
+        except ScoreError as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="hab-score")
+    thread.start()
+    return thread, outcome

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from sqlalchemy import func, select
@@ -25,7 +26,8 @@ from api.users.services import Principal, UserService
 from models.train import train_eclo
 from tests.e2e.test_processes import HAB
 
-pytestmark = pytest.mark.e2e
+# Two 120k-row jobs each scored across two worker processes, with deadlines of their own (120 + 180 s).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 CHUNK = 10_000
 
 
@@ -96,29 +98,61 @@ async def _submit(settings: Settings, user_id: int, dataset_id: int) -> int:
         await close_resources(resources)
 
 
-async def _state(settings: Settings, job_id: int) -> tuple[str, int, int, int]:
-    resources = await open_resources(settings)
-    try:
-        async with resources.sessions() as session:
-            job = await session.get(Job, job_id)
-            stored = await session.scalar(
-                select(func.count()).select_from(Prediction).where(Prediction.job_id == job_id)
-            )
-            distinct = await session.scalar(
-                select(func.count(func.distinct(Prediction.row_index))).where(Prediction.job_id == job_id)
-            )
-            return job.status, int(job.progress), int(stored), int(distinct)
-    finally:
-        await close_resources(resources)
+class JobState(NamedTuple):
+    status: str
+    progress: int
+    stored: int  # prediction rows of the job
+    distinct: int  # distinct row_index among them (stored - distinct = duplicates)
+    attempts: int  # runs started (each run counts itself before it loads the input)
+    heartbeat_age: float  # seconds since the last heartbeat, by the database's clock
+
+    @property
+    def final(self) -> tuple[str, int, int, int]:
+        return self.status, self.progress, self.stored, self.distinct
 
 
-def _wait(settings: Settings, job_id: int, condition, seconds: float) -> tuple[str, int, int, int]:
-    deadline = time.monotonic() + seconds
-    state = asyncio.run(_state(settings, job_id))
-    while not condition(state) and time.monotonic() < deadline:
-        time.sleep(0.1)
-        state = asyncio.run(_state(settings, job_id))
-    return state
+async def _read_state(resources, job_id: int) -> JobState:
+    async with resources.sessions() as session:
+        job = await session.get(Job, job_id, populate_existing=True)
+        stored = await session.scalar(select(func.count()).select_from(Prediction).where(Prediction.job_id == job_id))
+        distinct = await session.scalar(
+            select(func.count(func.distinct(Prediction.row_index))).where(Prediction.job_id == job_id)
+        )
+        age = await session.scalar(
+            select(func.extract("epoch", func.clock_timestamp() - Job.heartbeat_at)).where(Job.id == job_id)
+        )
+        return JobState(job.status, int(job.progress), int(stored), int(distinct), int(job.attempts), float(age or 0))
+
+
+def _state(settings: Settings, job_id: int) -> JobState:
+    async def read() -> JobState:
+        resources = await open_resources(settings)
+        try:
+            return await _read_state(resources, job_id)
+        finally:
+            await close_resources(resources)
+
+    return asyncio.run(read())
+
+
+def _wait(settings: Settings, job_id: int, condition, seconds: float, what: str, log: Path) -> JobState:
+    """Poll the job (one connection, every 20 ms) until `condition(state)`; fail the test at the deadline."""
+
+    async def poll() -> JobState:
+        resources = await open_resources(settings)
+        try:
+            deadline = time.monotonic() + seconds
+            while True:
+                state = await _read_state(resources, job_id)
+                if condition(state):
+                    return state
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"not within {seconds:g} s: {what}; last {state}\n{_tail(log)}")
+                await asyncio.sleep(0.02)
+        finally:
+            await close_resources(resources)
+
+    return asyncio.run(poll())
 
 
 def _start_worker(settings: Settings, log: Path, **kwargs) -> subprocess.Popen:
@@ -140,6 +174,14 @@ def _stop(process: subprocess.Popen) -> None:
             process.kill()
 
 
+def _ended(state: JobState) -> bool:
+    return state.status in ("succeeded", "failed", "cancelled")
+
+
+# Each test fails unless its kill really interrupted a run: the job was part-way (0 < progress < total,
+# one run started) when the worker died, and it then needed a second run to finish.
+
+
 def test_sigkill_mid_batch_ends_with_exactly_n_predictions(worker_settings, daegu_accidents, tmp_path):
     log = tmp_path / "workers.log"
     user_id, dataset_id = asyncio.run(_setup(worker_settings, daegu_accidents))
@@ -147,21 +189,24 @@ def test_sigkill_mid_batch_ends_with_exactly_n_predictions(worker_settings, daeg
     total = 120_000
     first = _start_worker(worker_settings, log)
     try:
-        state = _wait(worker_settings, job_id, lambda s: s[1] >= 2 * CHUNK, 120)
+        _wait(worker_settings, job_id, lambda s: s.progress >= 2 * CHUNK or _ended(s), 120, "2 chunks written", log)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
         _stop(first)
-    status, progress, stored, _ = asyncio.run(_state(worker_settings, job_id))
-    assert status == "running" and 0 < progress < total and stored == progress, (status, progress, _tail(log))
+    killed = _state(worker_settings, job_id)
+    assert killed.status == "running" and 0 < killed.progress < total, (killed, _tail(log))
+    assert killed.stored == killed.distinct == killed.progress and killed.attempts == 1, (killed, _tail(log))
 
-    time.sleep(1.5)  # the killed run's heartbeat is now older than the new worker's stale limit
+    # The killed run's heartbeat must be older than the new worker's stale limit (1 s) for its sweeper.
+    _wait(worker_settings, job_id, lambda s: s.heartbeat_age > 1.5, 30, "the killed run's heartbeat aged", log)
     second = _start_worker(worker_settings, log, stale_seconds=1)
     try:
-        state = _wait(worker_settings, job_id, lambda s: s[0] in ("succeeded", "failed"), 180)
+        state = _wait(worker_settings, job_id, _ended, 180, "the job ended", log)
     finally:
         _stop(second)
-    assert state == ("succeeded", total, total, total), _tail(log)
+    assert state.final == ("succeeded", total, total, total), (state, _tail(log))
+    assert state.attempts >= 2, (state, _tail(log))  # finished by a run started after the kill
 
 
 def test_sigterm_never_leaves_a_half_written_chunk(worker_settings, daegu_accidents, tmp_path):
@@ -171,19 +216,22 @@ def test_sigterm_never_leaves_a_half_written_chunk(worker_settings, daegu_accide
     total = 120_000
     first = _start_worker(worker_settings, log)
     try:
-        _wait(worker_settings, job_id, lambda s: s[1] >= CHUNK, 120)
+        _wait(worker_settings, job_id, lambda s: s.progress >= CHUNK or _ended(s), 120, "1 chunk written", log)
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=30) is not None
     finally:
         _stop(first)
-    status, progress, stored, _ = asyncio.run(_state(worker_settings, job_id))
-    assert stored == progress and progress % CHUNK == 0, _tail(log)  # whole chunks only
-    # Re-queued at shutdown (or it had just finished).
-    assert status in ("queued", "succeeded"), (status, progress, _tail(log))
+    stopped = _state(worker_settings, job_id)
+    assert stopped.stored == stopped.distinct == stopped.progress, (stopped, _tail(log))
+    assert stopped.progress % CHUNK == 0, (stopped, _tail(log))  # whole chunks only
+    # Interrupted part-way and put back in line at shutdown (not finished, not left running).
+    assert stopped.status == "queued" and 0 < stopped.progress < total, (stopped, _tail(log))
+    assert stopped.attempts == 1, (stopped, _tail(log))
 
     second = _start_worker(worker_settings, log)
     try:
-        state = _wait(worker_settings, job_id, lambda s: s[0] in ("succeeded", "failed"), 180)
+        state = _wait(worker_settings, job_id, _ended, 180, "the job ended", log)
     finally:
         _stop(second)
-    assert state == ("succeeded", total, total, total), _tail(log)
+    assert state.final == ("succeeded", total, total, total), (state, _tail(log))
+    assert state.attempts >= 2, (state, _tail(log))  # finished by a run started after the shutdown

@@ -29,10 +29,14 @@ ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
 KEY = "sk-ant-browser-" + "b" * 16
 WAIT_SECONDS = 45
 
-pytestmark = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+        reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
+    ),
+    # One long test (Streamlit, Chromium, a dozen steps with 45 s waits of their own): above the 300 s default.
+    pytest.mark.timeout(600),
+]
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.frontend.conftest import assert_clean, figure_title, metrics, open_page, plotly_figures, texts
 
 PAGE = "views/models.py"
@@ -37,11 +39,15 @@ def test_versions_metrics_and_the_active_one(frontend_env):
         assert table.loc[model["version"], "이름"] == model["name"]
     titles = {figure_title(f) for f in plotly_figures(at)}
     assert {"버전별 검증 RMSLE (낮을수록 좋음)", "버전별 검증 MAE (낮을수록 좋음)"} <= titles
-    if active.get("feature_importance"):
-        importance = next(f for f in plotly_figures(at) if figure_title(f).startswith("특성 중요도"))
-        assert set(importance["data"][0]["y"]) == set(active["feature_importance"])
-    else:  # the API does not give it (yet): the page says so instead of drawing nothing
-        assert f"사용 중인 모델 v{active['version']}의 특성 중요도를 서버가 아직 제공하지 않습니다." in texts(at.info)
+    # The API gives the served model's gain shares; the page draws exactly those, smallest first.
+    shares = active["feature_importance"]
+    assert set(shares) == set(active["feature_order"]) and sum(shares.values()) == pytest.approx(1.0)
+    importance = [f for f in plotly_figures(at) if figure_title(f).startswith("특성 중요도")]
+    assert len(importance) == 1, titles
+    bars = importance[0]["data"][0]
+    drawn = dict(zip(bars["y"], bars["x"], strict=True))
+    assert drawn == pytest.approx(shares) and bars["x"] == sorted(bars["x"])
+    assert f"사용 중인 모델 v{active['version']} 기준" in texts(at.caption)
 
 
 def test_admin_activates_and_rolls_back(frontend_env):

@@ -19,6 +19,7 @@ from api.resources import close_resources, open_resources
 from tests.fakes.anthropic_server import Reply, tool_use
 from tests.fakes.anthropic_server import text as text_block
 from tests.integration.conftest import closed_port, run_worker
+from tests.waiting import async_wait_until
 
 KEY = "sk-ant-test-" + "k" * 20
 
@@ -514,8 +515,8 @@ async def test_no_database_connection_is_held_while_claude_thinks(
     fake_anthropic.reply("천천히 온 답", delay=1.0)
     ask = {"dataset_ids": [chat_datasets["train"]["id"]], "message": unique("느린 답")}
     pending = asyncio.create_task(client.post("/api/chat/message", json=ask, headers=key_headers(alice)))
-    await asyncio.sleep(0.5)
-    assert fake_anthropic.call_count == 1 and not pending.done()
+    await async_wait_until(lambda: fake_anthropic.call_count == 1, what="the question reached the fake Claude")
+    assert not pending.done()  # Claude is still thinking (a 1 s delay): this is the moment to look
     async with resources.sessions() as session:
         idle_in_transaction = await session.scalar(
             text(
@@ -580,10 +581,11 @@ async def test_cancelling_a_running_chat_job_stops_it(
     )
     job_id = response.json()["job_id"]
     worker = asyncio.create_task(run_worker(settings))
-    for _ in range(100):
-        if (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()["status"] == "running":
-            break
-        await asyncio.sleep(0.05)
+    # Cancel only once the run is waiting on Claude: a job cancelled while still queued never runs, and
+    # the test would pass without stopping anything.
+    await async_wait_until(lambda: fake_anthropic.call_count == 1, seconds=30, what="the job's call reached Claude")
+    running = (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()
+    assert running["status"] == "running" and running["attempts"] == 1, running
     cancel = await client.post(f"/api/jobs/{job_id}/cancel", headers=alice.headers)
     assert cancel.status_code == 200
     await asyncio.wait_for(worker, timeout=30)

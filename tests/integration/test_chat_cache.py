@@ -27,10 +27,21 @@ def answer(text: str) -> CachedAnswer:
     return CachedAnswer(response=text, tool_calls=[], model="m")
 
 
-def counting(text: str, calls: list[str], *, delay: float = 0.3, error: Exception | None = None):
+def counting(
+    text: str,
+    calls: list[str],
+    *,
+    delay: float = 0.3,
+    error: Exception | None = None,
+    started: asyncio.Event | None = None,
+):
+    """A compute that records its call; `started` is set once it runs (the caller then holds the lock)."""
+
     async def compute() -> CachedAnswer:
         calls.append(text)
-        await asyncio.sleep(delay)
+        if started is not None:
+            started.set()
+        await asyncio.sleep(delay)  # the work itself (an LLM call), not synchronisation
         if error is not None:
             raise error
         return answer(text)
@@ -63,9 +74,10 @@ async def test_a_live_leader_keeps_its_lock_beyond_the_lock_time(settings):
     clients = [redis_client(settings.redis_url) for _ in range(2)]
     caches = [ChatCache(c, ttl_seconds=60, lock_seconds=2.0, shared_errors=SHARED) for c in clients]
     try:
-        key, calls = secrets.token_hex(8), []
-        leader = asyncio.create_task(caches[0].single_flight(key, counting("slow", calls, delay=4.5), wait_seconds=15))
-        await asyncio.sleep(0.2)
+        key, calls, started = secrets.token_hex(8), [], asyncio.Event()
+        slow = counting("slow", calls, delay=4.5, started=started)
+        leader = asyncio.create_task(caches[0].single_flight(key, slow, wait_seconds=15))
+        await asyncio.wait_for(started.wait(), 10)  # the leader holds the lock
         follower = await caches[1].single_flight(key, counting("second", calls, delay=0), wait_seconds=15)
         assert (await leader)[0].response == "slow" and follower == (answer("slow"), True)
         assert calls == ["slow"]
@@ -75,12 +87,11 @@ async def test_a_live_leader_keeps_its_lock_beyond_the_lock_time(settings):
 
 
 async def test_a_leaders_key_problem_is_not_passed_to_followers(caches):
-    key, calls = secrets.token_hex(8), []
+    key, calls, started = secrets.token_hex(8), [], asyncio.Event()
     cache = caches[0]
-    leader = asyncio.create_task(
-        cache.single_flight(key, counting("bad key", calls, error=AnthropicKeyInvalid()), wait_seconds=10)
-    )
-    await asyncio.sleep(0.05)
+    bad_key = counting("bad key", calls, error=AnthropicKeyInvalid(), started=started)
+    leader = asyncio.create_task(cache.single_flight(key, bad_key, wait_seconds=10))
+    await asyncio.wait_for(started.wait(), 10)  # the leader holds the lock and is computing
     follower = await cache.single_flight(key, counting("good key", calls, delay=0.05), wait_seconds=10)
     with pytest.raises(AnthropicKeyInvalid):
         await leader

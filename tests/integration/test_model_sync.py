@@ -11,6 +11,21 @@ from api.registry.services import RegistryService
 from api.resources import close_resources, open_resources
 from tests.integration.conftest import closed_port
 from tests.integration.test_predictions_api import FEATURES
+from tests.waiting import async_wait_until
+
+
+async def _channel_listeners(resources) -> int:
+    """Connections of this test database's Redis (db number) subscribed to a channel.
+
+    Channels are shared by every Redis db, so PUBSUB NUMSUB would count other test sessions' listeners;
+    CLIENT LIST says which db each connection uses."""
+    db = resources.redis.connection_pool.connection_kwargs.get("db", 0)
+    clients = await resources.redis.client_list()
+    return sum(1 for c in clients if int(c.get("db", -1)) == db and int(c.get("sub", 0)) > 0)
+
+
+async def _more_listeners(resources, than: int) -> bool:
+    return await _channel_listeners(resources) > than
 
 
 async def _wait_for(condition, seconds: float = 10.0) -> bool:
@@ -24,10 +39,14 @@ async def _wait_for(condition, seconds: float = 10.0) -> bool:
 
 async def test_other_process_swaps_on_the_announcement(settings, resources, versions):
     v1, v2 = versions
+    listeners = await _channel_listeners(resources)
     peer = await open_resources(settings.model_copy(update={"model_recheck_seconds": 3600}), follow_models=True)
     try:
         assert peer.models.version == v1
-        await asyncio.sleep(0.2)  # let the peer subscribe
+        # The announcement only reaches a peer that is already subscribed (no re-check for an hour here).
+        await async_wait_until(
+            lambda: _more_listeners(resources, listeners), seconds=10, what="the peer subscribed to the channel"
+        )
         async with resources.sessions() as session:
             await RegistryService(session, resources).activate(v2)
         assert await _wait_for(lambda: peer.models.version == v2), "peer never swapped"

@@ -170,18 +170,31 @@ async def test_cancel_queued_and_finished(client, alice, resources, settings, tr
     assert again.status_code == 409
 
 
-async def test_jobs_list_filters_and_privacy(client, alice, bob, train_dataset):
-    listed = (await client.get("/api/jobs", params={"kind": "score"}, headers=alice.headers)).json()
+async def test_jobs_list_filters_and_privacy(client, alice, bob, settings, versions):
+    # Its own jobs (so it holds when run alone): one run to the end, then two left queued.
+    async def submit() -> int:
+        response = await client.post("/api/predict/jobs", json={"rows": [RAW_ROW]}, headers=alice.headers)
+        assert response.status_code == 202, response.text
+        return response.json()["job_id"]
+
+    succeeded = await submit()
+    await run_worker(settings)
+    queued = [await submit(), await submit()]
+    params = {"kind": "score", "limit": 100}
+    listed = (await client.get("/api/jobs", params=params, headers=alice.headers)).json()
     assert listed["total"] >= 3 and all(j["kind"] == "score" for j in listed["items"])
+    assert [j["id"] for j in listed["items"][:3]] == [*reversed(queued), succeeded]  # newest first
     created = [j["created_at"] for j in listed["items"]]
     assert created == sorted(created, reverse=True)
-    done = (await client.get("/api/jobs", params={"status": "succeeded"}, headers=alice.headers)).json()
-    assert done["total"] >= 1 and {j["status"] for j in done["items"]} == {"succeeded"}
+    done = (await client.get("/api/jobs", params={"status": "succeeded", "limit": 100}, headers=alice.headers)).json()
+    assert {j["status"] for j in done["items"]} == {"succeeded"} and succeeded in {j["id"] for j in done["items"]}
+    assert not set(queued) & {j["id"] for j in done["items"]}
     assert (await client.get("/api/jobs", params={"status": "weird"}, headers=alice.headers)).status_code == 422
-    some_id = listed["items"][0]["id"]
-    assert (await client.get(f"/api/jobs/{some_id}", headers=bob.headers)).status_code == 404
-    assert (await client.get(f"/api/predict/jobs/{some_id}/results", headers=bob.headers)).status_code == 404
-    assert (await client.get("/api/jobs", headers=bob.headers)).json()["total"] == 0
+    for job_id in (succeeded, *queued):
+        assert (await client.get(f"/api/jobs/{job_id}", headers=bob.headers)).status_code == 404
+    assert (await client.get(f"/api/predict/jobs/{succeeded}/results", headers=bob.headers)).status_code == 404
+    assert (await client.get("/api/jobs", headers=bob.headers)).json()["total"] == 0  # bob never submits a job
+    await run_worker(settings)  # leave nothing queued for the tests that follow
 
 
 async def test_sweeper_requeues_a_silent_running_job(client, alice, resources, settings, train_dataset):
@@ -198,21 +211,31 @@ async def test_sweeper_fails_a_job_whose_worker_keeps_dying(client, alice, resou
         client, alice, resources, settings, train_dataset["id"], attempts=3, silent=True
     )
 
+    # The sweeps also see whatever stale jobs earlier tests left, so only this job's own state and queue
+    # messages are checked, never the sweep's total.
     # A live run still holds the lock (only slow to report): the job is left alone.
     async with job_lock(resources.engine, job_id) as held:
         assert held
-        assert await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=3) == 0
+        await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=3)
     assert await _status(resources, job_id) == "running"
-    assert await resources.arq.zcard(settings.queue_name) == 0
+    assert await _messages(resources, settings, job_id) == []
 
     # Below the limit it goes back on the queue; at the limit, with nobody running it, it fails.
-    assert await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=4) == 1
-    assert await _status(resources, job_id) == "running" and await resources.arq.zcard(settings.queue_name) == 1
+    await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=4)
+    assert await _status(resources, job_id) == "running"
+    assert [m.split("-")[:3] for m in await _messages(resources, settings, job_id)] == [["score", str(job_id), "4"]]
     await resources.arq.delete(settings.queue_name)
-    assert await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=3) == 0
+    await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=3)
     job = (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()
     assert job["status"] == "failed" and "3번의 시도" in job["error"] and job["finished_at"] is not None
-    assert await resources.arq.zcard(settings.queue_name) == 0 and await job_predictions(resources, job_id) == 0
+    assert await _messages(resources, settings, job_id) == [] and await job_predictions(resources, job_id) == 0
+
+
+async def _messages(resources, settings, job_id: int) -> list[str]:
+    """This job's messages on the arq queue (arq ids are `<kind>-<job id>-<attempt>-<random>`)."""
+    members = await resources.arq.zrange(settings.queue_name, 0, -1)
+    ids = [m.decode() if isinstance(m, bytes) else m for m in members]
+    return [i for i in ids if i.split("-")[1:2] == [str(job_id)]]
 
 
 async def _mark_running(resources, job_id: int, *, attempts: int = 0, silent: bool = False) -> None:
@@ -389,7 +412,8 @@ async def test_sweeper_gives_up_a_chat_job_and_drops_its_sealed_key(alice, resou
     await resources.redis.set(keybox.redis_key(job.id), b"sealed", ex=600)
     from workers.jobs import GIVE_UP  # what each kind adds to giving up, as the workers' sweeper passes it
 
-    assert await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=2, give_up=GIVE_UP) == 0
+    await requeue_stale_jobs(resources, stale_seconds=60, max_attempts=2, give_up=GIVE_UP)  # (counts other jobs too)
     failed = await _job(resources, job.id)
     assert failed.status == "failed" and failed.summary["error"]["code"] == "worker_lost"
+    assert await _messages(resources, settings, job.id) == []  # given up, not re-queued
     assert await resources.redis.exists(keybox.redis_key(job.id)) == 0

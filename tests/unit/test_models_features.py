@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import time
 
 import numpy as np
 import pandas as pd
@@ -269,19 +268,19 @@ def test_encode_frame_column_level_errors():
     assert info.value.field == "기상상태"
 
 
-def test_encode_row_is_cheap():
-    encode_row(RAW, META)
-    n = 2000
-    start = time.perf_counter()
-    for _ in range(n):
-        encode_row(RAW, META)
-    per_row = (time.perf_counter() - start) / n
-    assert per_row < 200e-6  # ~5 µs measured; generous bound for loaded CI machines
+def test_encode_row_is_repeatable_and_matches_the_batch_path():
+    # Its speed is a benchmark figure (bench/micro.py, encode_row); here: the cached encoder tables give
+    # the same answer every time, and the same answer as the vectorised path.
+    first = encode_row(RAW, META)
+    assert all(np.array_equal(encode_row(RAW, META), first) for _ in range(50))
+    assert np.array_equal(encode_frame(pd.DataFrame([RAW]), META).matrix, first)
 
 
-def test_encode_frame_is_vectorised():
-    rows = pd.DataFrame([RAW] * 1000)
+def test_encode_frame_of_a_large_batch_equals_its_parts():
+    # Its speed is a benchmark figure (bench/micro.py, encode_frame_200k).
+    rows = pd.DataFrame([RAW, {**RAW, "기상상태": "비", "사고일시": "2020-07-01 08"}] * 500)
     big = pd.concat([rows] * 200, ignore_index=True)  # 200k rows
-    start = time.perf_counter()
     batch = encode_frame(big, META)
-    assert len(batch.row_index) == 200_000 and time.perf_counter() - start < 5.0
+    part = encode_frame(rows, META)
+    assert batch.errors == [] and np.array_equal(batch.row_index, np.arange(200_000))
+    assert np.array_equal(batch.matrix, np.tile(part.matrix, (200, 1)))

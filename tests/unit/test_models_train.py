@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -24,19 +23,17 @@ def table() -> pa.Table:
 
 @pytest.fixture(scope="module")
 def trained(table):
-    start = time.perf_counter()
-    artifact = train_eclo(table, seed=42)
-    return artifact, time.perf_counter() - start
+    # (The training time is a benchmark figure: bench/micro.py, train_eclo_scale_0_3.)
+    return (train_eclo(table, seed=42),)
 
 
 def test_beats_the_mean_baseline_on_holdout(trained, table):
-    artifact, seconds = trained
+    (artifact,) = trained
     m = artifact.metadata.metrics
     assert {"rmse", "rmsle", "mae", "baseline_rmsle", "baseline_rmse", "baseline_mae", "holdout_rows"} <= set(m)
     assert m["rmsle"] < m["baseline_rmsle"] and m["rmse"] < m["baseline_rmse"] and m["mae"] < m["baseline_mae"]
     assert m["holdout_rows"] == round(table.num_rows * 0.2)
     assert artifact.metadata.training_rows + m["holdout_rows"] == table.num_rows
-    assert seconds < 20
 
 
 def test_metadata(trained, table):
