@@ -65,10 +65,10 @@ def _figure(name: str, values: list[float]) -> dict[str, Any]:
 def run() -> dict[str, Any]:
     import numpy as np
     import pandas as pd
-    from api.demo.generate import generate_demo_datasets
 
     from api.analysis import TOOL_NAMES, ToolContext, run_tool
     from api.datasets.ingest import parse_csv
+    from api.demo.generate import generate_demo_datasets
     from models.features import encode_frame, encode_row
     from models.loaded import LoadedModel
     from models.train import train_eclo
