@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint format bench migrate demo-data clean
+.PHONY: help install run test test-faults test-fast lint format bench migrate demo-data clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -27,8 +27,11 @@ install: $(STAMP) ## Create .venv and install the locked dependencies
 run: $(STAMP) ## Start everything locally (PostgreSQL, Redis, API, worker, UI); Ctrl-C stops it
 	$(BIN)/hab run
 
-test: $(STAMP) ## Run the whole test suite against real PostgreSQL and Redis
-	$(BIN)/pytest -q
+test: $(STAMP) ## Run the test suite against real PostgreSQL and Redis (all but the fault tests)
+	$(BIN)/pytest -q -m "not faults"
+
+test-faults: $(STAMP) ## Kill and restart real parts (Redis, PostgreSQL, workers, the API, hab run) under load
+	$(BIN)/pytest -q -m faults
 
 test-fast: $(STAMP) ## Unit tests only
 	$(BIN)/pytest -q tests/unit

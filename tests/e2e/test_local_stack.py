@@ -27,7 +27,7 @@ from tests.e2e.test_processes import HAB, _free_port, _fresh_laptop_env
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.secret_scan import scan_for_secret
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(900)]
 
 ROW = {
     "사고일시": "2022-01-01 08",
@@ -191,6 +191,62 @@ def test_redis_killed_predictions_never_fail_and_jobs_come_back(stack):
     )
     assert done
     assert stack.process.poll() is None
+
+
+def _supervisor(stack: LocalStack):
+    """The stack's own supervisord, over its control socket (to hold a part down for a while)."""
+    from supervisor.childutils import getRPCInterface
+
+    return getRPCInterface({"SUPERVISOR_SERVER_URL": f"unix://{stack.data / 'run' / 'supervisor.sock'}"}).supervisor
+
+
+def test_while_redis_is_down_jobs_get_a_korean_503_and_chat_answers_uncached(stack):
+    datasets = httpx.get(f"{stack.api}/api/datasets", headers=stack.headers, timeout=10).json()["items"]
+    ask = {"dataset_ids": [datasets[0]["id"]], "message": "Redis 없이도 답하나요?"}
+    key = {"X-Anthropic-API-Key": "sk-ant-api03-outage-" + "o" * 30}
+    before = httpx.get(f"{stack.api}/api/jobs", headers=stack.headers, timeout=10).json()["total"]
+    rpc = _supervisor(stack)
+    rpc.stopProcess("redis")
+    try:
+        assert rpc.getProcessInfo("redis")["statename"] == "STOPPED"
+        refused = httpx.post(f"{stack.api}/api/predict/jobs", json={"rows": [ROW]}, headers=stack.headers, timeout=10)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["detail"]["reason"] == "queue_unavailable" and "Redis" in refused.text
+        assert httpx.get(f"{stack.api}/api/jobs", headers=stack.headers, timeout=10).json()["total"] == before
+        for _ in range(2):  # no cache to read or fill: both questions reach Claude
+            stack.anthropic.reply("캐시 없이 답합니다.")
+            answer = httpx.post(f"{stack.api}/api/chat/message", json=ask, headers={**stack.headers, **key}, timeout=60)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["cache_hit"] is False
+        with httpx.Client(timeout=10) as client:
+            assert stack.predict(client) == 200
+        assert stack.program_pid("api.cli worker")  # the worker waits for Redis instead of exiting
+    finally:
+        rpc.startProcess("redis")
+    # The API's pooled connections to the old server fail once each (503, nothing stored), then it is back.
+    accepted = wait_for(
+        lambda: (
+            (
+                r := httpx.post(
+                    f"{stack.api}/api/predict/jobs", json={"rows": [ROW]}, headers=stack.headers, timeout=10
+                )
+            ).status_code
+            == 202
+            and r
+        ),
+        30,
+        "a submission accepted once Redis is back",
+    )
+    job_id = accepted.json()["job_id"]
+    wait_for(
+        lambda: (
+            httpx.get(f"{stack.api}/api/jobs/{job_id}", headers=stack.headers, timeout=5).json()["status"]
+            == "succeeded"
+        ),
+        60,
+        "the job once Redis is back",
+    )
+    assert "Redis에 다시 연결되었습니다" in stack.output()
 
 
 def test_postgres_killed_is_restarted_and_the_api_recovers(stack):

@@ -27,7 +27,7 @@ from models.train import train_eclo
 from tests.e2e.test_processes import HAB
 
 # Two 120k-row jobs each scored across two worker processes, with deadlines of their own (120 + 180 s).
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(600)]
 CHUNK = 10_000
 
 
