@@ -26,6 +26,7 @@ from api.errors import DomainError
 from api.jobs.kinds import JobKind, JobStatus
 from api.jobs.repository import JobRepository
 from api.jobs.run import JobRun
+from api.jobs.schemas import JobError
 from api.resources import Resources
 from api.users.repository import UserRepository
 from api.users.services import Principal
@@ -90,11 +91,12 @@ class ChatJobRun(JobRun):
                 return await self.finish(JobStatus.CANCELLED, summary={"steps": self.steps})
             raise  # worker shutdown: the sealed key stays for the retry
         except DomainError as exc:
-            summary = {"steps": self.steps, "error": {"code": exc.code, "message": exc.message}}
+            summary = {"steps": self.steps, "error": msgspec.to_builtins(JobError(code=exc.code, message=exc.message))}
             return await self.finish(JobStatus.FAILED, error=exc.message, summary=summary)
         except Exception as exc:
             logger.error("chat job %s failed: %s", self.job_id, type(exc).__name__)
-            summary = {"steps": self.steps, "error": {"code": "internal_error", "message": INTERNAL_ERROR}}
+            failure = JobError(code="internal_error", message=INTERNAL_ERROR)
+            summary = {"steps": self.steps, "error": msgspec.to_builtins(failure)}
             return await self.finish(JobStatus.FAILED, error=INTERNAL_ERROR, summary=summary)
         finally:
             watcher.cancel()

@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
+import msgspec
 from arq.constants import in_progress_key_prefix
 from redis.exceptions import RedisError
 
@@ -21,6 +22,7 @@ from api.db.tables import Job
 from api.jobs.kinds import JobKind, JobStatus
 from api.jobs.locks import job_lock
 from api.jobs.repository import JobRepository
+from api.jobs.schemas import JobError
 from api.jobs.services import enqueue, finish_job, job_of_delivery, update_job
 from api.resources import Resources
 
@@ -115,7 +117,8 @@ async def _give_up(resources: Resources, job: Job, hooks: GiveUpHooks) -> None:
             return
         logger.warning("job %s failed: its worker stopped during each of %d attempts", job.id, job.attempts)
         message = GAVE_UP.format(attempts=job.attempts)
-        summary = {**(now.summary or {}), "error": {"code": "worker_lost", "message": message}}
+        error = JobError(code="worker_lost", message=message)
+        summary = {**(now.summary or {}), "error": msgspec.to_builtins(error)}
         await finish_job(resources, job.id, JobStatus.FAILED, error=message, summary=summary)
     hook = hooks.get(JobKind(job.kind))
     if hook is not None:

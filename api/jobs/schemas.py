@@ -30,3 +30,10 @@ class JobInfo(Output):
 class JobAccepted(Output):
     job_id: int
     status: JobStatus
+
+
+class JobError(Output):
+    """Why a job failed, as its summary's `error` (a code for programs, a Korean message for people)."""
+
+    code: str
+    message: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 
@@ -42,45 +43,81 @@ def score_chunk(chunk: pa.Table, model: LoadedModel, start: int) -> ChunkResult:
     )
 
 
-def empty_summary() -> dict[str, Any]:
-    return {"count": 0, "eclo_sum": 0.0, "eclo_max": None, "bands": {}, "districts": {}, "error_count": 0, "errors": []}
+class ScoringTally(msgspec.Struct, kw_only=True):
+    """The running summary, stored with each chunk's rows (so a resumed job's summary is exact)."""
+
+    count: int = 0
+    eclo_sum: float = 0.0
+    eclo_max: float | None = None
+    bands: dict[str, int] = msgspec.field(default_factory=dict)
+    districts: dict[str, tuple[int, float]] = msgspec.field(default_factory=dict)  # 시군구 -> (count, ECLO sum)
+    error_count: int = 0
+    errors: list[dict[str, Any]] = msgspec.field(default_factory=list)  # the first MAX_ERRORS_KEPT rows refused
+
+    @classmethod
+    def resumed(cls, stored: dict[str, Any] | None) -> ScoringTally:
+        """The tally a previous run of the job stored, or a fresh one (a job's summary holds other shapes too)."""
+        return msgspec.convert(stored, cls) if stored and "eclo_sum" in stored else cls()
+
+    def with_chunk(self, result: ChunkResult, model: LoadedModel) -> ScoringTally:
+        """A new tally with one more chunk folded in (this one stays as it was, for a chunk that is not written)."""
+        bands, districts = dict(self.bands), dict(self.districts)
+        count, eclo_sum, eclo_max = self.count, self.eclo_sum, self.eclo_max
+        if len(result.eclo):
+            count += len(result.eclo)
+            eclo_sum += float(result.eclo.sum())
+            chunk_max = float(result.eclo.max())
+            eclo_max = chunk_max if eclo_max is None else max(eclo_max, chunk_max)
+            labels, counts = np.unique(np.asarray(model.labels(result.eclo), dtype=object), return_counts=True)
+            for label, n in zip(labels.tolist(), counts.tolist(), strict=True):
+                bands[label] = bands.get(label, 0) + int(n)
+            if result.districts is not None:
+                for district, value in zip(result.districts, result.eclo.tolist(), strict=True):
+                    seen, total = districts.get(district, (0, 0.0))
+                    districts[district] = (seen + 1, total + value)
+        room = max(MAX_ERRORS_KEPT - len(self.errors), 0)
+        errors = self.errors + [
+            {"row_index": index, "message": error.message, **error.to_detail()} for index, error in result.errors[:room]
+        ]
+        return ScoringTally(
+            count=count,
+            eclo_sum=eclo_sum,
+            eclo_max=eclo_max,
+            bands=bands,
+            districts=districts,
+            error_count=self.error_count + len(result.errors),
+            errors=errors,
+        )
+
+    def final(self) -> ScoringSummary:
+        top = sorted(
+            (DistrictMean(시군구=d, count=c, mean_eclo=round(s / c, 4)) for d, (c, s) in self.districts.items()),
+            key=lambda item: (-item.mean_eclo, item.시군구),
+        )[:TOP_DISTRICTS]
+        return ScoringSummary(
+            count=self.count,
+            mean_eclo=round(self.eclo_sum / self.count, 4) if self.count else None,
+            max_eclo=self.eclo_max,
+            bands=self.bands,
+            top_districts=top,
+            error_count=self.error_count,
+            errors=self.errors,
+        )
 
 
-def merge_chunk(summary: dict[str, Any], result: ChunkResult, model: LoadedModel) -> dict[str, Any]:
-    """Fold one chunk into the running summary (stored with the chunk, so a resumed job's summary is exact)."""
-    if len(result.eclo):
-        summary["count"] += len(result.eclo)
-        summary["eclo_sum"] += float(result.eclo.sum())
-        chunk_max = float(result.eclo.max())
-        summary["eclo_max"] = chunk_max if summary["eclo_max"] is None else max(summary["eclo_max"], chunk_max)
-        labels, counts = np.unique(np.asarray(model.labels(result.eclo), dtype=object), return_counts=True)
-        for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
-            summary["bands"][label] = summary["bands"].get(label, 0) + int(count)
-        if result.districts is not None:
-            per = summary["districts"]
-            for district, value in zip(result.districts, result.eclo.tolist(), strict=True):
-                entry = per.setdefault(district, [0, 0.0])
-                entry[0] += 1
-                entry[1] += value
-    summary["error_count"] += len(result.errors)
-    room = MAX_ERRORS_KEPT - len(summary["errors"])
-    for index, error in result.errors[: max(room, 0)]:
-        summary["errors"].append({"row_index": index, "message": error.message, **error.to_detail()})
-    return summary
+class DistrictMean(msgspec.Struct, kw_only=True):
+    시군구: str
+    count: int
+    mean_eclo: float
 
 
-def final_summary(summary: dict[str, Any]) -> dict[str, Any]:
-    count = summary["count"]
-    top = sorted(
-        ({"시군구": d, "count": c, "mean_eclo": round(s / c, 4)} for d, (c, s) in summary["districts"].items()),
-        key=lambda item: (-item["mean_eclo"], item["시군구"]),
-    )[:TOP_DISTRICTS]
-    return {
-        "count": count,
-        "mean_eclo": round(summary["eclo_sum"] / count, 4) if count else None,
-        "max_eclo": summary["eclo_max"],
-        "bands": summary["bands"],
-        "top_districts": top,
-        "error_count": summary["error_count"],
-        "errors": summary["errors"],
-    }
+class ScoringSummary(msgspec.Struct, kw_only=True):
+    """What a finished scoring job shows (jobs.summary)."""
+
+    count: int
+    mean_eclo: float | None
+    max_eclo: float | None
+    bands: dict[str, int]
+    top_districts: list[DistrictMean]
+    error_count: int
+    errors: list[dict[str, Any]]

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-from typing import Any
 
+import msgspec
 import pyarrow as pa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +23,7 @@ from api.jobs.kinds import JobKind, JobStatus
 from api.jobs.repository import JobRepository
 from api.jobs.run import JobRun
 from api.predictions.repository import commit_scored_chunk
-from api.predictions.scoring.chunks import ChunkResult, empty_summary, final_summary, merge_chunk, score_chunk
+from api.predictions.scoring.chunks import ChunkResult, ScoringTally, score_chunk
 from api.resources import Resources
 from models.features import FeatureError
 from models.loaded import LoadedModel
@@ -69,10 +68,13 @@ class ScoringRun(JobRun):
             except NotFound as exc:
                 return await self.finish(JobStatus.FAILED, error=exc.message)
         await self.set(total=table.num_rows, params={**job.params, "model_version": model.version})
-        summary = job.summary if job.summary and "eclo_sum" in job.summary else empty_summary()
-        return await self._score(table, model, start=int(job.progress), summary=summary)
+        tally = ScoringTally.resumed(job.summary)
+        return await self._score(table, model, start=int(job.progress), tally=tally)
 
-    async def _score(self, table: pa.Table, model: LoadedModel, *, start: int, summary: dict[str, Any]) -> str:
+    async def _done(self, status: JobStatus, tally: ScoringTally, error: str | None = None) -> str:
+        return await self.finish(status, error=error, summary=msgspec.to_builtins(tally.final()))
+
+    async def _score(self, table: pa.Table, model: LoadedModel, *, start: int, tally: ScoringTally) -> str:
         chunk_rows = self.resources.settings.score_chunk_rows or CHUNK_ROWS
         starts = list(range(start, table.num_rows, chunk_rows))
 
@@ -89,9 +91,9 @@ class ScoringRun(JobRun):
                 try:
                     result = await upcoming
                 except FeatureError as exc:  # a column-level problem: no row of this input can be scored
-                    return await self.finish(JobStatus.FAILED, error=exc.message, summary=final_summary(summary))
+                    return await self._done(JobStatus.FAILED, tally, error=exc.message)
                 upcoming = scoring(index + 1) if index + 1 < len(starts) else None
-                merged = merge_chunk(copy.deepcopy(summary), result, model)
+                merged = tally.with_chunk(result, model)
                 end = min(chunk_start + chunk_rows, table.num_rows)
                 written = await commit_scored_chunk(
                     self.resources.engine,
@@ -99,15 +101,15 @@ class ScoringRun(JobRun):
                     result.row_index,
                     result.eclo,
                     model_version=model.version,
-                    summary=merged,
+                    summary=msgspec.to_builtins(merged),
                     progress=end,
                 )
                 if not written:  # cancelled: this chunk was not written, the summary stays at the last one that was
-                    return await self.finish(JobStatus.CANCELLED, summary=final_summary(summary))
-                summary = merged
+                    return await self._done(JobStatus.CANCELLED, tally)
+                tally = merged
         finally:
             if upcoming is not None and not upcoming.done():
                 upcoming.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await upcoming
-        return await self.finish(JobStatus.SUCCEEDED, summary=final_summary(summary))
+        return await self._done(JobStatus.SUCCEEDED, tally)
