@@ -17,6 +17,11 @@ class DatasetKind(enum.StrEnum):
     GENERIC = "generic"
 
 
+class Visibility(enum.StrEnum):
+    PRIVATE = "private"  # its owner (and admins) only
+    TEAM = "team"  # every signed-in user
+
+
 ACCIDENT_FEATURE_COLUMNS = ("사고일시", "요일", "기상상태", "시군구", "도로형태", "노면상태", "사고유형")
 ACCIDENT_OUTCOME_COLUMNS = ("사망자수", "중상자수", "경상자수", "부상자수", "ECLO")
 

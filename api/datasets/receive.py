@@ -19,6 +19,7 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, 
 from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMultipartParser
 
 from api.datasets.incremental import StreamingUpload, UploadedCsv
+from api.datasets.kinds import Visibility
 from api.errors import BadRequest, UnsupportedMediaType
 
 FILE_FIELD = "file"
@@ -147,7 +148,10 @@ class MultipartUploadOperation(Operation):
                 FILE_FIELD: Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="CSV 파일"),
                 "name": Schema(type=OpenAPIType.STRING, description="데이터셋 이름 (기본: 파일 이름)"),
                 "visibility": Schema(
-                    type=OpenAPIType.STRING, enum=["private", "team"], default="private", description="공개 범위"
+                    type=OpenAPIType.STRING,
+                    enum=[str(v) for v in Visibility],
+                    default=str(Visibility.PRIVATE),
+                    description="공개 범위",
                 ),
             },
         )

@@ -10,6 +10,7 @@ from sqlalchemy import Select, delete, exists, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import defer
 
+from api.datasets.kinds import Visibility
 from api.db.tables import Dataset, DatasetBlob, ShareLink, User
 from api.users.services import Principal
 
@@ -20,7 +21,7 @@ class DatasetRepository(SQLAlchemyAsyncRepository[Dataset]):
     def _visible_to(self, user: Principal) -> Select[tuple[Dataset, str]]:
         stmt = select(Dataset, User.name).join(User, User.id == Dataset.owner_id)
         if not user.is_admin:
-            stmt = stmt.where(or_(Dataset.owner_id == user.id, Dataset.visibility == "team"))
+            stmt = stmt.where(or_(Dataset.owner_id == user.id, Dataset.visibility == Visibility.TEAM))
         return stmt
 
     async def page_visible(

@@ -8,11 +8,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from api.datasets.distribution import ColumnDistribution
+from api.datasets.kinds import Visibility
 from api.datasets.map_points import MapPoints
 from api.datasets.profile import DatasetSummary
 from api.schemas import Input, Output
-
-Visibility = Literal["private", "team"]
 
 
 class ColumnInfo(Output):

@@ -17,6 +17,7 @@ from api.datasets import schemas as s
 from api.datasets.distribution import column_distribution
 from api.datasets.incremental import UploadedCsv, upload_too_large
 from api.datasets.ingest import parse_csv
+from api.datasets.kinds import Visibility
 from api.datasets.map_points import sample_points
 from api.datasets.parquet import to_parquet
 from api.datasets.repository import DatasetRepository, ShareLinkRepository
@@ -113,10 +114,10 @@ class DatasetService:
         limit = self.resources.settings.upload_max_bytes
         if upload.size > limit:
             raise upload_too_large(limit, size_bytes=upload.size)
-        if visibility not in ("private", "team"):
+        if visibility not in set(Visibility):
             raise InvalidInput(
                 "공개 범위는 private 또는 team 이어야 합니다.",
-                detail={"field": "visibility", "value": visibility, "valid": ["private", "team"]},
+                detail={"field": "visibility", "value": visibility, "valid": [str(v) for v in Visibility]},
             )
         display_name = _clean_name(name, filename)
         sha = await asyncio.to_thread(upload.sha256)

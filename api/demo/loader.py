@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from api.datasets import schemas as s
+from api.datasets.kinds import Visibility
 from api.datasets.repository import DatasetRepository
 from api.datasets.services import DatasetService
 from api.demo.generate import generate_demo_datasets
@@ -33,7 +34,12 @@ async def load_demo_datasets(
         stored = []
         for demo in demos:
             out = await service.upload(
-                principal, demo.csv_bytes, filename=demo.filename, name=demo.name, visibility="team", is_demo=True
+                principal,
+                demo.csv_bytes,
+                filename=demo.filename,
+                name=demo.name,
+                visibility=Visibility.TEAM,
+                is_demo=True,
             )
             echo(f"  {out.name}: {out.rows:,}행, 종류 {out.kind}")
             stored.append(out)
