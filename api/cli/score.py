@@ -31,7 +31,8 @@ def score(
     """Batch ECLO scoring over the API: upload INPUT_CSV (or use --dataset), wait for the job, save the CSV."""
     from pathlib import Path
 
-    from api.cli.score_client import ScoreError, ScoreInterrupted, ScoreOptions, default_connection, run_score
+    from api.cli.score_client import ScoreError, ScoreInterrupted, default_connection
+    from api.cli.score_flow import ScoreOptions, run_score
 
     if (input_csv is None) == (dataset_id is None):
         raise click.UsageError("입력 CSV 파일 또는 --dataset ID 중 하나만 지정해 주세요.")

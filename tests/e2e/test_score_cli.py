@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.cli.score_client import ScoreError, ScoreOptions, run_score
+from api.cli.score_client import ScoreError
+from api.cli.score_flow import ScoreOptions, run_score
 from api.demo.generate import generate_demo_datasets
 from api.local.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.e2e.conftest import shared_temp_dir

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main, score_client
-from api.cli.score_client import ScoreError, ScoreInterrupted, ScoreOptions, default_connection, run_score
+from api.cli import main, score_flow
+from api.cli.score_client import ScoreError, ScoreInterrupted, default_connection
+from api.cli.score_flow import ScoreOptions, run_score
 
 RESULTS = b'\xef\xbb\xbf"row_index","ID","eclo","interpretation"\n0,"A_1",3.5,"x"\n1,"A_2",4.5,"y"\n'
 
@@ -159,14 +160,19 @@ def test_not_accident_shaped_is_refused_and_the_upload_removed(tmp_path: Path) -
         "error": {
             "code": "invalid_input",
             "message": "ECLO 예측은 교통사고 형식(사고일시, 기상상태 등) 데이터셋에만 할 수 있습니다.",
-            "detail": {"dataset_id": 7, "kind": "lights", "valid_kinds": ["accident", "accident_test"]},
+            "detail": {
+                "dataset_id": 7,
+                "kind": "lights",
+                "kind_label": "보안등",
+                "valid_kinds": ["accident", "accident_test"],
+            },
         }
     }
     api = FakeApi(submit_error=(422, body))
     options, _ = _options(tmp_path)
     with pytest.raises(ScoreError) as caught:
         run_score(options, transport=httpx.MockTransport(api))
-    assert caught.value.message.startswith("교통사고 형식 데이터가 아닙니다 (종류: lights, 보안등 정보).")
+    assert caught.value.message.startswith("교통사고 형식 데이터가 아닙니다 (종류: lights, 보안등).")
     assert "사고일시" in caught.value.message
     assert ("DELETE", "/api/datasets/7") in api.calls
 
@@ -243,7 +249,7 @@ def test_cli_maps_errors_and_ctrl_c_to_exit_codes(tmp_path: Path, monkeypatch) -
         seen.append(options)
         raise ScoreInterrupted("중단했습니다. 작업 #1 취소를 요청했습니다.")
 
-    monkeypatch.setattr(score_client, "run_score", interrupted)
+    monkeypatch.setattr(score_flow, "run_score", interrupted)
     result = CliRunner().invoke(main, ["score", str(source), "--token", "t", "--timeout", "0"])
     assert result.exit_code == 130 and "취소를 요청했습니다" in result.output
     assert seen[0].server == "http://127.0.0.1:8000" and seen[0].token == "t" and seen[0].timeout is None
@@ -251,7 +257,7 @@ def test_cli_maps_errors_and_ctrl_c_to_exit_codes(tmp_path: Path, monkeypatch) -
     def failing(options: ScoreOptions) -> None:
         raise ScoreError("서버에 연결할 수 없습니다: http://x")
 
-    monkeypatch.setattr(score_client, "run_score", failing)
+    monkeypatch.setattr(score_flow, "run_score", failing)
     result = CliRunner().invoke(main, ["score", str(source)])
     assert result.exit_code == 1 and "Error: 서버에 연결할 수 없습니다" in result.output
 

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.datasets.kinds import ACCIDENT_SHAPED_KINDS, DatasetKind
+from api.datasets.kinds import ACCIDENT_SHAPED_KINDS, KIND_LABELS, DatasetKind
 from api.datasets.parquet import to_parquet
 from api.datasets.services import DatasetService
 from api.db.tables import Job
@@ -42,6 +42,7 @@ async def submit_scoring_job(
                 detail={
                     "dataset_id": row.id,
                     "kind": row.kind,
+                    "kind_label": KIND_LABELS[DatasetKind(row.kind)],
                     "valid_kinds": sorted(k.value for k in ACCIDENT_SHAPED_KINDS),
                 },
             )
