@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-faults test-fast lint format bench migrate demo-data clean
+.PHONY: help install run test test-faults test-fast lint format bench soak migrate demo-data clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -47,6 +47,10 @@ format: $(STAMP) ## Format the code with ruff
 bench: $(STAMP) ## Run the benchmarks and write bench-results/
 	$(BIN)/uv sync --frozen --inexact --group bench
 	$(BIN)/python -m bench
+
+soak: $(STAMP) ## Ten minutes of mixed traffic on one API and one worker: errors and memory growth (not in CI)
+	$(BIN)/uv sync --frozen --inexact --group bench
+	$(BIN)/python -m bench soak
 
 migrate: $(STAMP) ## Apply database migrations
 	$(BIN)/hab migrate

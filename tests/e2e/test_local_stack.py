@@ -249,13 +249,107 @@ def test_while_redis_is_down_jobs_get_a_korean_503_and_chat_answers_uncached(sta
     assert "Redis에 다시 연결되었습니다" in stack.output()
 
 
-def test_postgres_killed_is_restarted_and_the_api_recovers(stack):
-    stack.kill("pginstall/bin/postgres", restarted_as="PostgreSQL 다시 시작됨")
-    ok = wait_for(lambda: httpx.get(f"{stack.api}/ready", timeout=5).status_code == 200, 60, "/ready after the restart")
-    assert ok
-    with httpx.Client(timeout=10) as client:
-        assert stack.predict(client) == 200
+class Traffic:
+    """Single predictions at a steady rate from a thread, each outcome recorded with its time."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.outcomes: list[tuple[float, int]] = []  # (monotonic time, status; 0 = no answer)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not self._stop.is_set():
+                try:
+                    status = self.stack.predict(client)
+                except httpx.HTTPError:
+                    status = 0
+                self.outcomes.append((time.monotonic(), status))
+                self._stop.wait(0.02)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def _job_rows(stack: LocalStack, job_id: int) -> list[int]:
+    page = httpx.get(
+        f"{stack.api}/api/predict/jobs/{job_id}/results", params={"limit": 10_000}, headers=stack.headers, timeout=30
+    ).json()
+    return [r["row_index"] for r in page["items"]]
+
+
+def test_postgres_killed_under_load_recovers_and_loses_no_job(stack):
+    jobs = [
+        httpx.post(f"{stack.api}/api/predict/jobs", json={"rows": [ROW] * 2000}, headers=stack.headers, timeout=30)
+        for _ in range(3)
+    ]
+    assert all(j.status_code == 202 for j in jobs), [j.text for j in jobs]
+    with Traffic(stack) as traffic:
+        wait_for(lambda: len(traffic.outcomes) >= 20, 30, "traffic before the kill")
+        stack.kill("pginstall/bin/postgres", restarted_as="PostgreSQL 다시 시작됨")
+        back = time.monotonic()  # PostgreSQL accepts connections again from about here
+        wait_for(lambda: any(t > back + 10 and s == 200 for t, s in traffic.outcomes), 60, "answers 10 s after")
+    failed = [(round(t - back, 1), s) for t, s in traffic.outcomes if s != 200]
+    assert all(t <= 10 for t, _ in failed), failed  # only requests around the outage itself may fail
+    late = [s for t, s in traffic.outcomes if t > back + 10]
+    assert late and set(late) == {200}  # recovered by itself, without a restart
+    for accepted in jobs:
+        job_id = accepted.json()["job_id"]
+        final = wait_for(
+            lambda job_id=job_id: (
+                (j := httpx.get(f"{stack.api}/api/jobs/{job_id}", headers=stack.headers, timeout=5).json())["finished"]
+                and j
+            ),
+            120,
+            f"job {job_id}",
+        )
+        assert final["status"] == "succeeded", final
+        rows = _job_rows(stack, job_id)
+        assert sorted(rows) == list(range(2000))  # none lost, none twice
     assert stack.process.poll() is None
+
+
+def test_api_sigterm_under_load_finishes_what_it_accepted(stack):
+    """uvicorn stops accepting, answers the requests it has, then exits; supervisord starts it again."""
+    rows = {"rows": [ROW] * 5000}
+    results: list[int] = []
+
+    def batch() -> None:
+        try:
+            results.append(
+                httpx.post(
+                    f"{stack.api}/api/predict/eclo/batch", json=rows, headers=stack.headers, timeout=60
+                ).status_code
+            )
+        except httpx.HTTPError:
+            results.append(0)
+
+    api = stack.program_pid("api.cli serve")
+    port = int(stack.api.rsplit(":", 1)[1])
+
+    def accepted() -> int:
+        return sum(
+            1
+            for c in psutil.Process(api).net_connections(kind="tcp")
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+        )
+
+    senders = [threading.Thread(target=batch) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    wait_for(lambda: accepted() >= 4, 30, "the four batches to be accepted", interval=0.01)
+    psutil.Process(api).terminate()
+    for sender in senders:
+        sender.join(timeout=90)
+    assert results == [200] * 4
+    wait_for(lambda: stack.program_pid("api.cli serve") != api, 60, "the API started again")
+    wait_for(lambda: httpx.get(f"{stack.api}/ready", timeout=5).status_code == 200, 120, "the new API ready")
 
 
 def test_api_killed_is_restarted(stack):
