@@ -12,6 +12,7 @@ import click
 @click.option("--server", default=None, help="API URL (default HAB_API_URL, env/.env, or http://127.0.0.1:8000).")
 @click.option("--token", default=None, help="API token (default HAB_API_TOKEN or env/.env).")
 @click.option("--visibility", type=click.Choice(["private", "team"]), default="private", show_default=True)
+@click.option("--keep-columns", is_flag=True, help="Keep every input column in the output CSV (default: ID only).")
 @click.option("--poll-interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True, help="Seconds.")
 @click.option(
     "--timeout", type=click.FloatRange(min=0), default=3600, show_default=True, help="Overall seconds; 0 = none."
@@ -25,6 +26,7 @@ def score(
     server: str | None,
     token: str | None,
     visibility: str,
+    keep_columns: bool,
     poll_interval: float,
     timeout: float,
 ) -> None:
@@ -44,6 +46,7 @@ def score(
         dataset_id=dataset_id,
         output=Path(output) if output else None,
         visibility=visibility,
+        keep_columns=keep_columns,
         poll_interval=poll_interval,
         timeout=timeout or None,
     )

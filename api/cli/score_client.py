@@ -218,15 +218,16 @@ class ScoreClient:
     def cancel(self, job_id: int) -> dict[str, Any]:
         return self._request("POST", f"/api/jobs/{job_id}/cancel", "작업 취소", timeout=5.0)
 
-    def download_results(self, job_id: int, destination: Path) -> int:
-        """Stream the results CSV into `destination` (via a .part file, so a failure leaves no half file)."""
+    def download_results(self, job_id: int, destination: Path, *, keep_columns: bool = False) -> int:
+        """Stream the results CSV into `destination` (via a .part file, so a failure leaves no half file);
+        `keep_columns`: with every column of the input rows."""
         partial = destination.with_name(destination.name + ".part")
         written = 0
         try:
             with self._http.stream(
                 "GET",
                 f"/api/predict/jobs/{job_id}/results",
-                params={"format": "csv"},
+                params={"format": "csv", **({"keep_columns": "true"} if keep_columns else {})},
                 timeout=httpx.Timeout(self.transfer_timeout, connect=5.0),
             ) as response:
                 if response.status_code >= 400:

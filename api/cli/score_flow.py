@@ -27,6 +27,7 @@ class ScoreOptions:
     dataset_id: int | None = None
     output: Path | None = None
     visibility: str = "private"
+    keep_columns: bool = False  # the result CSV carries every input column, not only ID
     poll_interval: float = 0.5
     timeout: float | None = 3600.0
     echo: Callable[[str], None] = field(default=click.echo)
@@ -157,7 +158,7 @@ def run_score(options: ScoreOptions, *, transport: httpx.BaseTransport | None = 
                 raise ScoreError(f"예측 작업 #{job_id}이(가) 실패했습니다: {info.get('error') or '원인 미상'}")
             if info["status"] == "cancelled":
                 raise ScoreError(f"예측 작업 #{job_id}이(가) 취소되었습니다.")
-            client.download_results(job_id, output)
+            client.download_results(job_id, output, keep_columns=options.keep_columns)
         except TimeoutError:
             note = _cancel(client, job_id)
             raise ScoreError(

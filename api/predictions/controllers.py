@@ -122,9 +122,18 @@ class ScoringJobController(Controller):
         format: FromQuery[str] = "json",
         offset: Annotated[int, QueryParameter(ge=0)] = 0,
         limit: FromQuery[int | None] = None,
+        keep_columns: FromQuery[bool] = False,
     ) -> Response[Any]:
+        """`keep_columns=true` (CSV only): every column of each input row beside its prediction."""
         results = await scoring_results(
-            db_session, request.app.state.resources, request.user, job_id, output=format, offset=offset, limit=limit
+            db_session,
+            request.app.state.resources,
+            request.user,
+            job_id,
+            output=format,
+            offset=offset,
+            limit=limit,
+            keep_columns=keep_columns,
         )
         if results.csv is not None:
             return Response(

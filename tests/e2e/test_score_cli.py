@@ -123,6 +123,26 @@ def test_score_a_csv_file(stack: Stack) -> None:
     assert not list(stack.root.glob("*.part"))
 
 
+def test_keep_columns_keeps_the_input_and_neutralises_formulas(stack: Stack, tmp_path: Path) -> None:
+    source = tmp_path / "with_notes.csv"
+    rows = _read_csv(_demo("test", 0.01))[:20]
+    rows[0]["ID"], rows[1]["ID"] = "=1+2", "@SUM(A1)"
+    with source.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "out.csv"
+    done = _score(stack, str(source), "-o", str(out), "--keep-columns", "--poll-interval", "0.2")
+    assert done.returncode == 0, done.stderr
+    scored = _read_csv(out.read_bytes())
+    assert list(scored[0]) == ["row_index", *rows[0], "eclo", "interpretation"]
+    by_index = {int(r["row_index"]): r for r in scored}
+    assert by_index[0]["ID"] == "'=1+2" and by_index[1]["ID"] == "'@SUM(A1)"
+    for index, row in by_index.items():
+        if index > 1:
+            assert all(row[name] == value for name, value in rows[index].items())
+
+
 def test_score_a_stored_dataset(stack: Stack, tmp_path: Path) -> None:
     headers = {"Authorization": f"Bearer {stack.token}"}
     uploaded = httpx.post(

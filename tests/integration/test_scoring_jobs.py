@@ -99,6 +99,42 @@ async def test_inline_rows_with_bad_rows_and_csv_escaping(client, alice, resourc
     assert ids == {0: '\'=HYPERLINK("http://evil")', 1: "ok-1", 3: "'@SUM(A1)"}
 
 
+async def test_results_with_the_input_columns_stay_safe_to_open(client, alice, resources, settings, versions):
+    """keep_columns brings the input's own text into the CSV: every text cell is neutralised there too."""
+    rows = [
+        {**RAW_ROW, "ID": "a", "메모": '=HYPERLINK("http://evil")', "비고": "+cmd", "eclo": "-1", "점수": 3},
+        {**RAW_ROW, "ID": "b", "메모": "평범한 메모", "비고": "\t탭", "eclo": "@x", "점수": 4},
+    ]
+    job_id = (await client.post("/api/predict/jobs", json={"rows": rows}, headers=alice.headers)).json()["job_id"]
+    await run_worker(settings)
+    response = await client.get(
+        f"/api/predict/jobs/{job_id}/results", params={"format": "csv", "keep_columns": "true"}, headers=alice.headers
+    )
+    assert response.status_code == 200, response.text
+    lines = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert list(lines[0]) == [
+        "row_index",
+        *RAW_ROW,
+        "ID",
+        "메모",
+        "비고",
+        "eclo (입력)",
+        "점수",
+        "eclo",
+        "interpretation",
+    ]
+    first, second = lines
+    assert (first["메모"], first["비고"], first["eclo (입력)"]) == ('\'=HYPERLINK("http://evil")', "'+cmd", "'-1")
+    assert (second["메모"], second["비고"], second["eclo (입력)"]) == ("평범한 메모", "'\t탭", "'@x")
+    assert (first["점수"], second["ID"], first["사고일시"]) == ("3", "b", RAW_ROW["사고일시"])
+    assert float(first["eclo"]) >= 0 and first["interpretation"]
+    # Only as CSV: a JSON page has a fixed shape; refused with a Korean message.
+    refused = await client.get(
+        f"/api/predict/jobs/{job_id}/results", params={"format": "json", "keep_columns": "true"}, headers=alice.headers
+    )
+    assert refused.status_code == 422 and "CSV" in refused.json()["error"]["message"]
+
+
 async def test_refusals_store_no_job(client, alice, bob, resources, train_dataset, versions):
     before = await job_count(resources)
     lights = await client.post(

@@ -62,9 +62,10 @@ async def _bands_of(session: AsyncSession, version: int) -> list[InterpretationB
 
 
 async def scored_rows(
-    session: AsyncSession, resources: Resources, job: Job, *, offset: int, limit: int
+    session: AsyncSession, resources: Resources, job: Job, *, offset: int, limit: int, keep_columns: bool = False
 ) -> tuple[pa.Table, int]:
-    """(row_index, ID, eclo, interpretation) of a scoring job, ordered by row."""
+    """(row_index, ID, eclo, interpretation) of a scoring job, ordered by row; with `keep_columns`,
+    (row_index, every column of the input row, eclo, interpretation)."""
     total = await job_prediction_count(session, job.id)
     rows = await job_predictions(session, job.id, offset=offset, limit=limit)
     row_index = np.asarray([r[0] for r in rows], dtype=np.int64)
@@ -73,11 +74,13 @@ async def scored_rows(
     bands = await _bands_of(session, version) if version is not None else []
     labels = labels_for(eclo, bands) if bands else [""] * len(eclo)
     ids: list[Any] = [None] * len(row_index)
-    if len(row_index):
-        table = await load_job_input(session, resources, job)
-        id_column = next((c for c in ("ID", "id", "Id") if c in table.column_names), None)
+    source = await load_job_input(session, resources, job) if len(row_index) or keep_columns else None
+    if keep_columns and source is not None:
+        return _with_input_columns(source, row_index, eclo, labels), total
+    if source is not None and len(row_index):
+        id_column = next((c for c in ("ID", "id", "Id") if c in source.column_names), None)
         if id_column is not None:
-            ids = table.column(id_column).take(pa.array(row_index)).cast(pa.string()).to_pylist()
+            ids = source.column(id_column).take(pa.array(row_index)).cast(pa.string()).to_pylist()
     return pa.table(
         {
             "row_index": row_index,
@@ -86,6 +89,15 @@ async def scored_rows(
             "interpretation": pa.array(labels, type=pa.string()),
         }
     ), total
+
+
+def _with_input_columns(source: pa.Table, row_index: np.ndarray, eclo: np.ndarray, labels: list[str]) -> pa.Table:
+    """The input rows as they were, between the row number and the prediction (name clashes get a suffix)."""
+    rows = source.take(pa.array(row_index, type=pa.int64()))
+    taken = {"row_index", "eclo", "interpretation"}
+    names = [f"{name} (입력)" if name in taken else name for name in rows.column_names]
+    columns = [pa.array(row_index), *rows.columns, pa.array(eclo), pa.array(labels, type=pa.string())]
+    return pa.table(columns, names=["row_index", *names, "eclo", "interpretation"])
 
 
 def escape_formulas(table: pa.Table) -> pa.Table:
@@ -116,11 +128,18 @@ async def scoring_results(
     output: str,
     offset: int,
     limit: int | None,
+    keep_columns: bool = False,
 ) -> ScoringResults:
-    """A scoring job's rows joined with the input's ID column, as a JSON page or a CSV download."""
+    """A scoring job's rows joined with the input's ID column (or all its columns, CSV only), as a JSON page
+    or a CSV download."""
     if output not in ("json", "csv"):
         raise InvalidInput(
             "format은 json 또는 csv여야 합니다.", detail={"field": "format", "value": output, "valid": ["json", "csv"]}
+        )
+    if keep_columns and output != "csv":
+        raise InvalidInput(
+            "입력 열 전체(keep_columns)는 CSV 결과(format=csv)에서만 받을 수 있습니다.",
+            detail={"field": "keep_columns", "format": output},
         )
     job = await JobService(session, resources).get(user, job_id)
     if job.kind != JobKind.SCORE:
@@ -131,7 +150,7 @@ async def scoring_results(
             raise InvalidInput("limit은 1~10,000 사이여야 합니다.", detail={"limit": limit})
     else:
         limit = limit or 10_000_000
-    table, total = await scored_rows(session, resources, job, offset=offset, limit=limit)
+    table, total = await scored_rows(session, resources, job, offset=offset, limit=limit, keep_columns=keep_columns)
     if output == "csv":
         return ScoringResults(csv=await asyncio.to_thread(to_csv_bytes, table), filename=f"hab-job-{job.id}-eclo.csv")
     items = [
