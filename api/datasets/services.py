@@ -338,8 +338,13 @@ class DatasetService:
             await self.session.commit()
 
     async def revoke_share(self, user: Principal, token: str) -> None:
+        """Revoke a link by its token: its creator, the dataset's owner or an admin (as revoke_share_by_id)."""
         link = await self.links.by_token_hash(hash_token(token))
-        if link is None or (link.created_by != user.id and not user.is_admin):
+        allowed = link is not None and (user.is_admin or link.created_by == user.id)
+        if link is not None and not allowed:
+            dataset = await self.datasets.get_one_or_none(id=link.dataset_id)
+            allowed = dataset is not None and dataset.owner_id == user.id
+        if link is None or not allowed:
             raise NotFound("공유 링크를 찾을 수 없습니다.")
         if link.revoked_at is None:
             link.revoked_at = dt.datetime.now(dt.UTC)
