@@ -136,6 +136,7 @@ def stack() -> Iterator[LocalStack]:
             HAB_DEMO_SCALE="0.05",
             HAB_SCORE_CHUNK_ROWS="5000",
             ANTHROPIC_BASE_URL=anthropic.url,
+            HAB_MODEL_RECHECK_SECONDS="600",  # a model swap within seconds then comes from the Redis listener only
         )
         for name in ("HAB_ENV", "HAB_SECRET_KEY"):
             env.pop(name, None)  # as a user runs it: development, with a generated secret
@@ -247,6 +248,34 @@ def test_while_redis_is_down_jobs_get_a_korean_503_and_chat_answers_uncached(sta
         "the job once Redis is back",
     )
     assert "Redis에 다시 연결되었습니다" in stack.output()
+
+    # The model-swap listeners of the API and the worker reconnected: a new version is served within seconds.
+    active = httpx.get(f"{stack.api}/api/models/active", headers=stack.headers, timeout=10).json()["version"]
+    train_id = next(d["id"] for d in datasets if d["kind"] == "accident" and "학습" in d["name"])
+    port = (stack.data / "redis" / "port").read_text().strip()
+    cli_env = {
+        **stack.env,
+        "DATABASE_URL": f"postgresql://postgres:@/hab?host={stack.data / 'postgres'}",
+        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+    }
+    trained = subprocess.run(
+        [HAB, "train", "--dataset", str(train_id), "--activate"], env=cli_env, capture_output=True, text=True
+    )
+    assert trained.returncode == 0, trained.stderr
+    wait_for(
+        lambda: (
+            httpx.get(f"{stack.api}/api/models/active", headers=stack.headers, timeout=5).json()["version"]
+            == active + 1
+        ),
+        15,
+        "the API to serve the new model (only the Redis listener can within 15 s)",
+    )
+    serving = f"serving model version {active + 1}"
+    wait_for(
+        lambda: any(line.startswith("worker") and serving in line for line in stack.output().splitlines()),
+        15,
+        "the worker to swap too",
+    )
 
 
 class Traffic:
