@@ -36,9 +36,10 @@ test-faults: $(STAMP) ## Kill and restart real parts (Redis, PostgreSQL, workers
 test-fast: $(STAMP) ## Unit tests only
 	$(BIN)/pytest -q tests/unit
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff lint and format check, import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff check --fix .
