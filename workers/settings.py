@@ -99,9 +99,9 @@ class GracefulWorker(Worker):
         super().handle_sig(signum)
 
     async def main(self) -> None:
-        redis_settings = self.redis_settings
-        assert redis_settings is not None  # arq sets it whenever it is given no pool, as here
         while self._pool is None:
+            redis_settings = self.redis_settings
+            assert redis_settings is not None  # arq sets it whenever it was given no pool to use
             try:
                 self._pool = await create_pool(
                     redis_settings,
