@@ -36,9 +36,11 @@ test-faults: $(STAMP) ## Kill and restart real parts (Redis, PostgreSQL, workers
 test-fast: $(STAMP) ## Unit tests only
 	$(BIN)/pytest -q tests/unit
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff lint and format check, import contracts, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff check --fix .
@@ -59,4 +61,4 @@ demo-data: $(STAMP) ## Load the synthetic demo datasets
 	$(BIN)/hab demo-data
 
 clean: ## Remove caches (keeps .venv and .data)
-	rm -rf .pytest_cache .ruff_cache bench-results test-artifacts
+	rm -rf .pytest_cache .ruff_cache .mypy_cache bench-results test-artifacts

@@ -154,7 +154,7 @@ def env_file_path() -> Path:
 @functools.cache
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
-    return Settings(_env_file=env_file_path())  # type: ignore[call-arg]
+    return Settings(_env_file=env_file_path())
 
 
 def _secret_in_process_environment() -> bool:

@@ -184,6 +184,7 @@ def import_legacy(
     meta = ModelMetadata(
         name=name, version=make_version(created, model_text), feature_order=config["feature_cols"],
         categorical_features=config["cat_cols"], numeric_features=config["num_cols"], categories=categories,
+        # target_transform is one of the Literal's values: checked at the top (mypy does not narrow `in`).
         hour_bands=dict(hour_bands), target_transform=target_transform,  # type: ignore[arg-type]
         metrics={}, target_quantiles=published_train_quantiles(), bands=build_bands(published_train_quantiles()),
         training_fingerprint="", training_rows=0, created_at=created.isoformat(),

@@ -68,7 +68,7 @@ class LoadedModel:
         x = self._matrix(matrix)
         if len(x) == 0:
             return np.empty(0, dtype=np.float64)
-        return self._booster.predict(x, num_threads=num_threads)
+        return np.asarray(self._booster.predict(x, num_threads=num_threads))  # an ndarray already, for dense input
 
     def predict(self, matrix: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
         """ECLO on its natural scale (expm1 applied for log1p models), never negative; shape (n,)."""

@@ -18,7 +18,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, Literal, TypeAlias, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar
 
 import msgspec
 import numpy as np
@@ -28,7 +28,12 @@ SCHEMA_VERSION = 1
 VersionNumber: TypeAlias = int
 """The registry's number of a model version (``model_versions.version``)."""
 
-T = TypeVar("T")
+
+class _Derived(Protocol):
+    meta: ModelMetadata  # the metadata it was built from (PerMetadata checks it against id() reuse)
+
+
+T = TypeVar("T", bound=_Derived)
 
 
 class InterpretationBand(msgspec.Struct, kw_only=True, frozen=True):
@@ -110,7 +115,7 @@ class PerMetadata(Generic[T]):
 
     def __call__(self, meta: ModelMetadata) -> T:
         entry = self._entries.get(id(meta))
-        if entry is None or entry.meta is not meta:  # type: ignore[attr-defined]
+        if entry is None or entry.meta is not meta:
             with self._lock:
                 while len(self._entries) >= self._size:
                     self._entries.pop(next(iter(self._entries)))

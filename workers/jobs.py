@@ -8,8 +8,7 @@ the API enqueues it, and puts a run its worker's shutdown interrupted straight b
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from api.chat.jobs import ChatJobRun
 from api.jobs import recovery
@@ -20,7 +19,13 @@ from api.predictions.scoring.run import ScoringRun
 RUNS: dict[JobKind, type[JobRun]] = {JobKind.SCORE: ScoringRun, JobKind.CHAT: ChatJobRun}
 GIVE_UP: recovery.GiveUpHooks = {kind: run.give_up for kind, run in RUNS.items()}
 
-JobFunction = Callable[[dict[str, Any], int], Awaitable[str]]
+
+class JobFunction(Protocol):
+    """An arq function over one job id (what arq's `func` takes: named, async, ctx first)."""
+
+    __qualname__: str
+
+    async def __call__(self, ctx: dict[str, Any], job_id: int) -> str: ...
 
 
 def job_function(run: type[JobRun]) -> JobFunction:

@@ -100,14 +100,16 @@ class GracefulWorker(Worker):
 
     async def main(self) -> None:
         while self._pool is None:
+            redis_settings = self.redis_settings
+            assert redis_settings is not None  # arq sets it whenever it was given no pool to use
             try:
                 self._pool = await create_pool(
-                    self.redis_settings,
+                    redis_settings,
                     job_deserializer=self.job_deserializer,
                     job_serializer=self.job_serializer,
                     default_queue_name=self.queue_name,
                     expires_extra_ms=self.expires_extra_ms,
-                    retry=self.redis_settings.conn_retries,  # no waiting inside arq: retried here
+                    retry=redis_settings.conn_retries,  # no waiting inside arq: retried here
                 )
             except REDIS_DOWN as exc:
                 await self._wait_for_redis(exc)
@@ -160,6 +162,8 @@ class GracefulWorker(Worker):
 def create_worker(settings: Settings, *, burst: bool = False, sweep: bool = True, **overrides: Any) -> GracefulWorker:
     """`sweep`: run the stale-job sweeper in this worker (tests that sweep by hand turn it off)."""
     options: dict[str, Any] = {
+        # arq reads the class's __dict__ but types it as type[a Protocol], which function-valued class attributes
+        # (on_startup, ...) cannot satisfy: on an instance they would be bound methods.
         **get_kwargs(WorkerSettings),  # type: ignore[arg-type]
         "redis_settings": RedisSettings.from_dsn(settings.redis_url or ""),
         "ctx": {"settings": settings, "sweep": sweep and not burst},

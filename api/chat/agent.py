@@ -155,7 +155,7 @@ async def tools_node(state: AgentState, config: RunnableConfig) -> dict[str, Any
 
 
 def after_agent(state: AgentState) -> Literal["tools", "__end__"]:
-    return "tools" if state["pending"] else END
+    return "tools" if state["pending"] else "__end__"  # END, spelled out so that it type-checks as the Literal
 
 
 def after_tools(state: AgentState, config: RunnableConfig) -> Literal["agent", "final"]:

@@ -12,7 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 from redis.asyncio import Redis
@@ -91,10 +91,10 @@ class ChatCache:
         if self.ttl <= 0:
             return None
         raw = await self._safely(lambda: self.redis.get(ANSWER_PREFIX + key), "read")
-        if raw is None or raw is REDIS_FAILED:
+        if raw is None or isinstance(raw, _RedisFailed):
             return None
         try:
-            return msgspec.json.decode(raw, type=CachedAnswer)  # type: ignore[arg-type]
+            return msgspec.json.decode(raw, type=CachedAnswer)
         except msgspec.DecodeError:
             return None
 
@@ -181,19 +181,25 @@ class ChatCache:
             if renewer is not None:
                 renewer.cancel()
                 await asyncio.gather(renewer, return_exceptions=True)
-                await self._safely(lambda: self.redis.eval(_RELEASE, 1, lock, token), "unlock")
+            if lock and token:
+                await self._safely(lambda: self._eval(_RELEASE, lock, token), "unlock")
 
     async def _renew(self, lock: str, token: str) -> None:
         """Keep our lock alive while we compute (a dead leader's lock expires within lock_seconds)."""
         while True:
             await asyncio.sleep(self.lock_ms / 3000)
-            await self._safely(lambda: self.redis.eval(_RENEW, 1, lock, token, self.lock_ms), "lock renew")
+            await self._safely(lambda: self._eval(_RENEW, lock, token, str(self.lock_ms)), "lock renew")
+
+    async def _eval(self, script: str, key: str, *args: str) -> Any:
+        # redis-py types its commands for the sync and the asyncio client at once (`Awaitable[str] | str`);
+        # on the asyncio client eval always returns an awaitable.
+        return await cast(Awaitable[Any], self.redis.eval(script, 1, key, *args))
 
     # -- tool results ------------------------------------------------------------------------------
 
     async def get_tool(self, key: str) -> bytes | None:
         raw = await self._safely(lambda: self.redis.get(TOOL_PREFIX + key), "tool read")
-        return None if raw is REDIS_FAILED else raw  # type: ignore[return-value]
+        return None if isinstance(raw, _RedisFailed) else raw
 
     async def put_tool(self, key: str, value: bytes) -> None:
         await self._safely(lambda: self.redis.set(TOOL_PREFIX + key, value, ex=TOOL_TTL_SECONDS), "tool write")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,6 +17,7 @@ import click
 
 if TYPE_CHECKING:
     from api.local.services import ServiceUrls
+    from api.resources import Resources
     from api.settings import Settings
 
 T = TypeVar("T")
@@ -38,7 +39,7 @@ def services_for_cli() -> tuple[Settings, ServiceUrls]:
 
 
 @asynccontextmanager
-async def cli_resources(settings: Settings) -> AsyncIterator[Any]:
+async def cli_resources(settings: Settings) -> AsyncIterator[Resources]:
     from api.resources import close_resources, open_resources
 
     resources = await open_resources(settings)
@@ -58,7 +59,7 @@ def require_secret_key() -> None:
         raise click.ClickException(str(exc)) from None
 
 
-def run_with_services(body: Callable[[Settings], Awaitable[T]]) -> T:
+def run_with_services(body: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     settings, urls = services_for_cli()
     try:
         return asyncio.run(body(settings))
@@ -66,7 +67,7 @@ def run_with_services(body: Callable[[Settings], Awaitable[T]]) -> T:
         urls.stop_embedded()
 
 
-def run_domain(body: Callable[[Settings], Awaitable[T]]) -> T:
+def run_domain(body: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     """run_with_services, with domain errors printed as the Korean message instead of a traceback."""
     from api.errors import DomainError
 

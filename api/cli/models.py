@@ -46,8 +46,8 @@ def models_list() -> None:
     from api.registry.services import RegistryService
 
     async def body(settings: Settings) -> None:
-        async with cli_resources(settings) as resources, resources.sessions() as session:  # type: ignore[attr-defined]
-            rows = await RegistryService(session, resources).list()  # type: ignore[arg-type]
+        async with cli_resources(settings) as resources, resources.sessions() as session:
+            rows = await RegistryService(session, resources).list()
         click.echo(f"{'VER':>4}  {'STATUS':<8} {'SOURCE':<14} {'RMSLE':>7}  CREATED              NAME")
         for m in rows:
             rmsle = m.metrics.get("rmsle")
@@ -67,8 +67,8 @@ def models_activate(version: int) -> None:
     from api.registry.services import RegistryService
 
     async def body(settings: Settings) -> None:
-        async with cli_resources(settings) as resources, resources.sessions() as session:  # type: ignore[attr-defined]
-            info = await RegistryService(session, resources).activate(version)  # type: ignore[arg-type]
+        async with cli_resources(settings) as resources, resources.sessions() as session:
+            info = await RegistryService(session, resources).activate(version)
         click.echo(f"모델 버전 {info.version}을(를) 활성화했습니다.")
 
     run_domain(body)
@@ -91,8 +91,8 @@ def models_import_legacy(directory: str, target_transform: str, activate: bool) 
 
     async def body(settings: Settings) -> None:
         artifact = await asyncio.to_thread(import_legacy, Path(directory), target_transform=target_transform)
-        async with cli_resources(settings) as resources, resources.sessions() as session:  # type: ignore[attr-defined]
-            registry = RegistryService(session, resources)  # type: ignore[arg-type]
+        async with cli_resources(settings) as resources, resources.sessions() as session:
+            registry = RegistryService(session, resources)
             info = await registry.register(artifact, created_by=None, notes=f"imported from {Path(directory).name}")
             if activate:
                 await registry.activate(info.version)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from api.cli.common import configure_logging, require_secret_key, services_for_cli
@@ -20,7 +22,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     require_secret_key()
     settings, urls = services_for_cli()
     configure_logging(settings)
-    options = {
+    options: dict[str, Any] = {  # the same keywords for uvicorn.run and uvicorn.Config
         "factory": True,
         "host": host or settings.api_host,
         "port": port or settings.api_port,

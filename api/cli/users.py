@@ -27,7 +27,7 @@ def users_create(name: str, admin: bool) -> None:
 
     async def body(settings: Settings) -> None:
         async with cli_resources(settings) as resources:
-            async with resources.sessions() as session:  # type: ignore[attr-defined]
+            async with resources.sessions() as session:
                 try:
                     user, token = await UserService(session).create(name, admin=admin)
                 except DomainError as exc:
@@ -46,7 +46,7 @@ def users_list() -> None:
 
     async def body(settings: Settings) -> None:
         async with cli_resources(settings) as resources:
-            async with resources.sessions() as session:  # type: ignore[attr-defined]
+            async with resources.sessions() as session:
                 rows = await UserService(session).list()
         click.echo(f"{'ID':>4}  {'ROLE':<7} {'CREATED':<20} NAME")
         for u in rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections import Counter
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -99,8 +100,7 @@ def read_table(
 
 def _clean_names(names: list[str]) -> list[str]:
     cleaned = [n.strip() or f"열{i + 1}" for i, n in enumerate(names)]
-    seen: set[str] = set()
-    duplicates = sorted({n for n in cleaned if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    duplicates = sorted(n for n, count in Counter(cleaned).items() if count > 1)
     if duplicates:
         raise InvalidInput(
             "머리글에 같은 열 이름이 두 번 이상 있습니다: " + ", ".join(duplicates),

@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from api.datasets.csv_pieces import CannotParseInPieces, PieceLayout, parse_first_piece, parse_next_piece
 from api.datasets.csv_reader import Unreadable
@@ -88,7 +89,7 @@ class _PieceWork:
         self._layout: PieceLayout | None = None
         self._tables: list[pa.Table] = []
         self._sink = pa.BufferOutputStream()
-        self._writer = None
+        self._writer: pq.ParquetWriter | None = None
 
     def give_up(self) -> None:
         self.failed = True

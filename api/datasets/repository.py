@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from typing import Any, cast
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import Select, delete, exists, func, or_, select, text
+from sqlalchemy import CursorResult, Result, Select, delete, exists, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import defer
 
@@ -15,10 +16,15 @@ from api.db.tables import Dataset, DatasetBlob, ShareLink, User
 from api.users.services import Principal
 
 
+def _rowcount(result: Result[Any]) -> int:
+    # A DELETE's result is a CursorResult, which has the row count; the session's execute() is typed as Result.
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
 class DatasetRepository(SQLAlchemyAsyncRepository[Dataset]):
     model_type = Dataset
 
-    def _visible_to(self, user: Principal) -> Select[tuple[Dataset, str]]:
+    def _visible_to(self, user: Principal) -> Select[Dataset, str]:
         stmt = select(Dataset, User.name).join(User, User.id == Dataset.owner_id)
         if not user.is_admin:
             stmt = stmt.where(or_(Dataset.owner_id == user.id, Dataset.visibility == Visibility.TEAM))
@@ -89,7 +95,7 @@ class DatasetRepository(SQLAlchemyAsyncRepository[Dataset]):
                 ~exists().where(Dataset.content_sha256 == sha),
             )
         )
-        return bool(result.rowcount)
+        return bool(_rowcount(result))
 
     async def unreferenced_blobs(self) -> list[str]:
         """Hashes of the blobs no dataset row references any more."""
@@ -139,4 +145,4 @@ class ShareLinkRepository(SQLAlchemyAsyncRepository[ShareLink]):
         result = await self.session.execute(
             delete(ShareLink).where(ShareLink.expires_at.is_not(None), ShareLink.expires_at < now)
         )
-        return int(result.rowcount or 0)
+        return _rowcount(result)

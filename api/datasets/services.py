@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import re
 import unicodedata
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 import pyarrow as pa
@@ -72,9 +72,9 @@ def to_dataset_out(row: Dataset, owner: str) -> s.Dataset:
         encoding=row.encoding,
         owner=owner,
         owner_id=row.owner_id,
-        visibility=row.visibility,
+        visibility=cast(s.Visibility, row.visibility),  # the column's check constraint allows only these
         is_demo=row.is_demo,
-        created_at=row.created_at,  # type: ignore[arg-type]
+        created_at=row.created_at,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -199,7 +200,7 @@ class _World:
         return pd.DataFrame(cols, columns=v.ACCIDENT_COLUMNS)
 
     # ---- facilities ------------------------------------------------------------------------------
-    def _places(self, rng: np.random.Generator, n: int, noise: float = 0.006) -> dict[str, np.ndarray]:
+    def _places(self, rng: np.random.Generator, n: int, noise: float = 0.006) -> dict[str, Any]:
         """Facility locations clustered around each 동's centre, with addresses that agree."""
         place = rng.choice(len(self.sigungu), size=n, p=self.place_p)
         gu, dong = self.gu[place], self.dong[place]
@@ -260,7 +261,8 @@ class _World:
             {
                 "보안등위치명": stem + (_cumcount(stem) + 1).astype(str),
                 "설치개수": rng.choice([1, 2, 3], size=n, p=[0.9, 0.09, 0.01]),
-                "소재지도로명주소": np.where(rng.random(n) < 0.48, np.array(p["road_addr"], dtype=object), None),
+                # numpy's stubs take no None as an array-like; NumPy makes it an object array, as wanted here.
+                "소재지도로명주소": np.where(rng.random(n) < 0.48, np.array(p["road_addr"], dtype=object), None),  # type: ignore[call-overload]
                 "소재지지번주소": p["lot_addr"],
                 "위도": np.where(has_coords, lat, np.nan),
                 "경도": np.where(has_coords, lon, np.nan),

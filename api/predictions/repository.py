@@ -148,7 +148,8 @@ async def job_predictions(session: AsyncSession, job_id: int, *, offset: int, li
         .offset(offset)
         .limit(limit)
     )
-    return [(int(r[0]), float(r[1])) for r in rows.all()]
+    # A job's rows always carry their row_index (the column is NULL only for single and batch rows).
+    return [(int(row), float(eclo)) for row, eclo in rows.all() if row is not None]
 
 
 async def model_metadata(session: AsyncSession, version: int) -> dict[str, Any] | None:

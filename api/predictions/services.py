@@ -77,6 +77,7 @@ class _FeaturesJson:
         self.columns: list[tuple[pa.Array, int]] = []  # (fragment per value, value of the first fragment)
         order = list(meta.feature_order)
         for i, name in enumerate(order):
+            values: list[str] | list[int]
             if name in meta.categories:
                 low, values = 0, list(meta.categories[name])
             else:
@@ -223,7 +224,7 @@ class PredictionService:
                 model_version=r.model_version,
                 eclo=r.eclo,
                 source=r.source,
-                features=r.features,
+                features=r.features or {},  # NULL only on job rows, which have no owner and so are never listed
                 created_at=r.created_at,
                 job_id=r.job_id,
                 row_index=r.row_index,

@@ -20,4 +20,4 @@ class UserController(Controller):
 
     @get("/", summary="현재 사용자")
     async def me(self, request: Request[Principal, Any, Any]) -> Me:
-        return Me(id=request.user.id, name=request.user.name, role=request.user.role)
+        return Me(id=request.user.id, name=request.user.name, role=Role(request.user.role))

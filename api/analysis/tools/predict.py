@@ -182,8 +182,8 @@ def predict_many(call: Call) -> ToolResult:
     invalid = len(batch.errors)
     first_error = ""
     if invalid:
-        position, error = batch.errors[0]
-        first_error = f"첫 무효 행 (행 {fmt_cell(part.index[position])}): {error.message}"
+        position, problem = batch.errors[0]
+        first_error = f"첫 무효 행 (행 {fmt_cell(part.index[position])}): {problem.message}"
     if len(batch.row_index) == 0:
         raise ToolError(
             f"예측할 수 있는 행이 없습니다 ({invalid:,}행 모두 무효). {first_error}", summary="오류: 유효한 행 없음"

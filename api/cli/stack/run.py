@@ -286,7 +286,7 @@ def say_raw(line: str) -> None:
 
 
 def run_stack() -> int:
-    settings = ProcessSettings(_env_file=env_file_path())  # type: ignore[call-arg]
+    settings = ProcessSettings(_env_file=env_file_path())
     stack = Stack(settings)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
