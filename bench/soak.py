@@ -50,7 +50,8 @@ def _rss_mb(pid: int) -> float:
 
 async def _traffic(base: str, headers: dict[str, str], dataset: dict[str, Any], seconds: float) -> Counter[str]:
     outcomes: Counter[str] = Counter()
-    questions = [f"질문 {i}: 날씨별 사고 건수는?" for i in range(20)]  # few distinct: mostly cache hits
+    run_tag = secrets.token_hex(4)  # this run's questions: an earlier run's cached answers do not count
+    questions = [f"질문 {i} ({run_tag}): 날씨별 사고 건수는?" for i in range(20)]  # few distinct: mostly hits
     column = "기상상태"
     deadline = time.monotonic() + seconds
 
