@@ -72,7 +72,8 @@ class Process(ManagedProcess):
         return self.proc is not None and self.proc.poll() is None
 
 
-def _wait_ready(url: str, process: Process, timeout: float = 60) -> None:
+def _wait_ready(url: str, process: Process, timeout: float = 180) -> None:
+    # Generous: on a busy 2-core machine importing the application alone has taken over 60 s.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process.alive():
