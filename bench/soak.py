@@ -25,19 +25,12 @@ import psutil
 from bench.common import bench_services, create_token, created, hab_cli, render_table
 from bench.processes import HabServer, HabWorker, wait_for_model
 from tests.fakes.anthropic_server import FakeAnthropic, Reply, text
+from tests.sample_rows import ACCIDENT_ROW
 
 CLIENTS = 8
 WARM_UP_SHARE = 0.2
 GOAL_GROWTH = 0.10
-ROW = {
-    "사고일시": "2022-01-01 08",
-    "기상상태": "맑음",
-    "노면상태": "건조",
-    "도로형태": "단일로 - 기타",
-    "사고유형": "차대차",
-    "시군구": "대구광역시 수성구 범어동",
-    "요일": "토요일",
-}
+ROW = ACCIDENT_ROW
 
 
 def _seconds() -> float:

@@ -25,19 +25,12 @@ from api.local.envfile import read_env_file
 from tests.e2e.conftest import shared_temp_dir
 from tests.e2e.test_processes import HAB, _free_port, _fresh_laptop_env
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.sample_rows import ACCIDENT_ROW
 from tests.secret_scan import scan_for_secret
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(900)]
 
-ROW = {
-    "사고일시": "2022-01-01 08",
-    "기상상태": "맑음",
-    "노면상태": "건조",
-    "도로형태": "단일로 - 기타",
-    "사고유형": "차대차",
-    "시군구": "대구광역시 수성구 범어동",
-    "요일": "토요일",
-}
+ROW = ACCIDENT_ROW
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.2) -> object:

@@ -16,6 +16,7 @@ import pytest
 
 from api.local.envfile import read_env_file
 from tests import legacy_model
+from tests.sample_rows import ACCIDENT_ROW
 
 # Each test starts real processes on embedded services; up to ~2 min each measured on a busy 2-core machine.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -136,15 +137,7 @@ def test_run_brings_up_the_stack_and_keeps_data(tmp_path):
             f"http://127.0.0.1:{api_port}/api/predict/eclo",
             headers=headers,
             timeout=10,
-            json={
-                "사고일시": "2022-01-01 08",
-                "기상상태": "맑음",
-                "노면상태": "건조",
-                "도로형태": "단일로 - 기타",
-                "사고유형": "차대차",
-                "시군구": "대구광역시 수성구 범어동",
-                "요일": "토요일",
-            },
+            json=ACCIDENT_ROW,
         )
         assert predicted.status_code == 200 and predicted.json()["model_version"] == active["version"]
         _wait_ready(f"http://127.0.0.1:{ui_port}/_stcore/health", first, timeout=90)
