@@ -181,3 +181,10 @@ def test_an_upload_over_the_limit_is_refused_at_the_door(nginx: str, stack: Stac
         timeout=30,
     )
     assert small.status_code == 201, small.text
+    # The stack is shared with the other frontend tests, which expect only the seeded datasets.
+    deleted = httpx.delete(
+        f"{stack.url}/api/datasets/{small.json()['id']}",
+        headers={"Authorization": f"Bearer {stack.admin_token}"},
+        timeout=30,
+    )
+    assert deleted.status_code == 204, deleted.text
