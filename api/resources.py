@@ -25,6 +25,7 @@ from api.registry.sync import ModelSync
 from api.runtime import tune_memory
 from api.settings import Settings
 from api.users.services import PrincipalCache
+from models.compiled import ModelCompiler
 from models.holder import ModelHolder
 
 logger = logging.getLogger("hab.resources")
@@ -86,7 +87,12 @@ async def open_resources(settings: Settings, *, follow_models: bool = False) -> 
     engine = create_engine(database_url, pool_size=settings.db_pool_size)
     redis = redis_client(redis_url)
     sessions = create_session_factory(engine)
-    holder = ModelHolder()
+    compiler = ModelCompiler(
+        settings.model_compile_dir or settings.data_dir / "compiled-models",
+        enabled=settings.model_compile == "auto",
+        threads=settings.model_compile_threads,
+    )
+    holder = ModelHolder(accelerate=compiler.accelerate)
     resources = Resources(
         settings=settings,
         database_url=database_url,

@@ -71,6 +71,12 @@ class Settings(ProcessSettings):
     db_pool_size: int = Field(default=10, validation_alias="HAB_DB_POOL_SIZE")
     log_level: str = Field(default="INFO", validation_alias="HAB_LOG_LEVEL")
     model_recheck_seconds: float = Field(default=30.0, gt=0, validation_alias="HAB_MODEL_RECHECK_SECONDS")
+    # Batches are predicted by the model compiled to native code (models/compiled.py) once it is built, in
+    # the background after activation; "off", or no C compiler on the machine, keeps LightGBM for everything.
+    model_compile: Literal["auto", "off"] = Field(default="auto", validation_alias="HAB_MODEL_COMPILE")
+    # Where compiled models are cached (default: <HAB_DATA_DIR>/compiled-models); processes may share it.
+    model_compile_dir: Path | None = Field(default=None, validation_alias="HAB_MODEL_COMPILE_DIR")
+    model_compile_threads: int = Field(default=1, ge=1, le=64, validation_alias="HAB_MODEL_COMPILE_THREADS")
     # Tests use a queue of their own so nothing left in a shared Redis is ever picked up.
     queue_name: str = Field(default="arq:queue", validation_alias="HAB_QUEUE_NAME")
     score_chunk_rows: int | None = Field(default=None, gt=0, validation_alias="HAB_SCORE_CHUNK_ROWS")

@@ -1,12 +1,16 @@
 """The one model reference a process serves from, swapped atomically to a new version.
 
 A swap loads and warms the new model first and only then replaces the reference, so requests that
-already hold the old model finish on it and no request ever sees a half-loaded one.
+already hold the old model finish on it and no request ever sees a half-loaded one. The model serves on
+LightGBM at once; an optional ``accelerate`` step (compiling it, models/compiled.py) then runs in a daemon
+thread and upgrades the served model in place when it succeeds, so activation never waits for a compiler
+and a process that stops mid-compile is not held up by it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 
 from models.artifact import ModelArtifact
@@ -25,7 +29,9 @@ def build_model(bundle: bytes, sha256: str) -> LoadedModel:
 
 
 class ModelHolder:
-    def __init__(self) -> None:
+    def __init__(self, accelerate: Callable[[LoadedModel], object] | None = None) -> None:
+        self._accelerate = accelerate
+        self.accelerating: threading.Thread | None = None
         self._model: LoadedModel | None = None
         self._version: VersionNumber | None = None
         self._lock = asyncio.Lock()
@@ -54,4 +60,9 @@ class ModelHolder:
             # One assignment each: readers see either the old pair or the new one.
             self._model, self._version = model, version
             self.swaps += 1
+            if self._accelerate is not None:
+                self.accelerating = threading.Thread(
+                    target=self._accelerate, args=(model,), name=f"accelerate-model-{version}", daemon=True
+                )
+                self.accelerating.start()
             return True

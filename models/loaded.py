@@ -22,6 +22,7 @@ import lightgbm as lgb
 import numpy as np
 
 from models.artifact import ModelArtifact
+from models.compiled import COMPILED_MIN_ROWS, CompiledPredictor, PredictorBackend
 from models.features.encoding import encode_row, lookup_tables
 from models.interpret import PercentileScale, band_for, interpretation, labels_for, sentence_parts
 from models.metadata import InterpretationBand, ModelMetadata, VersionNumber
@@ -41,6 +42,7 @@ class LoadedModel:
         if self._booster.num_feature() != self._n_features:
             raise ValueError(f"모델 특성 수 {self._booster.num_feature()}가 메타데이터({self._n_features})와 다릅니다.")
         self._log1p = self.metadata.target_transform == "log1p"
+        self._compiled: CompiledPredictor | None = None
 
     def __repr__(self) -> str:
         return f"LoadedModel(name={self.metadata.name!r}, version={self.metadata.version!r})"
@@ -63,12 +65,31 @@ class LoadedModel:
             raise ValueError(f"입력 행렬의 모양 {x.shape}이(가) (n, {self._n_features})가 아닙니다.")
         return x
 
+    @property
+    def backend(self) -> PredictorBackend:
+        """What predicts batches: the compiled library once one is attached, else LightGBM."""
+        return PredictorBackend.LIGHTGBM if self._compiled is None else PredictorBackend.COMPILED
+
+    def attach_compiled(self, predictor: CompiledPredictor) -> None:
+        """Serve batches from a verified compiled library from now on (one assignment: readers see either)."""
+        self._compiled = predictor
+
     def raw_predict(self, matrix: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
         """The model's own output (log1p(ECLO) when target_transform is log1p)."""
         x = self._matrix(matrix)
         if len(x) == 0:
             return np.empty(0, dtype=np.float64)
+        compiled = self._compiled
+        if compiled is not None and len(x) >= COMPILED_MIN_ROWS:
+            out = compiled.raw_predict(x)
+            if out is not None:
+                return out
         return np.asarray(self._booster.predict(x, num_threads=num_threads))  # an ndarray already, for dense input
+
+    def lightgbm_raw_predict(self, matrix: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
+        """raw_predict() by LightGBM itself, whatever is attached: the reference the compiled library matches."""
+        x = self._matrix(matrix)
+        return np.asarray(self._booster.predict(x, num_threads=num_threads)) if len(x) else np.empty(0)
 
     def predict(self, matrix: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
         """ECLO on its natural scale (expm1 applied for log1p models), never negative; shape (n,)."""

@@ -25,6 +25,10 @@ from api.runtime import prepare_process
 
 def pytest_configure(config: pytest.Config) -> None:
     prepare_process()  # as every entry point does, before any test module imports lightgbm or pyarrow
+    # Processes the suite starts serve on LightGBM unless a test turns compilation on: compiling each test
+    # model in every API and worker would cost minutes of CPU, and the compiled path has tests of its own
+    # (tests/unit/test_models_compiled.py, tests/integration/test_compiled_serving.py).
+    os.environ.setdefault("HAB_MODEL_COMPILE", "off")
 
 
 @dataclass(frozen=True)

@@ -26,3 +26,6 @@ class ModelVersionDetail(ModelVersionInfo, kw_only=True):
     hour_bands: dict[str, str]
     bands: list[dict[str, Any]]
     feature_importance: dict[str, float] | None = None
+    # What predicts batches in the process that answered, when it serves this version: "compiled" (the
+    # model built to native code) or "lightgbm" (before the build finished, or without a C compiler).
+    predictor: str | None = None

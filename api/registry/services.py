@@ -94,7 +94,14 @@ class RegistryService:
             hour_bands=meta["hour_bands"],
             bands=meta["bands"],
             feature_importance=importance,
+            predictor=self._predictor(row.version),
         )
+
+    def _predictor(self, version: int) -> str | None:
+        current = self.resources.models.current
+        if current is None or self.resources.models.version != version:
+            return None
+        return current.backend.value
 
     async def register(self, artifact: ModelArtifact, *, created_by: int | None, notes: str = "") -> s.ModelVersionInfo:
         """Store a verified artifact as the next version (inactive until activated)."""

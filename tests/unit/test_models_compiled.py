@@ -1,0 +1,171 @@
+"""The compiled predictor (models/compiled.py) against LightGBM itself, with a real C compiler."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+from models.compiled import (
+    COMPILED_MIN_ROWS,
+    EQUALITY_TOLERANCE,
+    CompiledPredictor,
+    ModelCompiler,
+    PredictorBackend,
+    compile_library,
+    find_compiler,
+    library_name,
+)
+from models.loaded import LoadedModel
+from models.train import train_eclo
+from tests import legacy_model
+
+pytestmark = pytest.mark.skipif(find_compiler() is None, reason="no C compiler on this machine")
+
+
+@pytest.fixture(scope="module")
+def table():
+    from api.datasets.ingest import parse_csv
+    from api.demo.generate import generate_demo_datasets
+
+    train = next(d for d in generate_demo_datasets(scale=0.05) if d.key == "train")
+    return parse_csv(train.csv_bytes).table
+
+
+@pytest.fixture(scope="module")
+def trained(table) -> LoadedModel:
+    return LoadedModel(train_eclo(table, num_boost_round=120))
+
+
+@pytest.fixture(scope="module")
+def legacy() -> LoadedModel:
+    if not legacy_model.available():
+        pytest.skip(legacy_model.SKIP_REASON)
+    from models.legacy import import_legacy
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return LoadedModel(import_legacy(legacy_model.local_copy()))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("compiled")
+
+
+def every_category_matrix(model: LoadedModel, seed: int = 7) -> np.ndarray:
+    """For each categorical feature, one row per category code (plus an unseen code and a missing value),
+    the other features drawn at random from their own vocabularies or ranges; then all pairs of the two
+    smallest vocabularies, so interactions between categorical splits are visited too."""
+    meta = model.metadata
+    rng = np.random.default_rng(seed)
+
+    def background(n: int) -> np.ndarray:
+        columns = []
+        for feature in meta.feature_order:
+            vocabulary = meta.categories.get(feature)
+            if vocabulary is not None:
+                columns.append(rng.integers(0, len(vocabulary), n).astype(np.float64))
+            else:
+                columns.append(rng.integers(0, 32, n).astype(np.float64))
+        return np.column_stack(columns)
+
+    blocks = []
+    for position, feature in enumerate(meta.feature_order):
+        vocabulary = meta.categories.get(feature)
+        if vocabulary is None:
+            continue
+        codes = np.array([*range(len(vocabulary)), len(vocabulary), np.nan], dtype=np.float64)
+        for _ in range(3):  # three random backgrounds per code
+            block = background(len(codes))
+            block[:, position] = codes
+            blocks.append(block)
+    small = sorted(meta.categories, key=lambda f: len(meta.categories[f]))[:2]
+    a, b = (meta.feature_order.index(f) for f in small)
+    pairs = list(itertools.product(range(len(meta.categories[small[0]])), range(len(meta.categories[small[1]]))))
+    block = background(len(pairs))
+    block[:, a] = [p[0] for p in pairs]
+    block[:, b] = [p[1] for p in pairs]
+    blocks.append(block)
+    return np.vstack(blocks)
+
+
+def assert_equal_outputs(model: LoadedModel, predictor: CompiledPredictor) -> None:
+    x = every_category_matrix(model)
+    reference = model.lightgbm_raw_predict(x)
+    compiled = predictor.raw_predict(x)
+    assert compiled is not None
+    relative = np.abs(compiled - reference) / np.maximum(np.abs(reference), 1e-12)
+    assert float(relative.max()) <= EQUALITY_TOLERANCE, f"max relative difference {relative.max():.3g}"
+    # The comparison is not vacuous: the model's outputs vary over these rows.
+    assert np.unique(np.round(reference, 9)).size > 10
+
+
+def test_a_freshly_trained_model_compiles_to_the_same_outputs(trained, cache):
+    library = compile_library(trained.artifact.model_text, cache, threads=2)
+    assert_equal_outputs(trained, CompiledPredictor(library, len(trained.metadata.feature_order)))
+
+
+def test_the_v125_model_compiles_to_the_same_outputs(legacy, cache):
+    library = compile_library(legacy.artifact.model_text, cache, threads=2)
+    assert_equal_outputs(legacy, CompiledPredictor(library, len(legacy.metadata.feature_order)))
+
+
+def test_a_version_is_compiled_once_per_cache_folder(trained, cache):
+    first = compile_library(trained.artifact.model_text, cache, threads=2)
+    before = first.stat()
+    again = compile_library(trained.artifact.model_text, cache, threads=2)
+    assert again == first
+    assert (again.stat().st_ino, again.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert first.name == library_name(trained.artifact.model_text)
+
+
+def test_accelerate_attaches_and_batches_use_the_library(trained, cache):
+    model = LoadedModel(trained.artifact)
+    assert model.backend is PredictorBackend.LIGHTGBM
+    assert ModelCompiler(cache, threads=2).accelerate(model) is PredictorBackend.COMPILED
+    assert model.backend is PredictorBackend.COMPILED
+    x = every_category_matrix(model)
+    np.testing.assert_allclose(model.raw_predict(x), model.lightgbm_raw_predict(x), rtol=EQUALITY_TOLERANCE, atol=0)
+
+    class Counting(CompiledPredictor):
+        calls = 0
+
+        def raw_predict(self, x):
+            Counting.calls += 1
+            return super().raw_predict(x)
+
+    model.attach_compiled(Counting(compile_library(model.artifact.model_text, cache), len(x[0])))
+    model.raw_predict(x[: COMPILED_MIN_ROWS - 1])  # small: LightGBM
+    assert Counting.calls == 0
+    model.raw_predict(x[:COMPILED_MIN_ROWS])
+    assert Counting.calls == 1
+
+
+def test_a_library_that_does_not_reproduce_lightgbm_is_refused_and_discarded(trained, table, tmp_path):
+    # A library of another model (same features, another seed) under this model's cache name: it loads,
+    # but its outputs differ.
+    another = train_eclo(table, num_boost_round=20, seed=3)
+    other = compile_library(another.model_text, tmp_path / "other", threads=2)
+    target = tmp_path / "cache" / library_name(trained.artifact.model_text)
+    target.parent.mkdir()
+    target.write_bytes(other.read_bytes())
+    model = LoadedModel(trained.artifact)
+    assert ModelCompiler(tmp_path / "cache").accelerate(model) is PredictorBackend.LIGHTGBM
+    assert model.backend is PredictorBackend.LIGHTGBM
+    assert not target.exists()
+
+
+def test_without_a_compiler_the_model_stays_on_lightgbm(trained, tmp_path, monkeypatch):
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no gcc, cc or clang here
+    assert find_compiler() is None
+    compiler = ModelCompiler(tmp_path / "cache")
+    assert not compiler.enabled
+    model = LoadedModel(trained.artifact)
+    assert compiler.accelerate(model) is PredictorBackend.LIGHTGBM
+    assert not (tmp_path / "cache").exists()
+    assert os.environ["PATH"] == str(tmp_path)
