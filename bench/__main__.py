@@ -24,6 +24,7 @@ BENCHMARKS: list[str] = [
     "dataset_upload",
     "predict_serving",
     "batch_job",
+    "compiled_predict",
     "chat_cache",
     "micro",
 ]

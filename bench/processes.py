@@ -43,6 +43,20 @@ def wait_for_model(base_url: str, token: str, timeout: float = 60) -> None:
     raise RuntimeError(f"hab did not serve a model within {timeout:.0f} s: {response.status_code} {response.text}")
 
 
+def wait_for_compiled(base_url: str, token: str, timeout: float = 900) -> float | None:
+    """Wait until `hab serve` predicts batches with the compiled model; the seconds it took, or None when the
+    server says it serves LightGBM only (HAB_MODEL_COMPILE=off or no C compiler)."""
+    import httpx
+
+    started = time.monotonic()
+    while time.monotonic() < started + timeout:
+        active = httpx.get(f"{base_url}/api/models/active", headers={"Authorization": f"Bearer {token}"}).json()
+        if active.get("predictor") == "compiled":
+            return round(time.monotonic() - started, 1)
+        time.sleep(0.5)
+    return None
+
+
 class HabServer(ManagedProcess):
     """A real `hab serve` process on a free port, with its log in a file."""
 
