@@ -52,6 +52,8 @@ class Resources:
     background: set[asyncio.Task[None]] = field(default_factory=set)
     # Feature importance per model artifact (artifacts are content-addressed, so an entry never goes stale).
     model_importance: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Scoring jobs whose parts this process is scoring now (a helper delivery for one of them goes elsewhere).
+    scoring_jobs: set[int] = field(default_factory=set)
 
     def run_in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)

@@ -80,6 +80,8 @@ class Settings(ProcessSettings):
     # Tests use a queue of their own so nothing left in a shared Redis is ever picked up.
     queue_name: str = Field(default="arq:queue", validation_alias="HAB_QUEUE_NAME")
     score_chunk_rows: int | None = Field(default=None, gt=0, validation_alias="HAB_SCORE_CHUNK_ROWS")
+    # Helper deliveries a scoring job asks for (other workers score its parts beside it; 0: one worker each).
+    score_helpers: int = Field(default=7, ge=0, le=64, validation_alias="HAB_SCORE_HELPERS")
     # The lease of a running job (api/jobs/locks.py): renewed every heartbeat by the live run; a job whose
     # lease is older than stale_seconds and whose lock nobody holds is put back in line by the sweeper.
     job_heartbeat_seconds: float = Field(default=2.0, gt=0, validation_alias="HAB_JOB_HEARTBEAT_SECONDS")

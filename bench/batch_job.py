@@ -500,6 +500,9 @@ def _measure_hab_and_floor(services: BenchServices, csv_path: Path, repetitions:
             with HabWorker(services, env, f"default-{i}") as worker:
                 out["hab_runs"].append(hab_job(server, token, uploaded["dataset_id"], services, worker))
         variants["floor_2_threads"] = floor_run(csv_path, services, owner_id, model_version, threads=2)
+        # One job, two workers: the run's helpers let the second score parts beside the first.
+        with HabWorker(services, env, "pair-a") as worker, HabWorker(services, env, "pair-b"):
+            variants["two_workers"] = hab_job(server, token, uploaded["dataset_id"], services, worker)
         with HabWorker(services, env | {"HAB_MODEL_COMPILE": "off"}, "lightgbm-only") as worker:
             variants["lightgbm_only"] = hab_job(server, token, uploaded["dataset_id"], services, worker)
         for chunk in CHUNK_VARIANTS:
@@ -586,6 +589,7 @@ def _result(
             "hab_vs_floor_wall": round(vs_floor, 2),
             "best_hab_vs_legacy_rows_per_s": round(ROWS / hab_wall["min"] / legacy["rows_per_s"], 1),
             "best_hab_vs_best_floor_wall": round(hab_wall["min"] / floor_wall["min"], 2),
+            "one_worker_vs_two_workers_wall": round(hab_wall["median"] / variants["two_workers"]["wall_s"], 2),
         },
         "goals": {"vs_legacy": vs_legacy >= GOAL_VS_LEGACY, "vs_floor": vs_floor <= GOAL_VS_FLOOR},
         "worker_log_tail": measured["worker_log"],
@@ -657,7 +661,8 @@ def report(result: dict[str, Any]) -> str:
         f"{ratios['hab_vs_floor_wall']}x the floor's wall time "
         f"(goal <= {GOAL_VS_FLOOR}x: {verdict(goals['vs_floor'])})\n"
         f"Fastest runs: hab {ratios['best_hab_vs_legacy_rows_per_s']}x (a); "
-        f"{ratios['best_hab_vs_best_floor_wall']}x the fastest floor"
+        f"{ratios['best_hab_vs_best_floor_wall']}x the fastest floor\n"
+        f"One job on two workers: {ratios['one_worker_vs_two_workers_wall']}x faster than the one-worker median"
     )
 
 

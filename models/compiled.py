@@ -2,7 +2,7 @@
 
 LightGBM walks its trees in a generic interpreter; tl2cgen turns the same trees into C, compiled once per
 model version, which predicts the same numbers several times faster on batches (figures in
-docs/decisions/0010-compiled-predictor.md). LightGBM stays the reference and the fallback:
+docs/decisions/0009-compiled-predictor.md). LightGBM stays the reference and the fallback:
 - on a machine without a C compiler (a student's laptop) nothing is compiled and LightGBM serves;
 - a library is used only after it reproduced LightGBM on a probe matrix (every category of every
   categorical feature, missing values) to ``EQUALITY_TOLERANCE``;
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 COMPILED_MIN_ROWS = 8
 # quantize: thresholds become indices into per-feature tables, so a split compares integers; outputs are
-# unchanged and the v1.2.5 model predicts ~1.8x faster than without (docs/decisions/0010).
+# unchanged and the v1.2.5 model predicts ~1.8x faster than without (docs/decisions/0009).
 BUILD_PARAMS = {"quantize": 1}
 BUILD_TAG = "q1"  # in the cache name: a library built with other parameters is another file
 EQUALITY_TOLERANCE = 1e-9  # relative, on the model's raw output

@@ -12,8 +12,9 @@ from typing import Any, Protocol
 
 from api.chat.jobs import ChatJobRun
 from api.jobs import recovery
-from api.jobs.kinds import JobKind, function_name
+from api.jobs.kinds import SCORE_PART_FUNCTION, JobKind, function_name
 from api.jobs.run import JobRun
+from api.predictions.scoring.parts import help_score
 from api.predictions.scoring.run import ScoringRun
 
 RUNS: dict[JobKind, type[JobRun]] = {JobKind.SCORE: ScoringRun, JobKind.CHAT: ChatJobRun}
@@ -53,6 +54,15 @@ def _being_cancelled() -> bool:
 
 
 FUNCTIONS: dict[JobKind, JobFunction] = {kind: job_function(run) for kind, run in RUNS.items()}
+
+
+async def score_job_part(ctx: dict[str, Any], job_id: int, bounce: int = 0) -> str:
+    """A helper delivery of a scoring job: score its free parts beside the run (api/predictions/scoring/parts.py).
+    Nothing to re-queue at shutdown: an interrupted part's transaction rolls back and the run scores it."""
+    return await help_score(ctx["resources"], job_id, bounce)
+
+
+score_job_part.__name__ = score_job_part.__qualname__ = SCORE_PART_FUNCTION
 score_job = FUNCTIONS[JobKind.SCORE]
 chat_job = FUNCTIONS[JobKind.CHAT]
 

@@ -17,7 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from api.jobs.kinds import JobKind
 from api.jobs.payloads import deserialize_job, serialize_job
 from api.settings import Settings, get_settings
-from workers.jobs import FUNCTIONS, sweep_forever
+from workers.jobs import FUNCTIONS, score_job_part, sweep_forever
 from workers.maintenance import expire_share_links, prune_arq_results, purge_unreferenced_blobs
 
 logger = logging.getLogger("hab.worker")
@@ -48,8 +48,10 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 class WorkerSettings:
     functions = [
-        # Scoring resumes from its last committed chunk, so retries are cheap and safe.
+        # Scoring resumes from its unfinished parts, so retries are cheap and safe.
         func(FUNCTIONS[JobKind.SCORE], timeout=3600, max_tries=5, keep_result=3600),
+        # Helpers of a scoring job: never retried (the run scores whatever they leave), results not kept.
+        func(score_job_part, timeout=3600, max_tries=1, keep_result=0),
         # A chat turn is a few LLM calls; a retry re-runs the turn (nothing is stored until it ends).
         func(FUNCTIONS[JobKind.CHAT], timeout=1800, max_tries=3, keep_result=3600),
         func(purge_unreferenced_blobs, timeout=300, max_tries=2),

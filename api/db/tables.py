@@ -192,6 +192,20 @@ class Job(Base):
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class JobPart(Base):
+    """A row range of a scoring job's input; any worker may score it (see api/predictions/repository.py)."""
+
+    __tablename__ = "job_parts"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start_row: Mapped[int] = mapped_column(BigInteger)
+    stop_row: Mapped[int] = mapped_column(BigInteger)
+    done: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    worker: Mapped[str | None] = mapped_column(String(128))  # host:pid of the process that scored it
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class JobInput(Base):
     """Rows submitted inline with a job, as Parquet, so the job itself only carries ids."""
 

@@ -30,6 +30,10 @@ STATUS_LABELS = {
 }
 
 
+# The arq function of a scoring job's helper deliveries: other workers scoring free parts of a running job.
+SCORE_PART_FUNCTION = "score_job_part"
+
+
 def function_name(kind: JobKind) -> str:
     """The arq function that runs jobs of this kind (the API enqueues by it, the workers register it)."""
     return f"{kind.value}_job"

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import io
-from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from api.db.tables import ModelVersion, Prediction
+from api.db.tables import Job, JobPart, ModelVersion, Prediction
 
 _json = msgspec.json.Encoder()
 COPY_COLUMNS = ("id", "owner_id", "model_version", "features", "eclo", "source", "job_id", "row_index")
@@ -81,38 +84,126 @@ def features_json(features: dict[str, Any]) -> str:
 # ---- scoring jobs --------------------------------------------------------------------------------------
 
 
-async def commit_scored_chunk(
+class PartOutcome(enum.StrEnum):
+    SCORED = "scored"  # a part was scored and committed
+    NONE_FREE = "none_free"  # no part is waiting (all done, or the rest held by other workers)
+    CANCELLED = "cancelled"  # the job was cancelled: the part was not written
+
+
+@dataclass(frozen=True)
+class PartRange:
+    part: int
+    start: int
+    stop: int
+
+
+class ScoredPart(Protocol):
+    @property
+    def row_index(self) -> np.ndarray: ...
+    @property
+    def eclo(self) -> np.ndarray: ...
+
+
+Scored = TypeVar("Scored", bound=ScoredPart)
+
+
+async def ensure_parts(engine: AsyncEngine, job_id: int, *, start: int, total: int, part_rows: int) -> int:
+    """Split rows [start, total) of a job's input into parts once; a re-delivered job finds them made.
+    Returns how many parts the job has."""
+    async with engine.begin() as conn:
+        existing = await conn.scalar(select(func.count()).select_from(JobPart).where(JobPart.job_id == job_id))
+        if existing:
+            return int(existing)
+        parts = [
+            {"job_id": job_id, "part": i, "start_row": first, "stop_row": min(first + part_rows, total)}
+            for i, first in enumerate(range(start, total, part_rows))
+        ]
+        if parts:
+            await conn.execute(pg_insert(JobPart).values(parts).on_conflict_do_nothing())
+        return len(parts)
+
+
+async def parts_left(engine: AsyncEngine, job_id: int) -> int:
+    async with engine.connect() as conn:
+        left = await conn.scalar(
+            select(func.count()).select_from(JobPart).where(JobPart.job_id == job_id, JobPart.done.is_(False))
+        )
+    return int(left or 0)
+
+
+async def score_free_part(
     engine: AsyncEngine,
     job_id: int,
-    row_index: np.ndarray,
-    eclo: np.ndarray,
     *,
+    score: Callable[[PartRange], Awaitable[Scored]],
+    merge_summary: Callable[[dict[str, Any] | None, Scored], dict[str, Any]],
     model_version: int,
-    summary: dict[str, Any],
-    progress: int,
-) -> bool:
-    """A chunk's predictions, the job's progress and running summary in ONE transaction, unless the job was
-    cancelled (read under FOR UPDATE, so a cancel and a commit never cross). Returns whether it was written."""
+    worker: str,
+) -> PartOutcome:
+    """Claim one waiting part (FOR UPDATE SKIP LOCKED), score it, and commit its predictions, `done`, and the
+    job's progress and merged summary in ONE transaction. The part's row lock is held while it is scored, so
+    no other worker takes it; if this process dies, PostgreSQL ends the transaction and the part waits again.
+    The job row is locked only at the end (so parts commit side by side and a cancel never crosses a commit)."""
     async with engine.connect() as conn:
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
-        async with driver.transaction():
-            if await driver.fetchval("select cancel_requested from jobs where id = $1 for update", job_id):
-                return False
-            if len(row_index):
-                await driver.copy_to_table(
-                    "predictions",
-                    source=_chunk_csv(job_id, row_index, eclo, model_version),
-                    columns=["job_id", "row_index", "model_version", "eclo", "source"],
-                    format="csv",
+        try:
+            async with driver.transaction():
+                claimed = await driver.fetchrow(
+                    "select part, start_row, stop_row from job_parts where job_id = $1 and not done"
+                    " order by part limit 1 for update skip locked",
+                    job_id,
                 )
-            await driver.execute(
-                "update jobs set progress = $2, heartbeat_at = now(), summary = $3::jsonb where id = $1",
-                job_id,
-                progress,
-                msgspec.json.encode(summary).decode(),
-            )
-    return True
+                if claimed is None:
+                    return PartOutcome.NONE_FREE
+                part = PartRange(int(claimed["part"]), int(claimed["start_row"]), int(claimed["stop_row"]))
+                result = await score(part)
+                if len(result.row_index):
+                    await driver.copy_to_table(
+                        "predictions",
+                        source=_chunk_csv(job_id, result.row_index, result.eclo, model_version),
+                        columns=["job_id", "row_index", "model_version", "eclo", "source"],
+                        format="csv",
+                    )
+                # NO KEY UPDATE: the COPY above holds KEY SHARE on the job row (the foreign key), and so do the
+                # other parts' transactions; FOR UPDATE would wait for theirs while they wait for ours.
+                job = await driver.fetchrow(
+                    "select cancel_requested, summary from jobs where id = $1 for no key update", job_id
+                )
+                if job is None or job["cancel_requested"]:
+                    raise _Rollback
+                stored = _json_value(job["summary"])
+                await driver.execute(
+                    "update job_parts set done = true, worker = $3, finished_at = now()"
+                    " where job_id = $1 and part = $2",
+                    job_id,
+                    part.part,
+                    worker[:128],
+                )
+                await driver.execute(
+                    "update jobs set progress = progress + $2, heartbeat_at = now(), summary = $3::jsonb where id = $1",
+                    job_id,
+                    part.stop - part.start,
+                    msgspec.json.encode(merge_summary(stored, result)).decode(),
+                )
+        except _Rollback:
+            return PartOutcome.CANCELLED
+    return PartOutcome.SCORED
+
+
+def _json_value(raw: Any) -> Any:
+    """A jsonb value read on the raw driver: decoded already where SQLAlchemy set its codec on the connection."""
+    return msgspec.json.decode(raw) if isinstance(raw, str | bytes) else raw
+
+
+class _Rollback(Exception):
+    """Raised inside a part's transaction to roll it back (the job was cancelled)."""
+
+
+async def job_summary(engine: AsyncEngine, job_id: int) -> dict[str, Any] | None:
+    """The running summary the job's parts folded together."""
+    async with engine.connect() as conn:
+        return await conn.scalar(select(Job.summary).where(Job.id == job_id))
 
 
 def _chunk_csv(job_id: int, row_index: np.ndarray, eclo: np.ndarray, model_version: int) -> io.BytesIO:

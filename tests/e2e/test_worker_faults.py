@@ -43,7 +43,7 @@ def worker_settings(services) -> Settings:
     )
 
 
-def _worker_env(settings: Settings, stale_seconds: float = 120) -> dict[str, str]:
+def _worker_env(settings: Settings, stale_seconds: float = 120, chunk_rows: int = CHUNK) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAB_")}
     env.update(
         {
@@ -52,9 +52,10 @@ def _worker_env(settings: Settings, stale_seconds: float = 120) -> dict[str, str
             "HAB_ENV": "test",
             "HAB_SECRET_KEY": settings.secret_key,
             "HAB_QUEUE_NAME": settings.queue_name,
-            "HAB_SCORE_CHUNK_ROWS": str(CHUNK),
+            "HAB_SCORE_CHUNK_ROWS": str(chunk_rows),
             "HAB_JOB_STALE_SECONDS": str(stale_seconds),
             "HAB_ENV_FILE": "/dev/null",
+            "HAB_MODEL_COMPILE": os.environ.get("HAB_MODEL_COMPILE", "off"),  # as the suite's other processes
         }
     )
     return env

@@ -13,6 +13,7 @@ from api.db.tables import Job, Prediction
 from api.jobs.locks import job_lock
 from api.jobs.recovery import requeue_stale_jobs
 from api.jobs.services import enqueue
+from api.predictions.scoring import parts as scoring_parts
 from api.predictions.scoring import run as scoring
 from api.resources import arq_client
 from tests.integration.conftest import closed_port, make_test_worker, run_worker
@@ -167,7 +168,7 @@ async def test_cancel_mid_run_keeps_written_chunks(client, alice, resources, set
     job_id = (
         await client.post("/api/predict/jobs", json={"dataset_id": train_dataset["id"]}, headers=alice.headers)
     ).json()["job_id"]
-    real_score_chunk = scoring.score_chunk
+    real_score_chunk = scoring_parts.score_chunk
     calls = 0
 
     def score_then_cancel(chunk, model, start):
@@ -184,11 +185,11 @@ async def test_cancel_mid_run_keeps_written_chunks(client, alice, resources, set
     import asyncio
 
     loop = asyncio.get_running_loop()
-    monkeypatch.setattr(scoring, "score_chunk", score_then_cancel)
+    monkeypatch.setattr(scoring_parts, "score_chunk", score_then_cancel)
     await run_worker(settings)
     job = (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()
-    # Scoring is pipelined with writing, so the cancel lands after the 1st or 2nd chunk's commit: whole
-    # chunks only, and the rows written so far stay and are counted.
+    # Two parts are scored side by side, so the cancel lands after the 1st or 2nd part's commit: whole
+    # parts only, and the rows written so far stay and are counted.
     assert job["status"] == "cancelled" and job["progress"] in (500, 1000)
     stored = await job_predictions(resources, job_id)
     assert stored == job["progress"] == job["summary"]["count"]

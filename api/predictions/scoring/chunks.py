@@ -1,7 +1,8 @@
 """Scoring one chunk of a job's input, and the running summary folded from chunk to chunk.
 
-The running summary is stored with each chunk's rows (so a resumed job's summary is exact); the final
-summary is what the job shows when it ends. Both are JSON in `jobs.summary`, so their keys are a format.
+The running summary is stored with each part's rows (so a resumed job's summary is exact, and parts
+scored by several workers fold into one); the final summary is what the job shows when it ends. Both are
+JSON in `jobs.summary`, so their keys are a format.
 """
 
 from __future__ import annotations
@@ -75,10 +76,13 @@ class ScoringTally(msgspec.Struct, kw_only=True):
                 for district, value in zip(result.districts, result.eclo.tolist(), strict=True):
                     seen, total = districts.get(district, (0, 0.0))
                     districts[district] = (seen + 1, total + value)
-        room = max(MAX_ERRORS_KEPT - len(self.errors), 0)
+        # Parts may commit in any order: keep the first MAX_ERRORS_KEPT refused rows by row, as one worker would.
         errors = self.errors + [
-            {"row_index": index, "message": error.message, **error.to_detail()} for index, error in result.errors[:room]
+            {"row_index": index, "message": error.message, **error.to_detail()}
+            for index, error in result.errors[:MAX_ERRORS_KEPT]
         ]
+        if result.errors:
+            errors = sorted(errors, key=lambda e: int(e["row_index"]))[:MAX_ERRORS_KEPT]
         return ScoringTally(
             count=count,
             eclo_sum=eclo_sum,

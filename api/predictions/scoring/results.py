@@ -22,7 +22,7 @@ from api.errors import InvalidInput, NotFound
 from api.jobs.kinds import JobKind
 from api.jobs.services import JobService
 from api.predictions.repository import job_prediction_count, job_predictions, model_metadata
-from api.predictions.scoring.run import load_job_input
+from api.predictions.scoring.inputs import load_job_input
 from api.resources import Resources
 from api.schemas import Output
 from api.users.services import Principal

@@ -1,51 +1,35 @@
-"""The worker side of a batch-scoring job: its input scored chunk by chunk, each chunk committed whole.
+"""The worker side of a batch-scoring job: the run that owns it, split into parts that any worker can score.
 
-A run holds its job's lock and lease for its whole life (api/jobs/run.py), so two deliveries of the same
-job never score side by side. Each chunk's rows, the job's progress and its running summary are written in
-ONE transaction: after a crash the job resumes from the last committed chunk, and a chunk is never
-half-written. (job_id, row_index) is unique besides.
+The run holds its job's lock and lease for its whole life (api/jobs/run.py), so two deliveries of the same
+job never run side by side. It splits the input into parts (once: a re-delivered job finds them), asks
+other workers for help (helper deliveries, api/predictions/scoring/parts.py), scores free parts itself,
+waits for the parts other workers hold, and finishes with the summary the parts folded together. Each
+part's rows, its `done`, the job's progress and its running summary are written in ONE transaction: after a
+crash only unfinished parts are scored again, and a part is never half-written. (job_id, row_index) is
+unique besides.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import msgspec
 import pyarrow as pa
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.datasets.parquet import from_parquet
-from api.datasets.repository import DatasetRepository
 from api.db.tables import Job
 from api.errors import NotFound
-from api.jobs.kinds import JobKind, JobStatus
-from api.jobs.repository import JobRepository
+from api.jobs.kinds import SCORE_PART_FUNCTION, JobKind, JobStatus
 from api.jobs.run import JobRun
-from api.predictions.repository import commit_scored_chunk
-from api.predictions.scoring.chunks import ChunkResult, ScoringTally, score_chunk
-from api.resources import Resources
+from api.predictions.repository import PartOutcome, ensure_parts, job_summary, parts_left
+from api.predictions.scoring.chunks import ScoringTally
+from api.predictions.scoring.inputs import load_job_input
+from api.predictions.scoring.parts import score_parts
 from models.features import FeatureError
 from models.loaded import LoadedModel
 
-CHUNK_ROWS = 100_000
+CHUNK_ROWS = 100_000  # rows per part
 NO_MODEL = "활성화된 ECLO 모델이 없습니다."
-
-
-async def load_job_input(session: AsyncSession, resources: Resources, job: Job) -> pa.Table:
-    """A scoring job's input: its stored dataset (through the table cache) or its inline rows."""
-    dataset_id = job.params.get("dataset_id")
-    if dataset_id is None:
-        data = await JobRepository(session=session).input_parquet(job.id)
-        if data is None:
-            raise NotFound("작업 입력이 없습니다.")
-        return await asyncio.to_thread(from_parquet, data)
-    repository = DatasetRepository(session=session)
-    row = await repository.get_one_or_none(id=dataset_id)
-    table = None if row is None else await resources.tables.load(row.content_sha256, repository.fetch_parquet)
-    if table is None:
-        raise NotFound("작업 대상 데이터셋이 삭제되었습니다.")
-    return table
+WAIT_FOR_HELPERS_SECONDS = 0.2  # how often the run looks whether the parts other workers hold are done
 
 
 class ScoringRun(JobRun):
@@ -68,48 +52,45 @@ class ScoringRun(JobRun):
             except NotFound as exc:
                 return await self.finish(JobStatus.FAILED, error=exc.message)
         await self.set(total=table.num_rows, params={**job.params, "model_version": model.version})
-        tally = ScoringTally.resumed(job.summary)
-        return await self._score(table, model, start=int(job.progress), tally=tally)
+        part_rows = self.resources.settings.score_chunk_rows or CHUNK_ROWS
+        parts = await ensure_parts(
+            self.resources.engine, self.job_id, start=int(job.progress), total=table.num_rows, part_rows=part_rows
+        )
+        await self._ask_for_help(parts - 1, attempt=job.attempts + 1)
+        return await self._score(table, model)
 
-    async def _done(self, status: JobStatus, tally: ScoringTally, error: str | None = None) -> str:
-        return await self.finish(status, error=error, summary=msgspec.to_builtins(tally.final()))
-
-    async def _score(self, table: pa.Table, model: LoadedModel, *, start: int, tally: ScoringTally) -> str:
-        chunk_rows = self.resources.settings.score_chunk_rows or CHUNK_ROWS
-        starts = list(range(start, table.num_rows, chunk_rows))
-
-        def scoring(index: int) -> asyncio.Task[ChunkResult]:
-            chunk = table.slice(starts[index], chunk_rows)
-            return asyncio.create_task(asyncio.to_thread(score_chunk, chunk, model, starts[index]))
-
-        # Pipelined: chunk k+1 is scored (worker thread, LightGBM) while chunk k is COPYed (PostgreSQL), so
-        # both cores work; commits stay one per chunk and in order, so resuming is unchanged.
-        upcoming = scoring(0) if starts else None
-        try:
-            for index, chunk_start in enumerate(starts):
-                assert upcoming is not None
-                try:
-                    result = await upcoming
-                except FeatureError as exc:  # a column-level problem: no row of this input can be scored
-                    return await self._done(JobStatus.FAILED, tally, error=exc.message)
-                upcoming = scoring(index + 1) if index + 1 < len(starts) else None
-                merged = tally.with_chunk(result, model)
-                end = min(chunk_start + chunk_rows, table.num_rows)
-                written = await commit_scored_chunk(
-                    self.resources.engine,
-                    self.job_id,
-                    result.row_index,
-                    result.eclo,
-                    model_version=model.version,
-                    summary=msgspec.to_builtins(merged),
-                    progress=end,
+    async def _ask_for_help(self, wanted: int, *, attempt: int) -> None:
+        """Helper deliveries for the other workers (each scores free parts, then ends). Best effort: without
+        them this run scores every part itself."""
+        for helper in range(min(wanted, self.resources.settings.score_helpers)):
+            try:
+                await self.resources.arq.enqueue_job(
+                    SCORE_PART_FUNCTION, self.job_id, _job_id=f"hab-score-part:{self.job_id}:{attempt}:{helper}"
                 )
-                if not written:  # cancelled: this chunk was not written, the summary stays at the last one that was
-                    return await self._done(JobStatus.CANCELLED, tally)
-                tally = merged
-        finally:
-            if upcoming is not None and not upcoming.done():
-                upcoming.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await upcoming
-        return await self._done(JobStatus.SUCCEEDED, tally)
+            except Exception:  # Redis away: score alone
+                return
+
+    async def _done(self, status: JobStatus, error: str | None = None) -> str:
+        stored = await job_summary(self.resources.engine, self.job_id)
+        summary = msgspec.to_builtins(ScoringTally.resumed(stored).final())
+        return await self.finish(status, error=error, summary=summary)
+
+    async def _score(self, table: pa.Table, model: LoadedModel) -> str:
+        engine = self.resources.engine
+        while True:
+            try:
+                outcome = await score_parts(self.resources, self.job_id, table, model)
+            except FeatureError as exc:  # a column-level problem: no row of this input can be scored
+                return await self._done(JobStatus.FAILED, error=exc.message)
+            if outcome is PartOutcome.CANCELLED:
+                return await self._done(JobStatus.CANCELLED)
+            if await parts_left(engine, self.job_id) == 0:
+                return await self._done(JobStatus.SUCCEEDED)
+            # Other workers hold the rest: wait for them, and take over any part whose worker died.
+            if await self._cancel_requested():
+                return await self._done(JobStatus.CANCELLED)
+            await asyncio.sleep(WAIT_FOR_HELPERS_SECONDS)
+
+    async def _cancel_requested(self) -> bool:
+        job = await self.load()
+        return job is None or job.cancel_requested
