@@ -17,14 +17,14 @@ from api.jobs import schemas as js
 from api.jobs.kinds import JobKind, JobStatus
 from api.jobs.services import JobService
 from api.resources import Resources
-from api.schemas import Input
+from api.schemas import BigId, Input
 from api.users.services import Principal
 
 MAX_INLINE_ROWS = 100_000
 
 
 class ScoringJobRequest(Input):
-    dataset_id: int | None = None
+    dataset_id: BigId | None = None
     rows: list[dict[str, Any]] | None = None
 
 
