@@ -29,7 +29,7 @@ from litestar import Request
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMultipartParser
 
-from api.datasets.incremental import StreamingUpload, UploadedCsv
+from api.datasets.incremental import StreamingUpload, UploadedCsv, upload_too_large
 from api.datasets.kinds import Visibility
 from api.errors import BadRequest, DomainError, ServiceUnavailable, UnsupportedMediaType
 
@@ -113,6 +113,9 @@ async def _receiving() -> AsyncIterator[None]:
 async def receive_body(request: Request[Any, Any, Any], limit: int) -> ReceivedFile:
     """The whole request body as the file (Content-Type text/csv uploads)."""
     async with _receiving(), StreamingUpload(limit) as stream:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:  # refused before a byte of it is read
+            raise upload_too_large(limit, size_bytes=int(declared))
         async for chunk in request.stream():
             if chunk:
                 stream.feed(chunk)

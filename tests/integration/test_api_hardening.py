@@ -162,6 +162,18 @@ async def test_a_chunked_upload_past_the_limit_is_413_and_closes_the_connection(
     assert await _counts(resources) == before
 
 
+async def test_a_declared_oversize_upload_is_413_and_closes_the_connection(client, alice, resources):
+    before = await _counts(resources)
+    response = await client.post(
+        "/api/datasets/upload/csv",
+        content=b"a,b\n" + b"1,2\n" * (TEST_UPLOAD_LIMIT // 4 + 1),  # Content-Length just over the file limit
+        headers={**alice.headers, "Content-Type": "text/csv"},
+    )
+    error = assert_korean_error(response, 413)
+    assert error["detail"]["size_bytes"] > TEST_UPLOAD_LIMIT and response.headers.get("connection") == "close"
+    assert await _counts(resources) == before
+
+
 async def test_an_upload_waits_for_a_slot_and_gets_a_korean_503_when_none_frees(client, alice, app, resources):
     from api.datasets.receive import UploadSlots
 
