@@ -108,7 +108,7 @@ def answer_options_with_every_method(app: Litestar) -> None:
     """Litestar's automatic OPTIONS handler lists the methods of the route it was first made for: a path whose
     handlers were registered in two steps (GET, then DELETE) answered `Allow: GET, OPTIONS`. Each route's
     OPTIONS handler is pointed at the route it serves now (the handler's function is private to Litestar;
-    tests/unit/test_openapi.py checks the result)."""
+    tests/integration/test_api_hardening.py checks the result)."""
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
@@ -145,8 +145,9 @@ def _input_structs() -> set[str]:
     return names
 
 
-def finish_openapi(document: dict[str, Any]) -> dict[str, Any]:
-    """Complete the generated OpenAPI document (idempotent; returns it)."""
+def finish_openapi(document: dict[str, Any], chat_models: list[str] | None = None) -> dict[str, Any]:
+    """Complete the generated OpenAPI document (idempotent; returns it). `chat_models` (HAB_CHAT_MODELS, a
+    setting, so not known to the Structs) become the enum of every `model` the chat routes take."""
     info = document.setdefault("info", {})
     if info.get(_FINISHED):
         return document
@@ -158,15 +159,29 @@ def finish_openapi(document: dict[str, Any]) -> dict[str, Any]:
         prop = components.get(struct, {}).get("properties", {}).get(field)
         if prop is not None:
             prop["items"] = dict(items)
+    if chat_models:
+        model = {"oneOf": [{"type": "string", "enum": list(chat_models)}, {"type": "null"}]}
+        if "ChatRequest" in components:
+            components["ChatRequest"]["properties"]["model"] = model
+        for parameter in (
+            document.get("paths", {}).get("/api/chat/verify-key", {}).get("post", {}).get("parameters", [])
+        ):
+            if parameter.get("name") == "model":
+                parameter["schema"] = dict(model)
     info[_FINISHED] = True
     return document
 
 
+def _chat_models(request: Request[Any, Any, Any]) -> list[str] | None:
+    resources = getattr(request.app.state, "resources", None)
+    return list(resources.settings.chat_models) if resources is not None else None
+
+
 class JsonOpenAPI(JsonRenderPlugin):
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        return super().render(request, finish_openapi(openapi_schema))
+        return super().render(request, finish_openapi(openapi_schema, _chat_models(request)))
 
 
 class SwaggerOpenAPI(SwaggerRenderPlugin):
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        return super().render(request, finish_openapi(openapi_schema))
+        return super().render(request, finish_openapi(openapi_schema, _chat_models(request)))

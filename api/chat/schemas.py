@@ -18,7 +18,10 @@ class ChatRequest(Input):
     dataset_ids: Annotated[
         list[BigId], msgspec.Meta(max_length=MAX_DATASETS, extra_json_schema={"items": BIG_ID_SCHEMA})
     ]
-    message: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=r"\S")]
+    # Not only whitespace, and no NUL (PostgreSQL text cannot hold it; a streamed answer would fail to be stored).
+    message: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")
+    ]
     conversation_id: BigId | None = None
     model: str | None = None
 

@@ -107,6 +107,21 @@ async def test_nul_bytes_in_text_are_400(client, alice, resources, dataset):
     assert await _counts(resources) == before
 
 
+async def test_a_nul_byte_in_a_chat_question_is_400_before_anthropic_is_called(
+    client, alice, resources, dataset, fake_anthropic
+):
+    before = await _counts(resources)
+    for path in ("/api/chat/message", "/api/chat/stream", "/api/chat/jobs"):
+        response = await client.post(
+            path,
+            json={"dataset_ids": [dataset["id"]], "message": "사고\x00건수"},
+            headers={**alice.headers, "X-Anthropic-API-Key": "sk-test"},
+        )
+        assert_korean_error(response, 400)
+    assert fake_anthropic.call_count == 0
+    assert await _counts(resources) == before
+
+
 DEEP = b"[" * 1000 + b"]" * 1000
 NOT_UTF8 = b'{"message": "\xff\xfe\xfa", "dataset_ids": []}'
 
@@ -203,7 +218,7 @@ async def test_an_upload_waits_for_a_slot_and_gets_a_korean_503_when_none_frees(
     await client.delete(f"/api/datasets/{freed.json()['id']}", headers=alice.headers)
 
 
-async def test_the_openapi_documents_the_real_error_body(client):
+async def test_the_openapi_documents_the_real_error_body(client, alice):
     document = (await client.get("/schema/openapi.json")).json()
     schemas = document["components"]["schemas"]
     assert set(schemas["ErrorBody"]["properties"]) == {"error"}
@@ -222,6 +237,8 @@ async def test_the_openapi_documents_the_real_error_body(client):
     assert job_id["maximum"] == INT64_MAX and isinstance(job_id["maximum"], int)  # exact, not a float
     assert schemas["ChatRequest"]["additionalProperties"] is False
     assert schemas["ChatRequest"]["properties"]["dataset_ids"]["items"]["maximum"] == INT64_MAX
+    models = schemas["ChatRequest"]["properties"]["model"]["oneOf"][0]["enum"]
+    assert models == (await client.get("/api/chat/models", headers=alice.headers)).json()["models"]
 
 
 async def test_a_map_label_value_matches_one_branch_only(client):
