@@ -59,6 +59,7 @@ class _BatchOperation(Operation):
         schema = Schema(
             type=OpenAPIType.OBJECT,
             required=["rows"],
+            additional_properties=False,  # BatchPredictionRequest is an Input: unknown fields are refused
             properties={
                 "rows": Schema(
                     type=OpenAPIType.ARRAY,

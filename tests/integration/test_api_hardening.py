@@ -252,3 +252,18 @@ async def test_options_lists_every_method_of_the_path(client, alice):
     response = await client.options("/api/datasets/1", headers=alice.headers)
     assert response.status_code == 204
     assert set(response.headers["allow"].replace(" ", "").split(",")) == {"DELETE", "GET", "OPTIONS"}
+
+
+async def test_inline_rows_with_an_object_value_are_422_not_500(client, alice, resources):
+    before = await _counts(resources)
+    response = await client.post("/api/predict/jobs", json={"rows": [{"기상상태": {}}]}, headers=alice.headers)
+    assert_korean_error(response, 422)
+    assert await _counts(resources) == before
+
+
+async def test_an_empty_model_name_is_refused_not_replaced(client, alice, fake_anthropic):
+    response = await client.post(
+        "/api/chat/verify-key", params={"model": ""}, headers={**alice.headers, "X-Anthropic-API-Key": "sk-test"}
+    )
+    assert assert_korean_error(response, 422)["detail"]["field"] == "model"
+    assert fake_anthropic.call_count == 0

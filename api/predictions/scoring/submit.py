@@ -67,7 +67,12 @@ async def submit_scoring_job(
         table = await asyncio.to_thread(lambda: pa.Table.from_pylist(rows))
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
         raise InvalidInput("rows의 각 항목은 같은 형식의 객체여야 합니다.", detail={"reason": str(exc)[:200]}) from None
-    parquet = await asyncio.to_thread(to_parquet, table)
+    try:
+        parquet = await asyncio.to_thread(to_parquet, table)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # e.g. an empty object as a value
+        raise InvalidInput(
+            "rows의 값은 숫자, 문자열, 참/거짓 또는 null이어야 합니다.", detail={"reason": str(exc)[:200]}
+        ) from None
     job = Job(
         kind=JobKind.SCORE,
         owner_id=user.id,
