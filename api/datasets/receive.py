@@ -10,7 +10,7 @@ transfer as soon as it is passed. The raw-body route feeds the same `StreamingUp
 
 Memory: every upload being received holds its body (up to the limit) and its parse, so `UploadSlots` lets
 only `HAB_UPLOAD_SLOTS` of them in at once per process; the others wait (then get a 503) before a byte of
-their body is read. When the last one in is done, the C heap's freed pages go back to the system. An upload
+their body is read. When the last one in is done, the allocators are asked to return their free pages. An upload
 refused part-way answers with `Connection: close`, so the server drops the rest instead of reading it.
 """
 
@@ -49,10 +49,15 @@ class ReceivedFile:
 
 
 def _give_back_freed_memory() -> None:
-    """glibc keeps freed heap for reuse (api/runtime.py); once no upload is in, return its free pages."""
+    """glibc and Arrow's allocator keep freed memory for reuse (api/runtime.py); once no upload is in, return
+    their free pages."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None).malloc_trim(0)
+    logger.debug("uploads done: freed memory returned")
 
 
 class UploadSlots:
