@@ -27,7 +27,6 @@ from tests.fakes.anthropic_server import FakeAnthropic, Reply, text
 
 pytestmark = pytest.mark.e2e
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 EXAMPLES = int(os.environ.get("HAB_FUZZ_EXAMPLES", "3"))
 FULL = EXAMPLES >= 100
@@ -201,7 +200,8 @@ def run_schemathesis(stack: FuzzStack, role: str, examples: int) -> subprocess.C
     if not FULL:
         args.append("--no-shrink")
     env = {**os.environ, "SCHEMATHESIS_HOOKS": ""}
-    return subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    # Run in the stack's folder: schemathesis keeps a cache in its working directory.
+    return subprocess.run(args, cwd=stack.root, env=env, capture_output=True, text=True, timeout=3600)
 
 
 @pytest.mark.parametrize("role", ["admin", "member"])
