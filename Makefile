@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-faults test-fast lint format bench soak migrate demo-data clean
+.PHONY: help install run test test-faults test-fast fuzz lint format bench soak migrate demo-data clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ test-faults: $(STAMP) ## Kill and restart real parts (Redis, PostgreSQL, workers
 
 test-fast: $(STAMP) ## Unit tests only
 	$(BIN)/pytest -q tests/unit
+
+fuzz: $(STAMP) ## schemathesis on every operation (100 examples each, admin and member) against a live hab serve
+	HAB_FUZZ_EXAMPLES=$${HAB_FUZZ_EXAMPLES:-100} $(BIN)/pytest -q -s tests/e2e/test_fuzz.py
 
 lint: $(STAMP) ## ruff lint and format check, import contracts, mypy
 	$(BIN)/ruff check .

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from api.chat.controllers import ChatController, ConversationController
 from api.datasets.controllers import DatasetController, SharedDatasetController
@@ -18,6 +17,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.health.controllers import HealthController
 from api.jobs.controllers import JobController
 from api.labels.controllers import LabelController
+from api.openapi import JsonOpenAPI, SwaggerOpenAPI, answer_options_with_every_method, document_errors
 from api.predictions.controllers import PredictionController, ScoringJobController
 from api.registry.controllers import ModelController
 from api.resources import close_resources, freeze_startup_objects, open_resources
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await close_resources(app.state.resources)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             UserController,
@@ -68,8 +68,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             title="hab API",
             version="1.3.0",
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=[JsonOpenAPI(), SwaggerOpenAPI(path="/swagger")],
             description="대구 교통안전 데이터 플랫폼 hab의 API",
         ),
         debug=False,
     )
+    document_errors(app)  # every operation documents hab's real error body for each status it can answer
+    answer_options_with_every_method(app)
+    return app

@@ -14,6 +14,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
+from sqlalchemy.exc import DataError, DBAPIError
 
 logger = logging.getLogger("hab.errors")
 
@@ -102,11 +103,44 @@ class ErrorBody(msgspec.Struct, kw_only=True):
     error: ErrorInfo
 
 
+# Errors name the value they refuse; a huge value (a 150 MB field) must not come back whole, and certainly not
+# twice (message and detail). Echoed text is cut to a short prefix, long lists to their first items.
+ECHO_CHARS = 200
+MESSAGE_CHARS = 1000
+ECHO_ITEMS = 50
+_CUT = "…"
+
+
+def _cut_text(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[:limit] + _CUT
+
+
+def bounded(value: Any, depth: int = 0) -> Any:
+    """`value` (a detail of an error) with long strings, long lists and deep nesting cut short."""
+    if isinstance(value, str):
+        return _cut_text(value, ECHO_CHARS)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value)} bytes>"
+    if depth >= 4:
+        return _CUT if isinstance(value, dict | list | tuple) else value
+    if isinstance(value, dict):
+        items = list(value.items())
+        cut = {_cut_text(str(k), ECHO_CHARS): bounded(v, depth + 1) for k, v in items[:ECHO_ITEMS]}
+        if len(items) > ECHO_ITEMS:
+            cut[_CUT] = f"{len(items) - ECHO_ITEMS}개 더"
+        return cut
+    if isinstance(value, list | tuple):
+        head = [bounded(v, depth + 1) for v in value[:ECHO_ITEMS]]
+        return [*head, _CUT] if len(value) > ECHO_ITEMS else head
+    return value
+
+
 def error_response(
     status: int, code: str, message: str, detail: dict[str, Any] | None = None, headers: dict[str, str] | None = None
 ) -> Response[ErrorBody]:
+    info = ErrorInfo(code=code, message=_cut_text(message, MESSAGE_CHARS), detail=bounded(detail or {}))
     return Response(
-        ErrorBody(error=ErrorInfo(code=code, message=message, detail=detail or {})),
+        ErrorBody(error=info),
         status_code=status,
         media_type=MediaType.JSON,
         headers=headers,
@@ -143,6 +177,43 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
     return error_response(status, code, message, detail, dict(exc.headers or {}) or None)
 
 
+_BAD_BODY_MESSAGE = "JSON 본문을 읽을 수 없습니다. UTF-8로 인코딩된, 지나치게 깊게 중첩되지 않은 JSON을 보내 주세요."
+# SQLSTATEs of values PostgreSQL cannot take: NUL or bad UTF-8 in text (22021), \u0000 in jsonb (22P05),
+# a number out of the column's range (22003). All come from the caller's values; none is a server fault.
+_BAD_VALUE_SQLSTATES = {"22021", "22P05", "22003"}
+
+
+def _raised_in(exc: BaseException, module_prefixes: tuple[str, ...]) -> bool:
+    """Whether the innermost Python frame of `exc` belongs to one of these modules."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith(module_prefixes)
+
+
+def handle_undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """A JSON body that is not UTF-8 or nests deeper than the decoder goes: msgspec raises UnicodeDecodeError or
+    RecursionError, which Litestar does not turn into a 400. Raised anywhere else, they are bugs (a 500)."""
+    if not _raised_in(exc, ("litestar.serialization", "api.predictions.batch_rows")):
+        return handle_unexpected(request, exc)
+    logger.info("undecodable JSON body on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return error_response(400, "bad_json", _BAD_BODY_MESSAGE, {"reason": type(exc).__name__})
+
+
+def handle_database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[ErrorBody]:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    # asyncpg refuses to encode some arguments itself (an int beyond int64): a DataError without a SQLSTATE.
+    if sqlstate in _BAD_VALUE_SQLSTATES or (sqlstate is None and isinstance(exc, DataError)):
+        logger.info("refused value on %s %s (sqlstate %s)", request.method, request.url.path, sqlstate)
+        return error_response(
+            400,
+            "invalid_value",
+            "저장하거나 찾을 수 없는 값이 들어 있습니다 (NUL 문자, 잘못된 문자, 범위를 벗어난 숫자 등).",
+            {"sqlstate": sqlstate},
+        )
+    return handle_unexpected(request, exc)
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     # The traceback (with the exception's text) goes to the log, never to the caller. No code path formats a
     # secret into an exception message; Anthropic SDK errors are re-raised unchained (api.chat.turns).
@@ -161,5 +232,8 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DomainError: handle_domain_error,
     HTTPException: handle_http_exception,
+    UnicodeDecodeError: handle_undecodable,
+    RecursionError: handle_undecodable,
+    DBAPIError: handle_database_error,
     Exception: handle_unexpected,
 }

@@ -66,6 +66,9 @@ class Settings(ProcessSettings):
     secret_key: str | None = Field(default=None, validation_alias="HAB_SECRET_KEY")
 
     upload_max_bytes: int = Field(default=200 * 1024 * 1024, validation_alias="HAB_UPLOAD_MAX_BYTES")
+    # Uploads received at once per API process (each holds up to upload_max_bytes and its parse); others wait.
+    upload_slots: int = Field(default=2, ge=1, le=64, validation_alias="HAB_UPLOAD_SLOTS")
+    upload_slot_wait_seconds: float = Field(default=30.0, ge=0, validation_alias="HAB_UPLOAD_SLOT_WAIT_SECONDS")
     dataset_cache_bytes: int = Field(default=1024 * 1024 * 1024, validation_alias="HAB_DATASET_CACHE_BYTES")
     share_link_default_ttl: int = Field(default=7 * 24 * 3600, validation_alias="HAB_SHARE_TTL")
     db_pool_size: int = Field(default=10, validation_alias="HAB_DB_POOL_SIZE")

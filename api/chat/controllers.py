@@ -8,22 +8,29 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.chat import schemas as s
 from api.chat.conversations import ConversationService
-from api.chat.llm import KEY_HEADER, require_key
+from api.chat.llm import KEY_HEADER, MAX_KEY_LENGTH, require_key
 from api.chat.turns import TurnService
 from api.jobs.schemas import JobAccepted
-from api.schemas import Page
+from api.schemas import Offset, Page, PageLimit, RowId
 from api.users.services import Principal
 
 AuthedRequest = Request[Principal, Any, Any]
 ApiKeyHeader = Annotated[
     str | None,
-    HeaderParameter(name=KEY_HEADER, required=False, description="사용자의 Anthropic API 키 (저장되지 않음)"),
+    # Documented as required (the routes answer 400 without it); `| None` keeps Litestar from refusing a missing
+    # header itself, so the caller gets require_key's Korean message.
+    HeaderParameter(
+        name=KEY_HEADER,
+        required=True,
+        pattern=rf"^[\x21-\x7e]{{1,{MAX_KEY_LENGTH}}}$",
+        description="사용자의 Anthropic API 키 (저장되지 않음)",
+    ),
 ]
 Chat = NamedDependency[TurnService]
 Conversations = NamedDependency[ConversationService]
@@ -61,7 +68,7 @@ class ChatController(Controller):
         turn = await chat.prepare(request.user, data)
         return await chat.answer(turn, key)
 
-    @post("/stream", status_code=200, summary="질문하고 답을 스트리밍으로 받기 (SSE)")
+    @post("/stream", status_code=200, summary="질문하고 답을 스트리밍으로 받기 (SSE)", media_type="text/event-stream")
     async def stream(
         self, request: AuthedRequest, chat: Chat, data: JSONBody[s.ChatRequest], api_key: ApiKeyHeader = None
     ) -> ServerSentEvent:
@@ -93,19 +100,17 @@ class ConversationController(Controller):
         self,
         request: AuthedRequest,
         conversations: Conversations,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
-        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        offset: Offset = 0,
+        limit: PageLimit = 50,
     ) -> Page[s.ConversationSummary]:
         return await conversations.list_conversations(request.user, offset=offset, limit=limit)
 
     @get("/{conversation_id:int}", summary="대화 내용")
     async def detail(
-        self, request: AuthedRequest, conversations: Conversations, conversation_id: FromPath[int]
+        self, request: AuthedRequest, conversations: Conversations, conversation_id: RowId
     ) -> s.ConversationDetail:
         return await conversations.conversation(request.user, conversation_id)
 
     @delete("/{conversation_id:int}", status_code=204, summary="대화 삭제")
-    async def remove(
-        self, request: AuthedRequest, conversations: Conversations, conversation_id: FromPath[int]
-    ) -> None:
+    async def remove(self, request: AuthedRequest, conversations: Conversations, conversation_id: RowId) -> None:
         await conversations.delete_conversation(request.user, conversation_id)

@@ -8,16 +8,21 @@ from typing import Annotated
 import msgspec
 
 from api.analysis import ToolRecord
-from api.schemas import Input, Output
+from api.schemas import BIG_ID_SCHEMA, BigId, Input, Output
 
 MAX_MESSAGE_CHARS = 8000
 MAX_DATASETS = 5
 
 
 class ChatRequest(Input):
-    dataset_ids: Annotated[list[int], msgspec.Meta(max_length=MAX_DATASETS)]
-    message: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MESSAGE_CHARS)]
-    conversation_id: int | None = None
+    dataset_ids: Annotated[
+        list[BigId], msgspec.Meta(max_length=MAX_DATASETS, extra_json_schema={"items": BIG_ID_SCHEMA})
+    ]
+    # Not only whitespace, and no NUL (PostgreSQL text cannot hold it; a streamed answer would fail to be stored).
+    message: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")
+    ]
+    conversation_id: BigId | None = None
     model: str | None = None
 
 

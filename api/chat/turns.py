@@ -113,7 +113,7 @@ class TurnService:
         return s.ChatModels(default=self.settings.chat_default_model, models=list(self.settings.chat_models))
 
     def _model(self, requested: str | None) -> str:
-        model = requested or self.settings.chat_default_model
+        model = self.settings.chat_default_model if requested is None else requested  # "" is no model name
         if model not in self.settings.chat_models:
             raise InvalidInput(
                 "사용할 수 없는 모델입니다.",

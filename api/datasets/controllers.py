@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.spec import Operation, Reference
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.datasets import schemas as s
-from api.datasets.receive import CsvBodyUploadOperation, MultipartUploadOperation, receive_body, receive_form
+from api.datasets.kinds import DatasetKind
+from api.datasets.receive import (
+    CsvBodyUploadOperation,
+    MultipartUploadOperation,
+    receive_body,
+    receive_form,
+    upload_slots,
+)
 from api.datasets.services import MAX_MAP_POINTS, MAX_ROWS_PAGE, DatasetService
-from api.schemas import Page
+from api.schemas import Offset, Page, PageLimit, RowId
 from api.users.services import Principal
 
 
@@ -28,12 +37,20 @@ def provide_dataset_service(
 
 Datasets = NamedDependency[DatasetService]
 AuthedRequest = Request[Principal, Any, Any]
-Offset = Annotated[int, QueryParameter(ge=0, description="건너뛸 항목 수")]
-# Range checks for rows/points live in the service so that both routes answer the same Korean message.
-RowLimit = Annotated[int, QueryParameter(description=f"한 번에 받을 행 수 (1~{MAX_ROWS_PAGE})")]
+# The service checks these ranges too (for callers other than these routes).
+RowLimit = Annotated[int, QueryParameter(ge=1, le=MAX_ROWS_PAGE, description=f"한 번에 받을 행 수 (1~{MAX_ROWS_PAGE})")]
 Columns = Annotated[str | None, QueryParameter(description="쉼표로 구분한 열 이름")]
-MaxPoints = Annotated[int, QueryParameter(description=f"최대 지점 수 (1~{MAX_MAP_POINTS})")]
+MaxPoints = Annotated[int, QueryParameter(ge=1, le=MAX_MAP_POINTS, description=f"최대 지점 수 (1~{MAX_MAP_POINTS})")]
 _service = {"datasets": Provide(provide_dataset_service, sync_to_thread=False)}
+
+
+@dataclass
+class OptionalBodyOperation(Operation):
+    """Litestar documents every `data` as required; this route's body may be left out (default expiry)."""
+
+    def __post_init__(self) -> None:
+        if self.request_body is not None and not isinstance(self.request_body, Reference):
+            self.request_body.required = False
 
 
 class DatasetController(Controller):
@@ -45,14 +62,15 @@ class DatasetController(Controller):
     async def upload(self, request: AuthedRequest, datasets: Datasets) -> s.Dataset:
         """Multipart form: `file` (the CSV), optional `name` and `visibility` (private|team)."""
 
-        received = await receive_form(request, self_limit(datasets))
-        return await datasets.upload(
-            request.user,
-            received.upload,
-            filename=received.filename,
-            name=received.fields.get("name"),
-            visibility=received.fields.get("visibility", "private"),
-        )
+        async with upload_slots(request).hold():
+            received = await receive_form(request, self_limit(datasets))
+            return await datasets.upload(
+                request.user,
+                received.upload,
+                filename=received.filename,
+                name=received.fields.get("name"),
+                visibility=received.fields.get("visibility", "private"),
+            )
 
     @post("/upload/csv", status_code=201, summary="CSV 업로드 (본문 그대로)", operation_class=CsvBodyUploadOperation)
     async def upload_csv_body(
@@ -65,8 +83,11 @@ class DatasetController(Controller):
     ) -> s.Dataset:
         """The CSV file as the request body (Content-Type text/csv): no multipart framing.
         For scripts, `hab score` and the frontend; same checks as /upload."""
-        received = await receive_body(request, self_limit(datasets))
-        return await datasets.upload(request.user, received.upload, filename=filename, name=name, visibility=visibility)
+        async with upload_slots(request).hold():
+            received = await receive_body(request, self_limit(datasets))
+            return await datasets.upload(
+                request.user, received.upload, filename=filename, name=name, visibility=visibility
+            )
 
     @get("/", summary="데이터셋 목록")
     async def list_datasets(
@@ -74,16 +95,14 @@ class DatasetController(Controller):
         request: AuthedRequest,
         datasets: Datasets,
         offset: Offset = 0,
-        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-        kind: FromQuery[str | None] = None,
+        limit: PageLimit = 50,
+        kind: FromQuery[DatasetKind | None] = None,
         name: FromQuery[str | None] = None,
     ) -> Page[s.Dataset]:
         return await datasets.list(request.user, offset=offset, limit=limit, kind=kind, name=name)
 
     @get("/{dataset_id:int}", summary="데이터셋 요약")
-    async def get_dataset(
-        self, request: AuthedRequest, datasets: Datasets, dataset_id: FromPath[int]
-    ) -> s.DatasetDetail:
+    async def get_dataset(self, request: AuthedRequest, datasets: Datasets, dataset_id: RowId) -> s.DatasetDetail:
         return await datasets.detail(request.user, dataset_id)
 
     @get("/{dataset_id:int}/rows", summary="행 페이지")
@@ -91,7 +110,7 @@ class DatasetController(Controller):
         self,
         request: AuthedRequest,
         datasets: Datasets,
-        dataset_id: FromPath[int],
+        dataset_id: RowId,
         offset: Offset = 0,
         limit: RowLimit = 50,
         columns: Columns = None,
@@ -101,28 +120,28 @@ class DatasetController(Controller):
 
     @get("/{dataset_id:int}/columns/{column:str}/distribution", summary="열 분포")
     async def distribution(
-        self, request: AuthedRequest, datasets: Datasets, dataset_id: FromPath[int], column: FromPath[str]
+        self, request: AuthedRequest, datasets: Datasets, dataset_id: RowId, column: FromPath[str]
     ) -> s.ColumnDistribution:
         row, _ = await datasets.visible(request.user, dataset_id)
         return await datasets.distribution(row, column)
 
     @get("/{dataset_id:int}/points", summary="지도용 좌표")
     async def points(
-        self, request: AuthedRequest, datasets: Datasets, dataset_id: FromPath[int], max_points: MaxPoints = 5000
+        self, request: AuthedRequest, datasets: Datasets, dataset_id: RowId, max_points: MaxPoints = 5000
     ) -> s.MapPoints:
         row, _ = await datasets.visible(request.user, dataset_id)
         return await datasets.points(row, max_points=max_points)
 
     @delete("/{dataset_id:int}", status_code=204, summary="데이터셋 삭제")
-    async def delete_dataset(self, request: AuthedRequest, datasets: Datasets, dataset_id: FromPath[int]) -> None:
+    async def delete_dataset(self, request: AuthedRequest, datasets: Datasets, dataset_id: RowId) -> None:
         await datasets.delete(request.user, dataset_id)
 
-    @post("/{dataset_id:int}/share", status_code=201, summary="공유 링크 만들기")
+    @post("/{dataset_id:int}/share", status_code=201, summary="공유 링크 만들기", operation_class=OptionalBodyOperation)
     async def share(
         self,
         request: AuthedRequest,
         datasets: Datasets,
-        dataset_id: FromPath[int],
+        dataset_id: RowId,
         data: JSONBody[s.ShareLinkCreate | None] = None,
     ) -> s.ShareLink:
         return await datasets.create_share(request.user, dataset_id, data.expires_in if data else None)
@@ -132,15 +151,15 @@ class DatasetController(Controller):
         self,
         request: AuthedRequest,
         datasets: Datasets,
-        dataset_id: FromPath[int],
+        dataset_id: RowId,
         offset: Offset = 0,
-        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        limit: PageLimit = 50,
     ) -> Page[s.ShareLinkInfo]:
         return await datasets.list_shares(request.user, dataset_id, offset=offset, limit=limit)
 
     @delete("/{dataset_id:int}/shares/{share_id:int}", status_code=204, summary="공유 링크 취소 (ID로)")
     async def revoke_share(
-        self, request: AuthedRequest, datasets: Datasets, dataset_id: FromPath[int], share_id: FromPath[int]
+        self, request: AuthedRequest, datasets: Datasets, dataset_id: RowId, share_id: RowId
     ) -> None:
         await datasets.revoke_share_by_id(request.user, dataset_id, share_id)
 

@@ -29,7 +29,8 @@ DEFAULT_LABEL_COLUMNS: dict[DatasetKind, tuple[str, ...]] = {
 class MapPoint(msgspec.Struct, kw_only=True):
     lat: float
     lon: float
-    label: dict[str, str | int | float | None]
+    # `float` (ints included, JSON has one number type): with `int` too, the documented oneOf matched 0 twice.
+    label: dict[str, str | float | None]
 
 
 class MapPoints(msgspec.Struct, kw_only=True):

@@ -7,10 +7,21 @@ multipart stream goes through `multipart.PushMultipartParser` (the incremental p
 as chunks arrive: the file part goes to a `StreamingUpload` (hashed, size-limited and parsed while it
 arrives; see incremental.py), a few short text fields are collected, and the size limit ends the
 transfer as soon as it is passed. The raw-body route feeds the same `StreamingUpload`.
+
+Memory: every upload being received holds its body (up to the limit) and its parse, so `UploadSlots` lets
+only `HAB_UPLOAD_SLOTS` of them in at once per process; the others wait (then get a 503) before a byte of
+their body is read. When the last one in is done, the allocators are asked to return their free pages. An upload
+refused part-way answers with `Connection: close`, so the server drops the rest instead of reading it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ctypes
+import logging
+import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +29,11 @@ from litestar import Request
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMultipartParser
 
-from api.datasets.incremental import StreamingUpload, UploadedCsv
+from api.datasets.incremental import StreamingUpload, UploadedCsv, upload_too_large
 from api.datasets.kinds import Visibility
-from api.errors import BadRequest, UnsupportedMediaType
+from api.errors import BadRequest, DomainError, ServiceUnavailable, UnsupportedMediaType
+
+logger = logging.getLogger("hab.datasets")
 
 FILE_FIELD = "file"
 TEXT_FIELDS = ("name", "visibility")
@@ -35,9 +48,79 @@ class ReceivedFile:
     fields: dict[str, str] = field(default_factory=dict)
 
 
+def _give_back_freed_memory() -> None:
+    """glibc and Arrow's allocator keep freed memory for reuse (api/runtime.py); once no upload is in, return
+    their free pages."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).malloc_trim(0)
+    logger.debug("uploads done: freed memory returned")
+
+
+class UploadSlots:
+    """At most `slots` uploads of this process are received at once; the rest wait up to `wait_seconds`."""
+
+    def __init__(self, slots: int, wait_seconds: float) -> None:
+        self.slots = slots
+        self.wait_seconds = wait_seconds
+        self._semaphore = asyncio.Semaphore(slots)
+        self.active = 0
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        try:
+            await asyncio.wait_for(self._semaphore.acquire(), timeout=self.wait_seconds)
+        except TimeoutError:
+            raise ServiceUnavailable(
+                "지금은 다른 업로드를 처리하고 있습니다. 잠시 후 다시 올려 주세요.",
+                detail={"reason": "upload_slots_busy", "slots": self.slots},
+                headers={"Retry-After": "5", "Connection": "close"},
+            ) from None
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+            self._semaphore.release()
+            if self.active == 0:  # a moment later: the request's own references to the body go first
+                asyncio.get_running_loop().call_later(1.0, self._trim_if_idle)
+
+    def _trim_if_idle(self) -> None:
+        if self.active == 0:
+            asyncio.get_running_loop().run_in_executor(None, _give_back_freed_memory)
+
+
+def upload_slots(request: Request[Any, Any, Any]) -> UploadSlots:
+    """This app's slots (made on first use, in the server's event loop). The upload routes hold one from before
+    the body is read until the dataset is stored."""
+    state = request.app.state
+    slots = state.get("upload_slots")
+    if slots is None:
+        settings = request.app.state.resources.settings
+        slots = UploadSlots(settings.upload_slots, settings.upload_slot_wait_seconds)
+        state["upload_slots"] = slots
+    return slots
+
+
+@contextlib.asynccontextmanager
+async def _receiving() -> AsyncIterator[None]:
+    """An error before the body is read through closes the connection (rather than reading the rest)."""
+    try:
+        yield
+    except DomainError as exc:
+        exc.headers.setdefault("Connection", "close")
+        raise
+
+
 async def receive_body(request: Request[Any, Any, Any], limit: int) -> ReceivedFile:
     """The whole request body as the file (Content-Type text/csv uploads)."""
-    async with StreamingUpload(limit) as stream:
+    async with _receiving(), StreamingUpload(limit) as stream:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:  # refused before a byte of it is read
+            raise upload_too_large(limit, size_bytes=int(declared))
         async for chunk in request.stream():
             if chunk:
                 stream.feed(chunk)
@@ -105,6 +188,11 @@ class _FormReader:
 async def receive_form(request: Request[Any, Any, Any], limit: int) -> ReceivedFile:
     """The `file` part of a multipart form (hashed and parsed while it arrives) and its short text fields."""
     boundary = _boundary(request)
+    async with _receiving():
+        return await _read_form(request, boundary, limit)
+
+
+async def _read_form(request: Request[Any, Any, Any], boundary: str, limit: int) -> ReceivedFile:
     reader = _FormReader(limit)
     try:
         with PushMultipartParser(boundary, max_segment_count=MAX_FORM_PARTS) as parser:

@@ -1,15 +1,16 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromQuery
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.jobs import schemas as s
+from api.jobs.kinds import JobKind, JobStatus
 from api.jobs.services import JobService
-from api.schemas import Page
+from api.schemas import Offset, Page, PageLimit, RowId
 from api.users.services import Principal
 
 
@@ -31,17 +32,17 @@ class JobController(Controller):
         self,
         request: AuthedRequest,
         jobs: Jobs,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
-        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-        status: FromQuery[str | None] = None,
-        kind: FromQuery[str | None] = None,
+        offset: Offset = 0,
+        limit: PageLimit = 50,
+        status: FromQuery[JobStatus | None] = None,
+        kind: FromQuery[JobKind | None] = None,
     ) -> Page[s.JobInfo]:
         return await jobs.list(request.user, offset=offset, limit=limit, status=status, kind=kind)
 
     @get("/{job_id:int}", summary="작업 상태")
-    async def get_job(self, request: AuthedRequest, jobs: Jobs, job_id: FromPath[int]) -> s.JobInfo:
+    async def get_job(self, request: AuthedRequest, jobs: Jobs, job_id: RowId) -> s.JobInfo:
         return await jobs.info(request.user, job_id)
 
     @post("/{job_id:int}/cancel", status_code=200, summary="작업 취소")
-    async def cancel(self, request: AuthedRequest, jobs: Jobs, job_id: FromPath[int]) -> s.JobInfo:
+    async def cancel(self, request: AuthedRequest, jobs: Jobs, job_id: RowId) -> s.JobInfo:
         return await jobs.cancel(request.user, job_id)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException, ValidationException
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.jobs.schemas import JobAccepted
@@ -20,7 +20,7 @@ from api.predictions.batch_rows import BatchRows, decode_batch_body
 from api.predictions.scoring.results import scoring_results
 from api.predictions.scoring.submit import ScoringJobRequest, submit_scoring_job
 from api.predictions.services import PredictionService
-from api.schemas import Page
+from api.schemas import Offset, Page, RowId, VersionFilter
 from api.users.services import Principal
 
 
@@ -32,6 +32,7 @@ def provide_prediction_service(
 
 Predictions = NamedDependency[PredictionService]
 AuthedRequest = Request[Principal, Any, Any]
+ResultLimit = Annotated[int | None, QueryParameter(ge=1, le=10_000, description="한 번에 받을 행 수 (1~10,000)")]
 _ERROR_AT = re.compile(r" - at `\$\.(.+)`$")
 
 
@@ -58,6 +59,7 @@ class _BatchOperation(Operation):
         schema = Schema(
             type=OpenAPIType.OBJECT,
             required=["rows"],
+            additional_properties=False,  # BatchPredictionRequest is an Input: unknown fields are refused
             properties={
                 "rows": Schema(
                     type=OpenAPIType.ARRAY,
@@ -94,9 +96,9 @@ class PredictionController(Controller):
         self,
         request: AuthedRequest,
         predictions: Predictions,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
-        limit: FromQuery[int] = 50,
-        model_version: FromQuery[int | None] = None,
+        offset: Offset = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000, description="한 번에 받을 기록 수 (1~1000)")] = 50,
+        model_version: VersionFilter = None,
     ) -> Page[s.PredictionRecord]:
         return await predictions.history(request.user, offset=offset, limit=limit, model_version=model_version)
 
@@ -118,10 +120,12 @@ class ScoringJobController(Controller):
         self,
         request: AuthedRequest,
         db_session: NamedDependency[AsyncSession],
-        job_id: FromPath[int],
-        format: FromQuery[str] = "json",
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
-        limit: FromQuery[int | None] = None,
+        job_id: RowId,
+        format: Annotated[Literal["json", "csv"], QueryParameter()] = "json",
+        offset: Offset = 0,
+        limit: Annotated[
+            int | None, QueryParameter(ge=1, le=10_000, description="한 번에 받을 행 수 (1~10,000)")
+        ] = None,
         keep_columns: FromQuery[bool] = False,
     ) -> Response[Any]:
         """`keep_columns=true` (CSV only): every column of each input row beside its prediction."""

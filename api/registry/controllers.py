@@ -9,12 +9,12 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import Body
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.registry import schemas as s
 from api.registry.services import RegistryService
-from api.schemas import Page
+from api.schemas import Page, VersionId
 from api.users.auth import admin_only
 from api.users.services import Principal
 
@@ -49,7 +49,7 @@ class ModelController(Controller):
         return await registry.active()
 
     @get("/{version:int}", summary="모델 버전 상세")
-    async def detail(self, registry: Registry, version: FromPath[int]) -> s.ModelVersionDetail:
+    async def detail(self, registry: Registry, version: VersionId) -> s.ModelVersionDetail:
         return await registry.detail(version)
 
     @post("/", status_code=201, guards=[admin_only], summary="모델 번들 등록 (관리자)")
@@ -62,5 +62,5 @@ class ModelController(Controller):
         return await registry.register_bundle(await data.file.read(), created_by=request.user.id, notes=data.notes)
 
     @post("/{version:int}/activate", status_code=200, guards=[admin_only], summary="모델 활성화·롤백 (관리자)")
-    async def activate(self, registry: Registry, version: FromPath[int]) -> s.ModelVersionInfo:
+    async def activate(self, registry: Registry, version: VersionId) -> s.ModelVersionInfo:
         return await registry.activate(version)

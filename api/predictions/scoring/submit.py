@@ -17,14 +17,14 @@ from api.jobs import schemas as js
 from api.jobs.kinds import JobKind, JobStatus
 from api.jobs.services import JobService
 from api.resources import Resources
-from api.schemas import Input
+from api.schemas import BigId, Input
 from api.users.services import Principal
 
 MAX_INLINE_ROWS = 100_000
 
 
 class ScoringJobRequest(Input):
-    dataset_id: int | None = None
+    dataset_id: BigId | None = None
     rows: list[dict[str, Any]] | None = None
 
 
@@ -67,7 +67,12 @@ async def submit_scoring_job(
         table = await asyncio.to_thread(lambda: pa.Table.from_pylist(rows))
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
         raise InvalidInput("rows의 각 항목은 같은 형식의 객체여야 합니다.", detail={"reason": str(exc)[:200]}) from None
-    parquet = await asyncio.to_thread(to_parquet, table)
+    try:
+        parquet = await asyncio.to_thread(to_parquet, table)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # e.g. an empty object as a value
+        raise InvalidInput(
+            "rows의 값은 숫자, 문자열, 참/거짓 또는 null이어야 합니다.", detail={"reason": str(exc)[:200]}
+        ) from None
     job = Job(
         kind=JobKind.SCORE,
         owner_id=user.id,

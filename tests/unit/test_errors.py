@@ -1,0 +1,35 @@
+"""The error mapper's limits on what an error body echoes (api/errors.py)."""
+
+from __future__ import annotations
+
+from api.errors import ECHO_CHARS, ECHO_ITEMS, MESSAGE_CHARS, bounded, error_response
+
+
+def test_long_text_is_cut_to_a_prefix_everywhere_in_the_detail():
+    huge = "가" * 1_000_000
+    detail = bounded({"value": huge, "nested": {"list": [huge] * 3}, huge: 1, "raw": b"x" * 10})
+    value = detail["value"]
+    assert value.startswith("가" * ECHO_CHARS) and len(value) == ECHO_CHARS + 1
+    assert all(len(v) == ECHO_CHARS + 1 for v in detail["nested"]["list"])
+    assert max(len(k) for k in detail) <= ECHO_CHARS + 1
+    assert detail["raw"] == "<10 bytes>"
+
+
+def test_long_lists_and_deep_nesting_are_cut():
+    assert len(bounded({"items": list(range(10_000))})["items"]) == ECHO_ITEMS + 1
+    deep: object = 1
+    for _ in range(100):
+        deep = [deep]
+    cut = bounded({"deep": deep})
+    depth, node = 0, cut["deep"]
+    while isinstance(node, list):
+        depth, node = depth + 1, node[0]
+    assert depth < 10
+    assert bounded({"n": 3, "ok": None, "f": 1.5}) == {"n": 3, "ok": None, "f": 1.5}
+
+
+def test_the_response_cuts_the_message_and_the_detail():
+    huge = "값" * 500_000
+    response = error_response(422, "invalid_input", f"잘못된 값: {huge}", {"value": huge})
+    info = response.content.error
+    assert len(info.message) == MESSAGE_CHARS + 1 and len(info.detail["value"]) == ECHO_CHARS + 1
