@@ -159,6 +159,7 @@ def fuzz_stack(services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
                 "HAB_UPLOAD_MAX_BYTES": str(4 << 20),
                 "ANTHROPIC_BASE_URL": anthropic.url,
                 "HAB_ANTHROPIC_MAX_RETRIES": "0",
+                "HAB_MODEL_COMPILE": "off",  # as the suite's other processes (tests/conftest.py)
             }
             server = _Process("serve", ["serve", "--host", "127.0.0.1", "--port", str(port)], env, root)
             processes.append(server)
