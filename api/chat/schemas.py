@@ -15,8 +15,18 @@ MAX_DATASETS = 5
 
 
 class ChatRequest(Input):
-    dataset_ids: Annotated[list[int], msgspec.Meta(max_length=MAX_DATASETS)]
+    """`dataset_ids` (up to MAX_DATASETS), or the guide's shape with one `dataset_id`; not both.
+
+    The count is checked by the service (TurnService.selected_ids), so that more than five answers a Korean
+    explanation rather than a generic validation error."""
+
     message: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+    dataset_ids: Annotated[list[int], msgspec.Meta(description=f"질문할 데이터셋 ID (최대 {MAX_DATASETS}개)")] = (
+        msgspec.field(default_factory=list)
+    )
+    dataset_id: Annotated[
+        int | None, msgspec.Meta(description="데이터셋 하나만 고를 때 dataset_ids 대신 (v1.2 가이드의 형식)")
+    ] = None
     conversation_id: int | None = None
     model: str | None = None
 

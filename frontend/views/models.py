@@ -13,7 +13,12 @@ from frontend.session import get_client
 from frontend.ui import fetch, require, show_error
 
 STATUS_LABELS = {"active": "✅ 사용 중", "inactive": "대기"}
-SOURCE_LABELS = {"trained": "학습", "legacy": "v1.2.5 가져옴", "uploaded": "업로드"}
+SOURCE_LABELS = {
+    "trained": "학습",
+    "trained-synthetic": "데모(합성 데이터) 학습",
+    "legacy-v1.2.5": "v1.2.5 가져옴",
+    "uploaded": "업로드",
+}
 FLASH = "models_flash"
 
 
