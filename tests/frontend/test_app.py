@@ -14,6 +14,7 @@ PAGES = {
     "views/predict.py": "ECLO 예측",
     "views/jobs.py": "작업",
     "views/models.py": "모델",
+    "views/about.py": "소개",
 }
 
 
