@@ -63,6 +63,7 @@ def test_column_information_and_describe_tables(frontend_env):
         assert [v == "" for v in shown[name]] == [r[name] is None for r in rows], name
     assert not shown.isin(["None", "nan", "NaN", "<NA>"]).any().any()
 
+
 def test_scatter_uses_a_random_sample_of_the_whole_dataset(frontend_env):
     lines = ["가,나"] + [f"{i},{i % 97}" for i in range(9_000)]
     name = f"산점도 표본 {secrets.token_hex(3)}"
