@@ -72,11 +72,13 @@ async def _prepare_data(settings: Settings) -> str:
 async def _import_legacy_model(resources: Resources, settings: Settings) -> None:
     """A v1.2.5 user's `model/` files are imported and activated on the first run that finds them, once."""
     from api.registry.legacy_import import has_legacy_files, import_legacy_on_first_run, legacy_model_dir
-    from models.legacy import LegacyImportError
 
     directory = legacy_model_dir(settings)
-    if has_legacy_files(directory):
-        say(f"v1.2.5 모델 파일을 확인합니다: {directory}")
+    if not has_legacy_files(directory):
+        return
+    from models.legacy import LegacyImportError  # only when there is something to import: it loads the unpickler
+
+    say(f"v1.2.5 모델 파일을 확인합니다: {directory}")
     try:
         result = await import_legacy_on_first_run(resources, settings)
     except (LegacyImportError, OSError) as exc:
