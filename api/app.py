@@ -10,6 +10,7 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from api.analysis.controllers import AnalysisToolController
 from api.chat.controllers import ChatController, ConversationController
 from api.datasets.controllers import DatasetController, SharedDatasetController
 from api.db.session import provide_db_session
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             LabelController,
             ChatController,
             ConversationController,
+            AnalysisToolController,
         ],
         lifespan=[lifespan],
         dependencies={"db_session": Provide(provide_db_session)},

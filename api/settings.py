@@ -92,6 +92,8 @@ class Settings(ProcessSettings):
     # A running job whose worker went silent this many times fails instead of being queued again.
     job_max_attempts: int = Field(default=5, gt=0, validation_alias="HAB_JOB_MAX_ATTEMPTS")
     demo_scale: float = Field(default=1.0, gt=0, validation_alias="HAB_DEMO_SCALE")
+    # A v1.2.5 `model/` folder that `hab run` imports and activates once (default: `model/` in the project).
+    legacy_model_dir: Path | None = Field(default=None, validation_alias="HAB_LEGACY_MODEL_DIR")
     # Memory reuse for large uploads (api/runtime.py): Arrow's allocator, and how long freed memory is kept.
     arrow_memory_pool: Literal["jemalloc", "mimalloc", "system", "default"] = Field(
         default="jemalloc", validation_alias="HAB_ARROW_MEMORY_POOL"

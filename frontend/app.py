@@ -31,6 +31,7 @@ PAGES = [
     st.Page("views/predict.py", title="ECLO 예측", icon="🎯"),
     st.Page("views/jobs.py", title="작업", icon="⚙️"),
     st.Page("views/models.py", title="모델", icon="🧠"),
+    st.Page("views/about.py", title="소개", icon="ℹ️"),
 ]
 
 init_session()

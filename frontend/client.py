@@ -134,6 +134,10 @@ class HabClient:
     def points(self, source: DatasetSource, *, max_points: int) -> dict[str, Any]:
         return self._request("GET", f"{source.path}/points", params={"max_points": max_points})
 
+    def sample(self, source: DatasetSource, *, x: str, y: str, n: int, seed: int = 0) -> dict[str, Any]:
+        """Two columns of a random sample of the whole dataset (drawn by the API, the same for the same seed)."""
+        return self._request("GET", f"{source.path}/sample", params={"x": x, "y": y, "n": n, "seed": seed})
+
     def shared(self, token: str) -> dict[str, Any]:
         return self._request("GET", f"/api/shared/{token}")
 
@@ -170,6 +174,10 @@ class HabClient:
 
     def labels(self) -> dict[str, Any]:
         return self._request("GET", "/api/labels")
+
+    def analysis_tools(self) -> dict[str, Any]:
+        """The chat assistant's analysis tools: names and Korean descriptions."""
+        return self._request("GET", "/api/analysis/tools")
 
     def job(self, job_id: int) -> dict[str, Any]:
         return self._request("GET", f"/api/jobs/{job_id}")

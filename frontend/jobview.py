@@ -10,6 +10,7 @@ import streamlit as st
 
 from frontend import charts, labels
 from frontend.client import ApiError, HabClient
+from frontend.tables import blank_missing
 from frontend.ui import fetch, show_error
 
 POLL_SECONDS = 0.5
@@ -95,7 +96,7 @@ def render_score_results(client: HabClient, job: dict[str, Any]) -> None:
     table = pd.DataFrame(page["items"]).rename(
         columns={"row_index": "행 번호", "id": "ID", "eclo": "예상 ECLO", "interpretation": "위험도"}
     )
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(blank_missing(table), hide_index=True, width="stretch")
     if page["total"] > len(page["items"]):
         st.caption(f"처음 {len(page['items']):,}행만 보입니다 (전체 {page['total']:,}행). 모두 보려면 CSV를 받으세요.")
 

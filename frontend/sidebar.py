@@ -49,7 +49,8 @@ def render_sidebar(client: HabClient, status: dict[str, Any]) -> None:
 
         st.divider()
         st.subheader("AI 설정")
-        file_key = load_config().claude_api_key
+        config = load_config()
+        file_key = config.claude_api_key
         st.text_input(
             "Anthropic API 키",
             key=CLAUDE_KEY,
@@ -57,7 +58,10 @@ def render_sidebar(client: HabClient, status: dict[str, Any]) -> None:
             help="이 브라우저 세션에만 보관되며 서버나 파일에 저장하지 않습니다.",
         )
         if file_key and st.session_state.get(CLAUDE_KEY) == file_key:
-            st.caption("env 파일의 claude_api_key를 불러왔습니다.")
+            if config.claude_api_key_source == "env":
+                st.caption("env 파일의 claude_api_key를 불러왔습니다.")
+            else:  # a v1.2.x user's file; the caption names the file, never the key
+                st.caption(f"프로젝트의 {config.claude_api_key_source}에서 API 키를 불러왔습니다.")
         elif not st.session_state.get(CLAUDE_KEY):
             st.caption("질의응답을 쓰려면 키를 입력해 주세요. 이 세션에만 보관됩니다.")
         choices = _model_choices(client, problem is None)

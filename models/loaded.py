@@ -25,7 +25,7 @@ from models.artifact import ModelArtifact
 from models.compiled import COMPILED_MIN_ROWS, CompiledPredictor, PredictorBackend
 from models.features.encoding import encode_row, lookup_tables
 from models.interpret import PercentileScale, band_for, interpretation, labels_for, sentence_parts
-from models.metadata import InterpretationBand, ModelMetadata, VersionNumber
+from models.metadata import SYNTHETIC_NOTE, SYNTHETIC_SOURCE, InterpretationBand, ModelMetadata, VersionNumber
 
 BASE_VALUE_KEY = "기준값"  # key of the expected value (bias) in contributions_named()
 
@@ -121,7 +121,18 @@ class LoadedModel:
 
     def interpret(self, eclo: float) -> tuple[str, str]:
         """(band label such as '보통', one Korean sentence with the band range and percentile)."""
-        return interpretation(eclo, self.metadata.bands, self.metadata.target_quantiles, scale=self._scale)
+        label, sentence = interpretation(eclo, self.metadata.bands, self.metadata.target_quantiles, scale=self._scale)
+        return label, sentence + self.caveat
+
+    @property
+    def synthetic(self) -> bool:
+        """Trained on the synthetic demo data: its figures illustrate the system, not real risk."""
+        return self.metadata.source == SYNTHETIC_SOURCE
+
+    @property
+    def caveat(self) -> str:
+        """What every interpretation sentence of this model ends with ('' for a model of real data)."""
+        return SYNTHETIC_NOTE if self.synthetic else ""
 
     def percentile(self, eclo: float) -> float:
         """Where eclo lies (0–100) among the training accidents' ECLO."""
@@ -140,7 +151,7 @@ class LoadedModel:
         pct = self.percentiles(eclo)
         labels = [b.label for b in bands]
         parts = [sentence_parts(b) for b in bands]
-        before, after = parts[0][0], parts[0][2]
+        before, after = parts[0][0], parts[0][2] + self.caveat
         between = [p[1] for p in parts]
         chosen = index.tolist()
         rows = zip(eclo.tolist(), chosen, pct.tolist(), strict=True)

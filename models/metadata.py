@@ -29,6 +29,14 @@ VersionNumber: TypeAlias = int
 """The registry's number of a model version (``model_versions.version``)."""
 
 
+# The source of a model trained on hab's synthetic demo datasets: its predictions say so (LoadedModel).
+SYNTHETIC_SOURCE = "trained-synthetic"
+SYNTHETIC_NOTE = (
+    " 주의: 지금 활성 모델은 합성(가상) 데모 데이터로 학습한 데모 모델이라 실제 사고 위험을 나타내지 않습니다."
+    " 실제 데이터로 학습한 모델이나 v1.2.5 모델을 활성화하면 이 안내가 사라집니다."
+)
+
+
 class _Derived(Protocol):
     meta: ModelMetadata  # the metadata it was built from (PerMetadata checks it against id() reuse)
 
@@ -66,7 +74,7 @@ class ModelMetadata(msgspec.Struct, kw_only=True, frozen=True):
     training_rows: int
     created_at: str
     lightgbm_version: str
-    source: str  # "trained" | "legacy-v1.2.5"
+    source: str  # "trained" | SYNTHETIC_SOURCE (trained on the synthetic demo data) | "legacy-v1.2.5"
     notes: str = ""
     schema_version: int = SCHEMA_VERSION
 

@@ -15,13 +15,24 @@ MAX_DATASETS = 5
 
 
 class ChatRequest(Input):
-    dataset_ids: Annotated[
-        list[BigId], msgspec.Meta(max_length=MAX_DATASETS, extra_json_schema={"items": BIG_ID_SCHEMA})
-    ]
+    """`dataset_ids` (up to MAX_DATASETS), or the guide's shape with one `dataset_id`; not both.
+
+    The count is checked by the service (TurnService.selected_ids), so that more than five answers a Korean
+    explanation rather than a generic validation error."""
+
     # Not only whitespace, and no NUL (PostgreSQL text cannot hold it; a streamed answer would fail to be stored).
     message: Annotated[
         str, msgspec.Meta(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")
     ]
+    dataset_ids: Annotated[
+        list[BigId],
+        msgspec.Meta(
+            description=f"질문할 데이터셋 ID (최대 {MAX_DATASETS}개)", extra_json_schema={"items": BIG_ID_SCHEMA}
+        ),
+    ] = msgspec.field(default_factory=list)
+    dataset_id: Annotated[
+        BigId | None, msgspec.Meta(description="데이터셋 하나만 고를 때 dataset_ids 대신 (v1.2 가이드의 형식)")
+    ] = None
     conversation_id: BigId | None = None
     model: str | None = None
 

@@ -81,6 +81,24 @@ async def _drain(queue: asyncio.Queue[tuple[str, dict[str, Any]] | None]) -> Asy
         yield item
 
 
+def selected_ids(request: s.ChatRequest) -> list[int]:
+    """The request's datasets, in order without repeats: `dataset_ids`, or the guide's single `dataset_id`."""
+    if request.dataset_id is not None and request.dataset_ids:
+        raise InvalidInput(
+            "dataset_id와 dataset_ids 중 하나만 보내 주세요.",
+            detail={"fields": ["dataset_id", "dataset_ids"]},
+        )
+    ids = list(dict.fromkeys(request.dataset_ids if request.dataset_id is None else [request.dataset_id]))
+    if len(ids) > s.MAX_DATASETS:
+        raise InvalidInput(
+            f"한 번에 질문할 수 있는 데이터셋은 최대 {s.MAX_DATASETS}개입니다 ({len(ids)}개를 골랐습니다). "
+            "데이터셋이 많을수록 Claude가 읽어야 할 설명이 길어져 답이 느리고 비싸지므로, "
+            f"질문과 관련된 데이터셋을 {s.MAX_DATASETS}개 이하로 골라 주세요.",
+            detail={"field": "dataset_ids", "count": len(ids), "limit": s.MAX_DATASETS},
+        )
+    return ids
+
+
 def _labels(rows: list[Any]) -> list[str]:
     """Tool-facing dataset names: the dataset's name, made unique with its id when two share one."""
     names = [r.name for r in rows]
@@ -135,7 +153,7 @@ class TurnService:
         message = request.message.strip()
         if not message:
             raise DomainError("질문 내용이 비어 있습니다.", detail={"field": "message"})
-        ids = list(dict.fromkeys(request.dataset_ids))
+        ids = selected_ids(request)
         visible = await DatasetRepository(session=self.session).visible_by_id(ids, user)
         missing = [dataset_id for dataset_id in ids if dataset_id not in visible]
         if missing:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import click
@@ -82,20 +81,17 @@ def models_import_legacy(directory: str, target_transform: str, activate: bool) 
     """Convert v1.2.5 pickles (model + LabelEncoders) into a safe registered version. Trusted files only."""
     from pathlib import Path
 
-    from api.registry.services import RegistryService
-    from models.legacy import import_legacy
+    from api.registry.legacy_import import import_legacy_folder
 
     click.echo(
         "경고: pickle 파일은 읽는 순간 코드를 실행할 수 있습니다. 믿을 수 있는 출처의 파일만 가져오세요.", err=True
     )
 
     async def body(settings: Settings) -> None:
-        artifact = await asyncio.to_thread(import_legacy, Path(directory), target_transform=target_transform)
-        async with cli_resources(settings) as resources, resources.sessions() as session:
-            registry = RegistryService(session, resources)
-            info = await registry.register(artifact, created_by=None, notes=f"imported from {Path(directory).name}")
-            if activate:
-                await registry.activate(info.version)
+        async with cli_resources(settings) as resources:
+            info = await import_legacy_folder(
+                resources, Path(directory), target_transform=target_transform, activate=activate
+            )
         click.echo(f"v1.2.5 모델을 버전 {info.version}(으)로 등록했습니다" + (" (활성화됨)." if activate else "."))
 
     run_domain(body)

@@ -20,6 +20,7 @@ from api.datasets.receive import (
     receive_form,
     upload_slots,
 )
+from api.datasets.sampling import DEFAULT_SAMPLE_ROWS, DEFAULT_SEED, MAX_SAMPLE_ROWS, PairSample
 from api.datasets.services import MAX_MAP_POINTS, MAX_ROWS_PAGE, DatasetService
 from api.schemas import Offset, Page, PageLimit, RowId
 from api.users.services import Principal
@@ -41,6 +42,10 @@ AuthedRequest = Request[Principal, Any, Any]
 RowLimit = Annotated[int, QueryParameter(ge=1, le=MAX_ROWS_PAGE, description=f"한 번에 받을 행 수 (1~{MAX_ROWS_PAGE})")]
 Columns = Annotated[str | None, QueryParameter(description="쉼표로 구분한 열 이름")]
 MaxPoints = Annotated[int, QueryParameter(ge=1, le=MAX_MAP_POINTS, description=f"최대 지점 수 (1~{MAX_MAP_POINTS})")]
+SampleX = Annotated[str, QueryParameter(description="가로축 열 이름")]
+SampleY = Annotated[str, QueryParameter(description="세로축 열 이름")]
+SampleSize = Annotated[int, QueryParameter(description=f"표본 행 수 (1~{MAX_SAMPLE_ROWS:,})")]
+SampleSeed = Annotated[int, QueryParameter(description="난수 시드: 같은 시드는 같은 표본")]
 _service = {"datasets": Provide(provide_dataset_service, sync_to_thread=False)}
 
 
@@ -132,6 +137,21 @@ class DatasetController(Controller):
         row, _ = await datasets.visible(request.user, dataset_id)
         return await datasets.points(row, max_points=max_points)
 
+    @get("/{dataset_id:int}/sample", summary="두 열의 무작위 표본 (산점도용)")
+    async def sample(
+        self,
+        request: AuthedRequest,
+        datasets: Datasets,
+        dataset_id: RowId,
+        x: SampleX,
+        y: SampleY,
+        n: SampleSize = DEFAULT_SAMPLE_ROWS,
+        seed: SampleSeed = DEFAULT_SEED,
+    ) -> PairSample:
+        """Rows drawn at random from the whole dataset (both values present), in dataset order."""
+        row, _ = await datasets.visible(request.user, dataset_id)
+        return await datasets.sample(row, x=x, y=y, size=n, seed=seed)
+
     @delete("/{dataset_id:int}", status_code=204, summary="데이터셋 삭제")
     async def delete_dataset(self, request: AuthedRequest, datasets: Datasets, dataset_id: RowId) -> None:
         await datasets.delete(request.user, dataset_id)
@@ -198,6 +218,19 @@ class SharedDatasetController(Controller):
     async def points(self, datasets: Datasets, token: FromPath[str], max_points: MaxPoints = 5000) -> s.MapPoints:
         row, _ = await datasets.shared(token)
         return await datasets.points(row, max_points=max_points)
+
+    @get("/{token:str}/sample", summary="공유된 데이터셋의 두 열 무작위 표본", exclude_from_auth=True)
+    async def sample(
+        self,
+        datasets: Datasets,
+        token: FromPath[str],
+        x: SampleX,
+        y: SampleY,
+        n: SampleSize = DEFAULT_SAMPLE_ROWS,
+        seed: SampleSeed = DEFAULT_SEED,
+    ) -> PairSample:
+        row, _ = await datasets.shared(token)
+        return await datasets.sample(row, x=x, y=y, size=n, seed=seed)
 
     @delete("/{token:str}", status_code=204, summary="공유 링크 취소")
     async def revoke(self, request: AuthedRequest, datasets: Datasets, token: FromPath[str]) -> None:

@@ -21,6 +21,7 @@ from api.datasets.kinds import Visibility
 from api.datasets.map_points import sample_points
 from api.datasets.parquet import to_parquet
 from api.datasets.repository import DatasetRepository, ShareLinkRepository
+from api.datasets.sampling import MAX_SAMPLE_ROWS, PairSample, sample_pair
 from api.db.tables import Dataset, ShareLink
 from api.errors import Forbidden, Gone, InvalidInput, NotFound
 from api.resources import Resources
@@ -234,6 +235,23 @@ class DatasetService:
                 "이 데이터셋에는 위도/경도 열이 없어 지도에 표시할 수 없습니다.",
                 detail={"dataset_id": row.id, "kind": row.kind},
             ) from None
+
+    async def sample(self, row: Dataset, *, x: str, y: str, size: int, seed: int) -> PairSample:
+        """Two columns of a random sample of the whole dataset (scatter plots), the same for the same seed."""
+        if not 1 <= size <= MAX_SAMPLE_ROWS:
+            raise InvalidInput(
+                f"n은 1~{MAX_SAMPLE_ROWS:,} 사이여야 합니다.", detail={"n": size, "max": MAX_SAMPLE_ROWS}
+            )
+        if not 0 <= seed < 2**32:
+            raise InvalidInput("seed는 0 이상 2³² 미만의 정수여야 합니다.", detail={"seed": seed})
+        table = await self.table(row)
+        unknown = [c for c in dict.fromkeys((x, y)) if c not in table.column_names]
+        if unknown:
+            raise InvalidInput(
+                "없는 열 이름이 있습니다: " + ", ".join(unknown),
+                detail={"unknown_columns": unknown, "valid_columns": table.column_names},
+            )
+        return await asyncio.to_thread(sample_pair, table, x, y, size=size, seed=seed)
 
     # ---- deletion -------------------------------------------------------------------------------
 

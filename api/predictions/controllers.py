@@ -22,6 +22,7 @@ from api.predictions.scoring.submit import ScoringJobRequest, submit_scoring_job
 from api.predictions.services import PredictionService
 from api.schemas import Offset, Page, RowId, VersionFilter
 from api.users.services import Principal
+from models.features import ALIASES, LEGACY_ALIASES
 
 
 def provide_prediction_service(
@@ -34,6 +35,14 @@ Predictions = NamedDependency[PredictionService]
 AuthedRequest = Request[Principal, Any, Any]
 ResultLimit = Annotated[int | None, QueryParameter(ge=1, le=10_000, description="한 번에 받을 행 수 (1~10,000)")]
 _ERROR_AT = re.compile(r" - at `\$\.(.+)`$")
+PREDICT_DESCRIPTION = (
+    "본문: 11개 특성(한글 이름) 또는 사고 원자료 한 행(사고일시 + 범주 열), 선택 `explain`(기여도). "
+    "영문 별칭: "
+    + ", ".join(f"`{a}`→{k}" for a, k in ALIASES.items())
+    + ". v1.2.5 코드가 쓰던 이름도 받습니다: "
+    + ", ".join(f"`{a}`→{k}" for a, k in LEGACY_ALIASES.items())
+    + "."
+)
 
 
 async def read_batch_rows(request: Request[Any, Any, Any]) -> BatchRows:
@@ -81,7 +90,7 @@ class PredictionController(Controller):
     async def schema(self, predictions: Predictions) -> s.PredictSchema:
         return predictions.schema()
 
-    @post("/predict/eclo", status_code=200, summary="ECLO 예측 (한 건)")
+    @post("/predict/eclo", status_code=200, summary="ECLO 예측 (한 건)", description=PREDICT_DESCRIPTION)
     async def predict(
         self, request: AuthedRequest, predictions: Predictions, data: JSONBody[dict[str, Any]]
     ) -> s.Prediction:

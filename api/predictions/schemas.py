@@ -79,3 +79,6 @@ class PredictSchema(Output):
     aliases: dict[str, str]
     max_batch_rows: int = MAX_SYNC_BATCH
     bands: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    # True while the active model was trained on hab's synthetic demo data; `notice` says so in Korean.
+    synthetic_data: bool = False
+    notice: str | None = None

@@ -26,7 +26,7 @@ from api.resources import Resources
 from api.schemas import Page
 from api.users.services import Principal
 from models.features import (
-    ALIASES,
+    ACCEPTED_ALIASES,
     NUMERIC_RANGES,
     EncodedBatch,
     FeatureError,
@@ -128,8 +128,10 @@ class PredictionService:
             model_version=model.version,
             features=specs,
             raw_row_fields=RAW_ROW_FIELDS,
-            aliases=dict(ALIASES),
+            aliases=dict(ACCEPTED_ALIASES),
             bands=[b.to_dict() for b in model.metadata.bands],
+            synthetic_data=model.synthetic,
+            notice=model.caveat.strip() or None,
         )
 
     async def predict_one(self, user: Principal, body: dict[str, Any]) -> s.Prediction:

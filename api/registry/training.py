@@ -16,10 +16,13 @@ from api.errors import InvalidInput, NotFound
 from api.registry import schemas as s
 from api.registry.services import RegistryService
 from api.resources import Resources
+from models.metadata import SYNTHETIC_SOURCE
 from models.train import train_eclo
 
 
-async def _training_table(resources: Resources, dataset_id: int | None, csv_path: str | None) -> pa.Table:
+async def _training_table(resources: Resources, dataset_id: int | None, csv_path: str | None) -> tuple[pa.Table, bool]:
+    """The accident table to train on, and whether it is one of hab's synthetic demo datasets."""
+    synthetic = False
     if csv_path is not None:
         data = await asyncio.to_thread(Path(csv_path).read_bytes)
         parsed = await asyncio.to_thread(parse_csv, data)
@@ -32,6 +35,7 @@ async def _training_table(resources: Resources, dataset_id: int | None, csv_path
             if row is None:
                 raise NotFound(f"데이터셋 {dataset_id}이(가) 없습니다.")
             kind = DatasetKind(row.kind)
+            synthetic = row.is_demo
             table = await resources.tables.load(row.content_sha256, repository.fetch_parquet)
             if table is None:
                 raise NotFound(f"데이터셋 {dataset_id}의 내용이 없습니다.")
@@ -39,7 +43,7 @@ async def _training_table(resources: Resources, dataset_id: int | None, csv_path
         raise InvalidInput(
             "학습에는 ECLO와 사상자 수가 있는 교통사고 데이터(train 형식)가 필요합니다.", detail={"kind": kind.value}
         )
-    return table
+    return table, synthetic
 
 
 async def train_and_register(
@@ -51,10 +55,12 @@ async def train_and_register(
     activate: bool = False,
     echo: Callable[[str], object] = print,
 ) -> s.ModelVersionInfo:
-    table = await _training_table(resources, dataset_id, csv_path)
+    table, synthetic = await _training_table(resources, dataset_id, csv_path)
     echo(f"{table.num_rows:,}행으로 학습합니다…")
     started = time.monotonic()
     artifact = await asyncio.to_thread(train_eclo, table, name=name)
+    if synthetic:  # its predictions then say they come from made-up data (models.loaded.LoadedModel.caveat)
+        artifact = artifact.with_metadata(source=SYNTHETIC_SOURCE)
     m = artifact.metadata.metrics
     echo(
         f"학습 {time.monotonic() - started:.1f}초 · 검증 RMSLE {m['rmsle']:.4f}"

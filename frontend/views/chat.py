@@ -18,6 +18,11 @@ BACKGROUND = "chat_background"
 KEY_STATUS = "chat_key_status"
 GRID_COLUMNS = 3
 JOB_WAIT_SECONDS = 600
+MAX_DATASETS = 5  # the API's limit per question (api/chat/schemas.py)
+TOO_MANY = (
+    "한 번에 질문할 수 있는 데이터셋은 최대 {limit}개입니다 (지금 {count}개 선택). 데이터셋이 많을수록 Claude가 "
+    "읽어야 할 설명이 길어져 답이 느리고 비싸지므로, 질문과 관련된 데이터셋만 남겨 주세요."
+)
 
 
 def _usage_caption(message: dict[str, Any]) -> str:
@@ -55,12 +60,13 @@ def render_message(message: dict[str, Any]) -> None:
             st.caption(_usage_caption(message))
 
 
-def pick_datasets(client: HabClient) -> list[int]:
+def pick_datasets(client: HabClient) -> tuple[list[int], dict[int, dict[str, Any]]]:
+    """The checked datasets' ids, and every listed dataset by id."""
     listing = fetch(client.datasets, context="데이터셋 목록")
     items = (listing or {}).get("items", [])
     if not items:
         st.info("먼저 '개요 / 업로드'에서 데이터셋을 올려 주세요.")
-        return []
+        return [], {}
     chosen = set(st.session_state.get(SELECTED, []))
     st.markdown("**질문할 데이터셋** (여러 개 고를 수 있습니다)")
     columns = st.columns(GRID_COLUMNS)
@@ -70,7 +76,33 @@ def pick_datasets(client: HabClient) -> list[int]:
             if st.checkbox(dataset_label(dataset), value=dataset["id"] in chosen, key=f"chat_ds_{dataset['id']}"):
                 selected.append(dataset["id"])
     st.session_state[SELECTED] = selected
-    return selected
+    if len(selected) > MAX_DATASETS:
+        st.warning(TOO_MANY.format(limit=MAX_DATASETS, count=len(selected)), icon="📚")
+    return selected, {d["id"]: d for d in items}
+
+
+def reselect_datasets(conversations: dict[int, dict[str, Any]]) -> None:
+    """On opening a conversation (before the page runs again): check exactly the datasets it was about."""
+    chosen = st.session_state.get("chat_picker")
+    if chosen is None or chosen not in conversations:
+        return
+    wanted = set(conversations[chosen]["dataset_ids"])
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith("chat_ds_")]:
+        st.session_state[key] = int(key.removeprefix("chat_ds_")) in wanted
+    for dataset_id in wanted:
+        st.session_state[f"chat_ds_{dataset_id}"] = True
+    st.session_state[SELECTED] = sorted(wanted)
+
+
+def selection_summary(dataset_ids: list[int], datasets: dict[int, dict[str, Any]]) -> None:
+    """What the next question will be about, right above the input."""
+    if not dataset_ids:
+        st.caption("📚 선택한 데이터셋이 없습니다. 위에서 질문할 데이터셋을 골라 주세요.")
+        return
+    parts = [
+        f"{dataset_label(datasets[i])} ({datasets[i]['rows']:,}행)" if i in datasets else f"#{i}" for i in dataset_ids
+    ]
+    st.caption(f"📚 질문할 데이터셋 {len(dataset_ids)}개: " + " · ".join(parts))
 
 
 def conversation_picker(client: HabClient) -> None:
@@ -79,13 +111,20 @@ def conversation_picker(client: HabClient) -> None:
     labels = {None: "➕ 새 대화"} | {
         c["id"]: f"{c['title']} · 메시지 {c['message_count']} · {c['totals']['cost_krw']:,.0f}원" for c in conversations
     }
+    by_id = {c["id"]: c for c in conversations}
     current = st.session_state.get(CONVERSATION)
     if current not in labels:
         current = None
     left, right = st.columns([4, 1])
     with left:
         chosen = st.selectbox(
-            "대화", list(labels), index=list(labels).index(current), format_func=labels.get, key="chat_picker"
+            "대화",
+            list(labels),
+            index=list(labels).index(current),
+            format_func=labels.get,
+            key="chat_picker",
+            on_change=reselect_datasets,
+            args=(by_id,),
         )
     if chosen != st.session_state.get(CONVERSATION):
         st.session_state[CONVERSATION] = chosen
@@ -207,7 +246,7 @@ if not api_key:
 else:
     key_check(client, api_key)
 
-dataset_ids = pick_datasets(client)
+dataset_ids, listed = pick_datasets(client)
 conversation_picker(client)
 st.toggle("백그라운드에서 실행 (긴 분석용, 진행 상황 표시)", key=BACKGROUND)
 
@@ -222,12 +261,15 @@ if conversation_id is not None:
         f"약 {totals['cost_krw']:,.0f}원"
     )
 
+selection_summary(dataset_ids, listed)
 question = st.chat_input(
     "데이터에 대해 물어보세요 (예: 비 오는 날 사고의 평균 ECLO는?)", disabled=not api_key, key="chat_input"
 )
 if question:
     if not dataset_ids:
         st.warning("질문할 데이터셋을 하나 이상 골라 주세요.")
+    elif len(dataset_ids) > MAX_DATASETS:
+        st.error(TOO_MANY.format(limit=MAX_DATASETS, count=len(dataset_ids)), icon="📚")
     else:
         with st.chat_message("user"):
             st.markdown(question)

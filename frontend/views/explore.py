@@ -11,6 +11,7 @@ import streamlit as st
 from frontend import charts
 from frontend.client import DatasetSource, HabClient
 from frontend.session import get_client
+from frontend.tables import DTYPE_LABELS, blank_missing, column_info, describe_table
 from frontend.ui import (
     MISSING_WARN_RATIO,
     dataset_label,
@@ -22,8 +23,7 @@ from frontend.ui import (
 )
 
 PAGE_ROWS = 10
-SCATTER_ROWS = 3_000  # read in pages of 1,000 (the API's page limit)
-DTYPE_LABELS = {"integer": "정수", "float": "실수", "string": "문자", "datetime": "날짜·시간", "boolean": "참/거짓"}
+SCATTER_ROWS = 3_000  # a random sample of the whole dataset, drawn by the API
 
 
 def choose_source(client: HabClient) -> tuple[DatasetSource, dict[str, Any]]:
@@ -78,7 +78,8 @@ def show_rows(client: HabClient, source: DatasetSource, total: int) -> None:
     rows = fetch(client.rows, source, offset=offset, limit=PAGE_ROWS, context="행 읽기")
     if rows is None:
         return
-    st.dataframe(pd.DataFrame(rows["items"], columns=rows["columns"]), hide_index=True, width="stretch")
+    frame = pd.DataFrame(rows["items"], columns=rows["columns"])
+    st.dataframe(blank_missing(frame), hide_index=True, width="stretch")
     shown = len(rows["items"])
     st.caption(f"{offset + 1:,}–{offset + shown:,}행 / 전체 {rows['total']:,}행" if shown else "행이 없습니다.")
 
@@ -141,6 +142,16 @@ def numeric_charts(dist: dict[str, Any], summary: dict[str, Any]) -> None:
             st.info("값이 한 가지뿐이라 밀도를 그릴 수 없습니다.")
 
 
+def show_profile_tables(summary: dict[str, Any]) -> None:
+    """The column information and describe() tables v1.2.5 showed, from the profile computed at upload."""
+    st.subheader("열 정보")
+    st.dataframe(column_info(summary), hide_index=True, width="stretch")
+    described = describe_table(summary)
+    if not described.empty:
+        st.subheader("기술 통계 (describe)")
+        st.dataframe(blank_missing(described), width="stretch")
+
+
 def show_scatter(client: HabClient, source: DatasetSource, summary: dict[str, Any]) -> None:
     numeric = [c["name"] for c in summary["columns"] if c["dtype"] in ("integer", "float")]
     st.subheader("두 수치 열의 산점도")
@@ -150,18 +161,17 @@ def show_scatter(client: HabClient, source: DatasetSource, summary: dict[str, An
     left, right = st.columns(2)
     x = left.selectbox("가로축", numeric, index=0, key=f"explore_x_{source.path}")
     y = right.selectbox("세로축", numeric, index=1, key=f"explore_y_{source.path}")
-    limit = min(SCATTER_ROWS, summary["rows"])
-    xs: list[Any] = []
-    ys: list[Any] = []
-    for offset in range(0, limit, 1000):
-        page = fetch(client.rows, source, offset=offset, limit=min(1000, limit - offset), columns=[x, y])
-        if page is None:
-            return
-        xs += [r.get(x) for r in page["items"]]
-        ys += [r.get(y) for r in page["items"]]
-    st.plotly_chart(charts.scatter(xs, ys, x, y), width="stretch")
-    if summary["rows"] > limit:
-        st.caption(f"앞쪽 {limit:,}행으로 그렸습니다 (전체 {summary['rows']:,}행).")
+    sample = fetch(client.sample, source, x=x, y=y, n=SCATTER_ROWS, context="산점도 표본")
+    if sample is None:
+        return
+    st.plotly_chart(charts.scatter(sample["xs"], sample["ys"], x, y), width="stretch")
+    if sample["sampled"]:
+        st.caption(
+            f"두 값이 모두 있는 {sample['eligible']:,}행 중 무작위로 고른 {sample['returned']:,}행입니다"
+            f" (전체 {sample['total_rows']:,}행, 데이터 전체에서 추출)."
+        )
+    else:
+        st.caption(f"두 값이 모두 있는 {sample['returned']:,}행을 모두 그렸습니다 (전체 {sample['total_rows']:,}행).")
 
 
 client = get_client()
@@ -170,5 +180,6 @@ source, detail = choose_source(client)
 summary = detail["summary"]
 show_metrics(detail)
 show_rows(client, source, summary["rows"])
+show_profile_tables(summary)
 show_column(client, source, summary)
 show_scatter(client, source, summary)

@@ -10,10 +10,16 @@ import streamlit as st
 from frontend import charts
 from frontend.client import ApiError, HabClient
 from frontend.session import get_client
+from frontend.tables import blank_missing
 from frontend.ui import fetch, require, show_error
 
 STATUS_LABELS = {"active": "✅ 사용 중", "inactive": "대기"}
-SOURCE_LABELS = {"trained": "학습", "legacy": "v1.2.5 가져옴", "uploaded": "업로드"}
+SOURCE_LABELS = {
+    "trained": "학습",
+    "trained-synthetic": "데모(합성 데이터) 학습",
+    "legacy-v1.2.5": "v1.2.5 가져옴",
+    "uploaded": "업로드",
+}
 FLASH = "models_flash"
 
 
@@ -90,7 +96,7 @@ if not items:
     st.stop()
 active_version = next((m["version"] for m in items if m["status"] == "active"), None)
 st.metric("사용 중인 버전", "없음" if active_version is None else f"v{active_version}")
-st.dataframe(models_table(items), hide_index=True, width="stretch")
+st.dataframe(blank_missing(models_table(items)), hide_index=True, width="stretch")
 st.caption("RMSLE·RMSE·MAE는 학습에 쓰지 않은 검증 구간의 오차입니다 (낮을수록 좋음). 기준은 평균으로만 예측한 값.")
 
 ordered = sorted(items, key=lambda m: m["version"])

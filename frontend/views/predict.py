@@ -36,6 +36,8 @@ def feature_widget(feature: dict[str, Any]) -> Any:
 
 def single_prediction(client: HabClient, schema: dict[str, Any]) -> None:
     st.caption(f"모델 버전 {schema['model_version']} · 값은 모델이 학습한 범주에서만 고를 수 있습니다.")
+    if schema.get("notice"):  # the active model was trained on the synthetic demo data
+        st.warning(schema["notice"], icon="🧪")
     with st.form("predict_form"):
         values: dict[str, Any] = {}
         columns = st.columns(3)

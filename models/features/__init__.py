@@ -22,12 +22,14 @@ from models.features.batch import EncodedBatch, encode_frame
 from models.features.encoding import canonical_name, encode_row, hour_band
 from models.features.errors import FeatureError
 from models.features.schema import (
+    ACCEPTED_ALIASES,
     ALIASES,
     CATEGORICAL_FEATURES,
     DATETIME_FIELD,
     DEFAULT_HOUR_BANDS,
     FEATURE_ORDER,
     KNOWN_FIELDS,
+    LEGACY_ALIASES,
     NUMERIC_FEATURES,
     NUMERIC_RANGES,
     WEEKDAYS,
@@ -36,12 +38,14 @@ from models.features.schema import (
 )
 
 __all__ = [
+    "ACCEPTED_ALIASES",
     "ALIASES",
     "CATEGORICAL_FEATURES",
     "DATETIME_FIELD",
     "DEFAULT_HOUR_BANDS",
     "FEATURE_ORDER",
     "KNOWN_FIELDS",
+    "LEGACY_ALIASES",
     "NUMERIC_FEATURES",
     "NUMERIC_RANGES",
     "WEEKDAYS",

@@ -14,7 +14,7 @@ import numpy as np
 
 from models.features.errors import FeatureError, invalid_value, missing_value, unknown_field
 from models.features.schema import (
-    ALIASES,
+    ACCEPTED_ALIASES,
     DATETIME_FIELD,
     DATETIME_PATTERN,
     IGNORED_FIELDS,
@@ -39,7 +39,7 @@ def canonical_name(key: Any) -> str | None:
         folded = key.strip()
         if folded in KNOWN_FIELDS:
             return folded
-        alias = ALIASES.get(folded.lower())
+        alias = ACCEPTED_ALIASES.get(folded.lower())
         if alias is not None:
             return alias
     raise unknown_field(key)

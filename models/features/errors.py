@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from models.features.schema import ALIASES, DATETIME_EXAMPLE, DATETIME_FIELD, FEATURE_ORDER, NUMERIC_RANGES
+from models.features.schema import (
+    ACCEPTED_ALIASES,
+    ALIASES,
+    DATETIME_EXAMPLE,
+    DATETIME_FIELD,
+    FEATURE_ORDER,
+    NUMERIC_RANGES,
+)
 from models.metadata import ModelMetadata
 
 
@@ -72,7 +79,7 @@ def missing_value(field: str, meta: ModelMetadata) -> FeatureError:
 
 def unknown_field(key: Any) -> FeatureError:
     accepted = [*FEATURE_ORDER, DATETIME_FIELD]
-    close = difflib.get_close_matches(str(key), [*accepted, *ALIASES], n=1)
+    close = difflib.get_close_matches(str(key), [*accepted, *ACCEPTED_ALIASES], n=1)
     hint = f" 혹시 '{close[0]}'인가요?" if close else ""
     message = (
         f"알 수 없는 항목 '{key}'입니다.{hint} 가능한 항목: {', '.join(accepted)} (영문 별칭: {', '.join(ALIASES)})"

@@ -35,6 +35,16 @@ ALIASES: dict[str, str] = {
     "time_band": "시간대", "district": "시군구", "weekday": "요일", "year": "사고연", "month": "사고월",
     "day": "사고일", "hour": "사고시", "datetime": DATETIME_FIELD, "accident_datetime": DATETIME_FIELD,
 }  # fmt: skip
+# The English names v1.2.5's code and its guide used for the same inputs; accepted as well, so a client
+# written against v1.2.5 works unchanged. ALIASES stays the canonical spelling shown in the schema.
+LEGACY_ALIASES: dict[str, str] = {
+    "weather_condition": "기상상태", "road_condition": "노면상태", "road_surface_condition": "노면상태",
+    "time_period": "시간대", "day_of_week": "요일", "sigungu": "시군구", "accident_year": "사고연",
+    "accident_month": "사고월", "accident_day": "사고일", "accident_hour": "사고시", "accident_road_type": "도로형태",
+    "accident_weather": "기상상태", "accident_road_surface": "노면상태", "accident_district": "시군구",
+    "accident_weekday": "요일", "accident_time_period": "시간대",
+}  # fmt: skip
+ACCEPTED_ALIASES: dict[str, str] = {**ALIASES, **LEGACY_ALIASES}
 # Columns of the raw accident files that are not model inputs: accepted in a row and ignored.
 IGNORED_FIELDS = frozenset(
     {

@@ -132,7 +132,8 @@ def test_run_brings_up_the_stack_and_keeps_data(tmp_path):
         assert datasets["total"] == 7 and all(d["is_demo"] and "데모" in d["name"] for d in datasets["items"])
         # A fresh install can predict at once: the demo model was trained and activated.
         active = httpx.get(f"http://127.0.0.1:{api_port}/api/models/active", headers=headers, timeout=10).json()
-        assert active["status"] == "active" and active["source"] == "trained"
+        # trained on the synthetic demo data, which every prediction's detail then says
+        assert active["status"] == "active" and active["source"] == "trained-synthetic"
         predicted = httpx.post(
             f"http://127.0.0.1:{api_port}/api/predict/eclo",
             headers=headers,
@@ -140,6 +141,7 @@ def test_run_brings_up_the_stack_and_keeps_data(tmp_path):
             json=ACCIDENT_ROW,
         )
         assert predicted.status_code == 200 and predicted.json()["model_version"] == active["version"]
+        assert "합성(가상) 데모 데이터" in predicted.json()["detail"]
         _wait_ready(f"http://127.0.0.1:{ui_port}/_stcore/health", first, timeout=90)
     finally:
         code = _stop(first)

@@ -193,10 +193,13 @@ def _run_stack(database_url: str, redis_url: str, root: Path, anthropic: FakeAnt
 
 @pytest.fixture
 def frontend_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    """Point the frontend at the live server as the admin; no developer env/ file is read."""
+    """Point the frontend at the live server as the admin; no developer env/ or project key file is read."""
     monkeypatch.setenv("HAB_API_URL", stack.url)
     monkeypatch.setenv("HAB_API_TOKEN", stack.admin_token)
     monkeypatch.setenv("HAB_ENV_FILE", str(stack.env_file))
+    project = stack.root / "project"  # the v1.2.x key files (.env, .streamlit/secrets.toml) are looked for here
+    project.mkdir(exist_ok=True)
+    monkeypatch.setenv("HAB_PROJECT_DIR", str(project))
     return stack
 
 

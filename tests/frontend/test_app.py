@@ -14,6 +14,7 @@ PAGES = {
     "views/predict.py": "ECLO 예측",
     "views/jobs.py": "작업",
     "views/models.py": "모델",
+    "views/about.py": "소개",
 }
 
 
@@ -53,6 +54,21 @@ def test_sidebar_settings(frontend_env):
     assert at.session_state["claude_api_key"] == "sk-ant-typed"
     assert at.session_state["claude_model"] == "claude-haiku-5-5"
     assert metrics(at)["이번 세션 사용 토큰"] == "1,234"
+
+
+def test_a_v12_secrets_file_fills_the_key_and_the_page_names_the_file_not_the_key(frontend_env):
+    secrets = frontend_env.root / "project" / ".streamlit" / "secrets.toml"
+    secrets.parent.mkdir(parents=True, exist_ok=True)
+    secrets.write_text('claude_api_key = "sk-ant-from-secrets-toml"\n', encoding="utf-8")
+    try:
+        at = open_page()
+    finally:
+        secrets.unlink()
+    assert at.sidebar.text_input(key="claude_api_key").value == "sk-ant-from-secrets-toml"
+    captions = texts(at.sidebar.caption)
+    assert "프로젝트의 .streamlit/secrets.toml에서 API 키를 불러왔습니다." in captions
+    shown = [*texts(at.markdown), *texts(at.caption), *captions, *texts(at.sidebar.markdown)]
+    assert not any("sk-ant-from-secrets-toml" in t for t in shown)
 
 
 def test_without_a_key_file_the_key_is_typed(frontend_env):

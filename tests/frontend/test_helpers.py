@@ -83,3 +83,32 @@ def test_env_file_values_and_environment_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv("HAB_API_TOKEN", "hab_env")
     config = load_config()
     assert (config.api_url, config.api_token, config.claude_api_key) == ("http://file:1", "hab_env", "sk-file")
+
+
+def test_the_key_is_also_read_where_v12_users_keep_it_after_env(tmp_path, monkeypatch):
+    """env/ first, then the project's .env, then .streamlit/secrets.toml (claude_api_key or ANTHROPIC_API_KEY)."""
+    env_file, project = tmp_path / "env.env", tmp_path / "project"
+    (project / ".streamlit").mkdir(parents=True)
+    env_file.write_text("HAB_API_TOKEN=hab_x\n", "utf-8")
+    for name in ("HAB_API_URL", "HAB_API_TOKEN", "claude_api_key", "CLAUDE_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HAB_ENV_FILE", str(env_file))
+    monkeypatch.setenv("HAB_PROJECT_DIR", str(project))
+    assert (load_config().claude_api_key, load_config().claude_api_key_source) == ("", "")
+
+    secrets = project / ".streamlit" / "secrets.toml"
+    secrets.write_text('ANTHROPIC_API_KEY = "sk-ant-from-secrets"\n[other]\nx = 1\n', "utf-8")
+    assert (load_config().claude_api_key, load_config().claude_api_key_source) == (
+        "sk-ant-from-secrets", ".streamlit/secrets.toml"
+    )  # fmt: skip
+    (project / ".env").write_text("export claude_api_key='sk-ant-from-root-env'\n", "utf-8")
+    assert (load_config().claude_api_key, load_config().claude_api_key_source) == ("sk-ant-from-root-env", ".env")
+    env_file.write_text("claude_api_key=sk-ant-from-env-dir\n", "utf-8")
+    assert (load_config().claude_api_key, load_config().claude_api_key_source) == ("sk-ant-from-env-dir", "env")
+
+    env_file.write_text("", "utf-8")
+    (project / ".env").unlink()
+    secrets.write_text("claude_api_key = [not toml", "utf-8")  # a broken file is as if absent, never an error
+    assert load_config().claude_api_key == ""
+    secrets.write_text('claude_api_key = "sk-ant-lower"\nANTHROPIC_API_KEY = "sk-ant-upper"\n', "utf-8")
+    assert load_config().claude_api_key == "sk-ant-lower"

@@ -65,9 +65,11 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{SHARED}/rows"): Rule(SHARE),
     ("GET", f"{SHARED}/columns/{{column:str}}/distribution"): Rule(SHARE),
     ("GET", f"{SHARED}/points"): Rule(SHARE),
+    ("GET", f"{SHARED}/sample"): Rule(SHARE, send=lambda t: {"params": {"x": t.column, "y": t.column, "n": 10}}),
     # Any member.
     ("GET", "/api/me"): Rule(MEMBER),
     ("GET", "/api/labels"): Rule(MEMBER),
+    ("GET", "/api/analysis/tools"): Rule(MEMBER),
     ("GET", "/api/predict/schema"): Rule(MEMBER),
     ("GET", "/api/models"): Rule(MEMBER),
     ("GET", "/api/models/active"): Rule(MEMBER),
@@ -92,6 +94,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{DATASET}/rows"): Rule(OWNER, resource="dataset_id"),
     ("GET", f"{DATASET}/columns/{{column:str}}/distribution"): Rule(OWNER, resource="dataset_id"),
     ("GET", f"{DATASET}/points"): Rule(OWNER, resource="dataset_id"),
+    ("GET", f"{DATASET}/sample"): Rule(
+        OWNER, resource="dataset_id", send=lambda t: {"params": {"x": t.column, "y": t.column, "n": 10}}
+    ),
     ("POST", f"{DATASET}/share"): Rule(OWNER, ok=201, resource="dataset_id"),
     ("GET", f"{DATASET}/shares"): Rule(OWNER, resource="dataset_id"),
     ("DELETE", f"{DATASET}/shares/{{share_id:int}}"): Rule(OWNER, ok=204, resource="share_id", mutates=True),

@@ -95,7 +95,7 @@ async def test_missing_key_and_bad_requests_store_nothing(client, alice, bob, re
         ({"dataset_ids": [train["id"]], "message": "   "}, alice, 400),
         ({"dataset_ids": [train["id"]], "message": "x", "conversation_id": 99999}, alice, 404),
         ({"dataset_ids": [train["id"]], "message": "x", "unknown": 1}, alice, 400),
-        ({"dataset_ids": list(range(1, 8)), "message": "x"}, alice, 400),
+        ({"dataset_ids": list(range(1, 8)), "message": "x"}, alice, 422),
     ]
     for body, account, status in cases:
         for path in ("/api/chat/message", "/api/chat/stream", "/api/chat/jobs"):

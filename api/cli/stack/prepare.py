@@ -1,7 +1,8 @@
 """`hab prepare-local`: what the local stack needs before the API starts, run once by `hab run`.
 
 In a process of its own (it loads the whole application; the supervisor must not): the application
-database, migrations, the local admin token in env/.env, the demo datasets and the demo model on first run.
+database, migrations, the local admin token in env/.env, the demo datasets, a v1.2.5 user's `model/` files
+(imported and activated once) and, when no model exists, the demo model.
 It reads DATABASE_URL / REDIS_URL that `hab run` sets for the servers it supervises.
 """
 
@@ -61,10 +62,37 @@ async def _prepare_data(settings: Settings) -> str:
         loaded = await load_demo_datasets(resources, scale=settings.demo_scale, echo=say)
         if loaded:
             say(f"데모 데이터셋 {len(loaded)}개 저장 ({time.monotonic() - started:.1f}초)")
+        await _import_legacy_model(resources, settings)
         await _ensure_demo_model(resources)
         return token
     finally:
         await close_resources(resources)
+
+
+async def _import_legacy_model(resources: Resources, settings: Settings) -> None:
+    """A v1.2.5 user's `model/` files are imported and activated on the first run that finds them, once."""
+    from api.registry.legacy_import import has_legacy_files, import_legacy_on_first_run, legacy_model_dir
+
+    directory = legacy_model_dir(settings)
+    if not has_legacy_files(directory):
+        return
+    from models.legacy import LegacyImportError  # only when there is something to import: it loads the unpickler
+
+    say(f"v1.2.5 모델 파일을 확인합니다: {directory}")
+    try:
+        result = await import_legacy_on_first_run(resources, settings)
+    except (LegacyImportError, OSError) as exc:
+        say(f"v1.2.5 모델을 가져오지 못했습니다 ({exc}). 데모 모델이나 이미 등록된 모델로 계속합니다.")
+        return
+    if result is None:
+        return
+    if result.imported:
+        say(
+            f"v1.2.5 모델(accident_lgbm_model.pkl, label_encoders.pkl, feature_config.json)을 "
+            f"버전 {result.version}(으)로 가져와 활성화했습니다. 같은 파일은 다음 실행부터 다시 가져오지 않습니다."
+        )
+    else:
+        say(f"이 v1.2.5 모델 파일은 이미 버전 {result.version}(으)로 가져왔습니다. 다시 가져오지 않습니다.")
 
 
 async def _ensure_demo_model(resources: Resources) -> None:
