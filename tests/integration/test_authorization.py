@@ -49,6 +49,15 @@ def csv_body(t):
     return {"content": CSV, "headers": {"Content-Type": "text/csv"}}
 
 
+def compare_body(t):
+    group = {"dataset_id": t.dataset_id, "where": {"column": "시도명", "value": "대구광역시"}}
+    return {"json": {"column": t.column, "left": group, "right": group}}
+
+
+def proximity_body(t):
+    return {"json": {"source_dataset_id": t.dataset_id, "target_dataset_id": t.dataset_id, "radius_m": 300}}
+
+
 ROUTES: dict[tuple[str, str], Rule] = {
     # Probes and the API description.
     ("GET", "/health"): Rule(PUBLIC),
@@ -92,6 +101,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{DATASET}/rows"): Rule(OWNER, resource="dataset_id"),
     ("GET", f"{DATASET}/columns/{{column:str}}/distribution"): Rule(OWNER, resource="dataset_id"),
     ("GET", f"{DATASET}/points"): Rule(OWNER, resource="dataset_id"),
+    ("GET", f"{DATASET}/insights"): Rule(OWNER, resource="dataset_id"),
+    ("POST", "/api/datasets/compare"): Rule(OWNER, resource="dataset_id", send=compare_body),
+    ("POST", "/api/analysis/proximity"): Rule(OWNER, resource="dataset_id", send=proximity_body),
     ("POST", f"{DATASET}/share"): Rule(OWNER, ok=201, resource="dataset_id"),
     ("GET", f"{DATASET}/shares"): Rule(OWNER, resource="dataset_id"),
     ("DELETE", f"{DATASET}/shares/{{share_id:int}}"): Rule(OWNER, ok=204, resource="share_id", mutates=True),
