@@ -16,7 +16,7 @@ from api.datasets.controllers import DatasetController, SharedDatasetController
 from api.db.session import provide_db_session
 from api.errors import EXCEPTION_HANDLERS
 from api.health.controllers import HealthController
-from api.insights.controllers import InsightController
+from api.insights.controllers import InsightController, SharedInsightController
 from api.jobs.controllers import JobController
 from api.labels.controllers import LabelController
 from api.predictions.controllers import PredictionController, ScoringJobController
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ChatController,
             ConversationController,
             InsightController,
+            SharedInsightController,
             ProximityController,
         ],
         lifespan=[lifespan],

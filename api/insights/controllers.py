@@ -25,10 +25,13 @@ Insights = NamedDependency[InsightService]
 AuthedRequest = Request[Principal, Any, Any]
 
 
+_service = {"insights": Provide(provide_insight_service, sync_to_thread=False)}
+
+
 class InsightController(Controller):
     path = "/api/datasets"
     tags = ["insights"]
-    dependencies = {"insights": Provide(provide_insight_service, sync_to_thread=False)}
+    dependencies = _service
 
     @get("/{dataset_id:int}/insights", summary="데이터셋 인사이트 문장")
     async def dataset_insights(
@@ -41,3 +44,15 @@ class InsightController(Controller):
         self, request: AuthedRequest, insights: Insights, data: JSONBody[s.ComparisonRequest]
     ) -> s.Comparison:
         return await insights.compare(request.user, data)
+
+
+class SharedInsightController(Controller):
+    """The insights of a dataset opened through a share link: the token is the permission."""
+
+    path = "/api/shared"
+    tags = ["shared"]
+    dependencies = _service
+
+    @get("/{token:str}/insights", summary="공유된 데이터셋의 인사이트 문장", exclude_from_auth=True)
+    async def shared_insights(self, insights: Insights, token: FromPath[str]) -> s.Insights:
+        return await insights.shared_insights(token)

@@ -38,6 +38,10 @@ class InsightService:
         row, _ = await self.datasets.visible(user, dataset_id)
         return s.Insights(dataset_id=row.id, items=await self.for_dataset(row))
 
+    async def shared_insights(self, token: str) -> s.Insights:
+        row, _ = await self.datasets.shared(token)
+        return s.Insights(dataset_id=row.id, items=await self.for_dataset(row))
+
     async def for_dataset(self, row: Dataset) -> list[s.Insight]:
         """The dataset's insights, from the cache or computed from its table (and cached)."""
         cached = await cache.read(self.redis, row.content_sha256)

@@ -74,6 +74,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{SHARED}/rows"): Rule(SHARE),
     ("GET", f"{SHARED}/columns/{{column:str}}/distribution"): Rule(SHARE),
     ("GET", f"{SHARED}/points"): Rule(SHARE),
+    ("GET", f"{SHARED}/insights"): Rule(SHARE),
     # Any member.
     ("GET", "/api/me"): Rule(MEMBER),
     ("GET", "/api/labels"): Rule(MEMBER),
@@ -256,6 +257,9 @@ async def test_a_share_token_reads_its_own_dataset(client, world, alice):
     assert rows["total"] == dataset["rows"] and rows["columns"] == [c["name"] for c in dataset["columns"]]
     points = (await client.get(f"/api/shared/{t.token}/points", params={"max_points": 50000})).json()
     assert points["valid"] + points["invalid"] + points["missing"] == dataset["rows"]
+    shared_insights = (await client.get(f"/api/shared/{t.token}/insights")).json()
+    owners = (await client.get(f"/api/datasets/{dataset['id']}/insights", headers=alice.headers)).json()
+    assert shared_insights == owners and shared_insights["items"]
 
 
 @pytest.mark.parametrize("ending", ["revoked", "expired", "dataset deleted"])
