@@ -26,6 +26,7 @@ BENCHMARKS: list[str] = [
     "batch_job",
     "chat_cache",
     "micro",
+    "proximity",
 ]
 
 # Run only when named (`make soak` = `python -m bench soak`): too long for every `make bench`.
