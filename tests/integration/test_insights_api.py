@@ -143,7 +143,7 @@ async def test_a_group_comparison_within_one_dataset(client, alice, uploaded, de
 
 async def test_the_same_column_of_two_datasets(client, alice, uploaded, demo):
     lights, zones = uploaded["lights"], uploaded["zones"]
-    # Both have 소재지지번주소-like text; compare the text column 소재지도로명주소's most frequent value.
+    # 위도 is numeric in both: the comparison states each side's mean over its rows with coordinates.
     body = {"column": "위도", "left": {"dataset_id": lights["id"]}, "right": {"dataset_id": zones["id"]}}
     answer = (await client.post("/api/datasets/compare", headers=alice.headers, json=body)).json()
     assert answer["kind"] == "dataset_comparison"
