@@ -16,10 +16,12 @@ from api.datasets.controllers import DatasetController, SharedDatasetController
 from api.db.session import provide_db_session
 from api.errors import EXCEPTION_HANDLERS
 from api.health.controllers import HealthController
+from api.insights.controllers import InsightController, SharedInsightController
 from api.jobs.controllers import JobController
 from api.labels.controllers import LabelController
 from api.openapi import JsonOpenAPI, SwaggerOpenAPI, answer_options_with_every_method, document_errors
 from api.predictions.controllers import PredictionController, ScoringJobController
+from api.proximity.controllers import ProximityController
 from api.registry.controllers import ModelController
 from api.resources import close_resources, freeze_startup_objects, open_resources
 from api.settings import Settings, get_settings
@@ -60,6 +62,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ChatController,
             ConversationController,
             AnalysisToolController,
+            InsightController,
+            SharedInsightController,
+            ProximityController,
         ],
         lifespan=[lifespan],
         dependencies={"db_session": Provide(provide_db_session)},

@@ -27,6 +27,7 @@ BENCHMARKS: list[str] = [
     "compiled_predict",
     "chat_cache",
     "micro",
+    "proximity",
 ]
 
 # Run only when named (`make soak` = `python -m bench soak`): too long for every `make bench`.

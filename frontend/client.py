@@ -141,6 +141,20 @@ class HabClient:
     def shared(self, token: str) -> dict[str, Any]:
         return self._request("GET", f"/api/shared/{token}")
 
+    # ---- insight text, comparisons and proximity ---------------------------------------------------------
+
+    def insights(self, source: DatasetSource) -> dict[str, Any]:
+        return self._request("GET", f"{source.path}/insights")
+
+    def compare(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "/api/datasets/compare", json=body)
+
+    def proximity(
+        self, source_id: int, target_id: int, radius_m: float, *, offset: int = 0, limit: int = 1000
+    ) -> dict[str, Any]:
+        body = {"source_dataset_id": source_id, "target_dataset_id": target_id, "radius_m": radius_m}
+        return self._request("POST", "/api/analysis/proximity", json=body, params={"offset": offset, "limit": limit})
+
     # ---- ECLO predictions and batch jobs ---------------------------------------------------------------
 
     def predict_schema(self) -> dict[str, Any]:

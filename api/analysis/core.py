@@ -74,6 +74,7 @@ class Call:
     total_rows: int  # rows of the whole dataset, before conditions
     model: LoadedModel | None = None
     notes: list[str] = field(default_factory=list)
+    datasets: Mapping[str, pd.DataFrame] = field(default_factory=dict)  # every dataset, for cross-dataset tools
 
     @property
     def filtered(self) -> bool:

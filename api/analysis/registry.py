@@ -18,7 +18,7 @@ from api.analysis.core import Call, ToolContext, ToolError, ToolOutcome, ToolRec
 from api.analysis.filters import apply_conditions, explain_empty, filter_summary
 from api.analysis.render import MAX_TEXT_CHARS, bound, clip
 from api.analysis.spec import Tool, parse_args
-from api.analysis.tools import categorical, overview, predict, rows, stats, temporal
+from api.analysis.tools import categorical, insights, overview, predict, rows, stats, temporal
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,12 @@ TOOL_NAMES: tuple[str, ...] = (
     "sort_dataframe", "get_correlation", "group_by_aggregate", "get_unique_values", "get_date_range",
     "get_outliers", "get_sample_rows", "calculate_percentile", "get_geo_bounds", "cross_tabulation",
     "analyze_missing_pattern", "get_column_correlation_with_target", "detect_data_types", "get_temporal_pattern",
-    "summarize_categorical_distribution", "predict_eclo", "predict_eclo_batch",
+    "summarize_categorical_distribution", "predict_eclo", "predict_eclo_batch", "get_insights",
+    "proximity_analysis",
 )  # fmt: skip
 
-_ALL: dict[str, Tool] = {
-    tool.name: tool for module in (overview, stats, categorical, rows, temporal, predict) for tool in module.TOOLS
-}
+_MODULES = (overview, stats, categorical, rows, temporal, predict, insights)
+_ALL: dict[str, Tool] = {tool.name: tool for module in _MODULES for tool in module.TOOLS}
 TOOLS: dict[str, Tool] = {name: _ALL[name] for name in TOOL_NAMES}
 assert set(_ALL) == set(TOOL_NAMES), sorted(set(_ALL) ^ set(TOOL_NAMES))
 
@@ -67,6 +67,8 @@ def tool_schemas(dataset_names: Sequence[str]) -> list[dict[str, Any]]:
             }
             if len(names) > 1:
                 schema["input_schema"]["required"] = ["dataset", *schema["input_schema"]["required"]]
+        for param in tool.dataset_params if names else ():
+            schema["input_schema"]["properties"][param]["enum"] = names
         out.append(schema)
     return out
 
@@ -78,6 +80,11 @@ def tool_version(name: str) -> str:
 
 def tool_uses_dataset(name: str) -> bool:
     return TOOLS[name].uses_dataset
+
+
+def tool_dataset_params(name: str) -> tuple[str, ...]:
+    """Arguments of a cross-dataset tool that name datasets (their content is part of its cache key)."""
+    return TOOLS[name].dataset_params
 
 
 def run_tool(name: str, args: Mapping[str, Any], ctx: ToolContext) -> ToolOutcome:
@@ -196,7 +203,15 @@ def _prepare(
     tool: Tool, parsed: dict[str, Any], frame: pd.DataFrame | None, ctx: ToolContext, notes: list[str]
 ) -> Call:
     if frame is None:
-        return Call(args=parsed, frame=pd.DataFrame(), source="df", total_rows=0, model=ctx.model, notes=notes)
+        return Call(
+            args=parsed,
+            frame=pd.DataFrame(),
+            source="df",
+            total_rows=0,
+            model=ctx.model,
+            notes=notes,
+            datasets=ctx.datasets,
+        )
     if frame.empty and tool.needs_rows:
         raise ToolError(
             "데이터셋에 행이 없습니다. get_dataframe_info로 열 구성을 확인하거나 다른 데이터셋을 고르세요.",

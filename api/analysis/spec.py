@@ -107,6 +107,7 @@ class Tool:
     uses_dataset: bool = True
     filterable: bool = False  # accepts conditions/combine; the registry filters the frame before ``run``
     needs_rows: bool = True  # an empty dataset is an empty result (ok=False) before ``run``
+    dataset_params: tuple[str, ...] = ()  # arguments naming datasets of the conversation (read via Call.datasets)
 
     @property
     def all_params(self) -> tuple[Param, ...]:

@@ -13,7 +13,7 @@ import msgspec
 import pandas as pd
 import pyarrow as pa
 
-from api.analysis import ToolContext, ToolOutcome, run_tool, tool_uses_dataset, tool_version
+from api.analysis import ToolContext, ToolOutcome, run_tool, tool_dataset_params, tool_uses_dataset, tool_version
 from api.chat.cache import ChatCache, digest
 from models.loaded import LoadedModel
 
@@ -88,6 +88,16 @@ class TurnTools:
             if not isinstance(label, str) or label not in self.datasets:
                 return None  # the tool will explain the problem; nothing worth caching
             dataset_sha = self.datasets[label].sha
+        else:
+            try:
+                named = tool_dataset_params(name)
+            except KeyError:
+                return None
+            if named:  # a cross-dataset tool: the datasets' contents, not their labels, key the result
+                labels = [args.get(param) for param in named]
+                if not all(isinstance(label, str) and label in self.datasets for label in labels):
+                    return None
+                dataset_sha = ",".join(self.datasets[str(label)].sha for label in labels)
         model_version = None
         if name in MODEL_TOOLS:
             if self.model is None:

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.stats import gaussian_kde
 
+from api.datasets import narration
 from api.datasets.column_values import (
     ValueCount,
     as_numbers,
@@ -62,6 +63,7 @@ class NumericDistribution(msgspec.Struct, kw_only=True, tag_field="type", tag="n
     histogram: Histogram
     box: BoxStats | None
     kde: KdeCurve | None  # None when fewer than two distinct values
+    narration: str = ""  # one Korean sentence stating what the figures show
 
 
 class CategoricalDistribution(msgspec.Struct, kw_only=True, tag_field="type", tag="categorical"):
@@ -70,6 +72,7 @@ class CategoricalDistribution(msgspec.Struct, kw_only=True, tag_field="type", ta
     missing: int
     values: list[ValueCount]
     other_count: int
+    narration: str = ""
 
 
 class PeriodCount(msgspec.Struct, kw_only=True):
@@ -90,6 +93,7 @@ class DatetimeDistribution(msgspec.Struct, kw_only=True, tag_field="type", tag="
     by_month: list[PeriodCount]  # months that occur, in order
     by_hour: list[SlotCount]  # all 24 hours
     by_weekday: list[SlotCount]  # all 7 weekdays
+    narration: str = ""
 
 
 ColumnDistribution = NumericDistribution | CategoricalDistribution | DatetimeDistribution
@@ -110,12 +114,14 @@ def column_distribution(
     strings = as_strings(col)
     values, counts = value_counts(strings)
     shown, other = top_values(values, counts, top)
+    count = len(strings) - strings.null_count
     return CategoricalDistribution(
         column=column,
-        count=len(strings) - strings.null_count,
+        count=count,
         missing=strings.null_count,
         values=shown,
         other_count=other,
+        narration=narration.categorical_sentence(column, count, strings.null_count, shown, len(values)),
     )
 
 
@@ -132,15 +138,18 @@ def _numeric(column: str, col: pa.ChunkedArray, bins: int, kde_points: int) -> N
             histogram=Histogram(edges=[], counts=[]),
             box=None,
             kde=None,
+            narration=narration.numeric_sentence(column, 0, missing, None),
         )
     counts, edges = np.histogram(values, bins=bins)
+    box = _box(values)
     return NumericDistribution(
         column=column,
         count=len(values),
         missing=missing,
         histogram=Histogram(edges=edges.tolist(), counts=counts.tolist()),
-        box=_box(values),
+        box=box,
         kde=_kde(values, kde_points),
+        narration=narration.numeric_sentence(column, len(values), missing, box),
     )
 
 
@@ -209,12 +218,15 @@ def _datetime(column: str, col: pa.ChunkedArray) -> DatetimeDistribution:
     for day, n in days:
         months[day.strftime("%Y-%m")] += n
         weekdays[day.weekday()] += n
+    by_hour = [SlotCount(key=h, count=n) for h, n in enumerate(hours)]
+    by_weekday = [SlotCount(key=d, count=n) for d, n in enumerate(weekdays)]
     return DatetimeDistribution(
         column=column,
         count=len(present),
         missing=missing,
         by_day=[PeriodCount(key=day.isoformat(), count=n) for day, n in days],
         by_month=[PeriodCount(key=k, count=n) for k, n in sorted(months.items())],
-        by_hour=[SlotCount(key=h, count=n) for h, n in enumerate(hours)],
-        by_weekday=[SlotCount(key=d, count=n) for d, n in enumerate(weekdays)],
+        by_hour=by_hour,
+        by_weekday=by_weekday,
+        narration=narration.datetime_sentence(column, len(present), missing, by_hour, by_weekday),
     )

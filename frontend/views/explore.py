@@ -10,6 +10,7 @@ import streamlit as st
 
 from frontend import charts
 from frontend.client import DatasetSource, HabClient
+from frontend.insights import render_insights_section
 from frontend.session import get_client
 from frontend.tables import DTYPE_LABELS, blank_missing, column_info, describe_table
 from frontend.ui import (
@@ -99,6 +100,8 @@ def show_column(client: HabClient, source: DatasetSource, summary: dict[str, Any
     dist = fetch(client.distribution, source, name, context="열 분포")
     if dist is None:
         return
+    if dist.get("narration"):
+        st.caption(dist["narration"])
     cols = st.columns(3)
     cols[0].metric("값이 있는 행", f"{dist['count']:,}")
     cols[1].metric("빈 행", f"{dist['missing']:,}")
@@ -179,6 +182,8 @@ st.title("데이터 탐색")
 source, detail = choose_source(client)
 summary = detail["summary"]
 show_metrics(detail)
+# ---- insight text (issue 14 §3) ----
+render_insights_section(client, source, summary)
 show_rows(client, source, summary["rows"])
 show_profile_tables(summary)
 show_column(client, source, summary)

@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from frontend.client import DatasetSource, HabClient
+from frontend.proximity import render_proximity_section
 from frontend.session import get_client, map_max_points
 from frontend.ui import coordinate_columns, dataset_label, fetch, kind_label, require
 
@@ -132,3 +133,5 @@ if any(p["sampled"] for _, p, _ in layers):
     st.caption(f"최대 점 수 {budget:,}개(사이드바에서 바꿀 수 있음)를 데이터셋마다 나누어 무작위로 골라 표시했습니다.")
 st.dataframe(quality_table(layers), hide_index=True, width="stretch")
 st_folium(build_map(layers), key="hab_map", height=620, use_container_width=True, returned_objects=[])
+
+render_proximity_section(client, mappable)

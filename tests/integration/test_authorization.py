@@ -49,6 +49,15 @@ def csv_body(t):
     return {"content": CSV, "headers": {"Content-Type": "text/csv"}}
 
 
+def compare_body(t):
+    group = {"dataset_id": t.dataset_id, "where": {"column": "시도명", "value": "대구광역시"}}
+    return {"json": {"column": t.column, "left": group, "right": group}}
+
+
+def proximity_body(t):
+    return {"json": {"source_dataset_id": t.dataset_id, "target_dataset_id": t.dataset_id, "radius_m": 300}}
+
+
 ROUTES: dict[tuple[str, str], Rule] = {
     # Probes and the API description.
     ("GET", "/health"): Rule(PUBLIC),
@@ -66,6 +75,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{SHARED}/columns/{{column:str}}/distribution"): Rule(SHARE),
     ("GET", f"{SHARED}/points"): Rule(SHARE),
     ("GET", f"{SHARED}/sample"): Rule(SHARE, send=lambda t: {"params": {"x": t.column, "y": t.column, "n": 10}}),
+    ("GET", f"{SHARED}/insights"): Rule(SHARE),
     # Any member.
     ("GET", "/api/me"): Rule(MEMBER),
     ("GET", "/api/labels"): Rule(MEMBER),
@@ -97,6 +107,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{DATASET}/sample"): Rule(
         OWNER, resource="dataset_id", send=lambda t: {"params": {"x": t.column, "y": t.column, "n": 10}}
     ),
+    ("GET", f"{DATASET}/insights"): Rule(OWNER, resource="dataset_id"),
+    ("POST", "/api/datasets/compare"): Rule(OWNER, resource="dataset_id", send=compare_body),
+    ("POST", "/api/analysis/proximity"): Rule(OWNER, resource="dataset_id", send=proximity_body),
     ("POST", f"{DATASET}/share"): Rule(OWNER, ok=201, resource="dataset_id"),
     ("GET", f"{DATASET}/shares"): Rule(OWNER, resource="dataset_id"),
     ("DELETE", f"{DATASET}/shares/{{share_id:int}}"): Rule(OWNER, ok=204, resource="share_id", mutates=True),
@@ -249,6 +262,9 @@ async def test_a_share_token_reads_its_own_dataset(client, world, alice):
     assert rows["total"] == dataset["rows"] and rows["columns"] == [c["name"] for c in dataset["columns"]]
     points = (await client.get(f"/api/shared/{t.token}/points", params={"max_points": 50000})).json()
     assert points["valid"] + points["invalid"] + points["missing"] == dataset["rows"]
+    shared_insights = (await client.get(f"/api/shared/{t.token}/insights")).json()
+    owners = (await client.get(f"/api/datasets/{dataset['id']}/insights", headers=alice.headers)).json()
+    assert shared_insights == owners and shared_insights["items"]
 
 
 @pytest.mark.parametrize("ending", ["revoked", "expired", "dataset deleted"])

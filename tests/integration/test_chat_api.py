@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select, text
 
+from api.analysis import TOOL_NAMES
 from api.chat import keybox
 from api.chat.prompt import LIMIT_NOTE
 from api.db.tables import ChatMessage, Conversation, Job
@@ -136,11 +137,11 @@ async def test_tool_loop_over_one_dataset_stores_the_turn(client, alice, resourc
     assert call["tool"] == "get_value_counts" and call["ok"] and call["dataset"] == "사고 채팅"
     assert call["rows_touched"] == len(frame) and "value_counts" in call["snippet"]
 
-    # What Claude was sent: the key, the Korean system prompt with the dataset, the 22 tools, then the tool result.
+    # What Claude was sent: the key, the Korean system prompt with the dataset, every tool, then the tool result.
     first, second = fake_anthropic.calls
     assert first.api_key == KEY and second.api_key == KEY
     assert "사고 채팅" in first.body["system"] and "ECLO" in first.body["system"]
-    assert len(first.body["tools"]) == 22
+    assert len(first.body["tools"]) == len(TOOL_NAMES) == 24
     tool_result = second.body["messages"][-1]["content"][0]
     assert tool_result["type"] == "tool_result" and not tool_result["is_error"]
     assert top_weather in tool_result["content"]

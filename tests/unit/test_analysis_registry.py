@@ -31,7 +31,8 @@ BRIEF_NAMES = (
     "sort_dataframe", "get_correlation", "group_by_aggregate", "get_unique_values", "get_date_range",
     "get_outliers", "get_sample_rows", "calculate_percentile", "get_geo_bounds", "cross_tabulation",
     "analyze_missing_pattern", "get_column_correlation_with_target", "detect_data_types", "get_temporal_pattern",
-    "summarize_categorical_distribution", "predict_eclo", "predict_eclo_batch",
+    "summarize_categorical_distribution", "predict_eclo", "predict_eclo_batch", "get_insights",
+    "proximity_analysis",
 )  # fmt: skip
 HANGUL = re.compile(r"[가-힣]")
 FRAME = pd.DataFrame({"기상상태": ["맑음", "비", "비"], "ECLO": [3, 5, 8]})
@@ -64,7 +65,7 @@ def test_dataset_property_is_optional_for_one_dataset_and_required_for_several()
     two = {s["name"]: s["input_schema"] for s in tool_schemas(["train", "대구 CCTV"])}
     none = {s["name"]: s["input_schema"] for s in tool_schemas([])}
     for name in BRIEF_NAMES:
-        if name == "predict_eclo":
+        if name in ("predict_eclo", "proximity_analysis"):
             assert not tool_uses_dataset(name)
             assert "dataset" not in one[name]["properties"] and "dataset" not in two[name]["properties"]
             continue
@@ -94,7 +95,10 @@ def test_schemas_are_built_from_the_tool_specs_and_share_no_state():
         assert list(body["properties"]) == dataset + [p.name for p in params]
         assert body["required"] == dataset + [p.name for p in params if p.required]
         for param in params:
-            assert body["properties"][param.name] == param.schema(), (name, param.name)
+            expected = param.schema()
+            if param.name in tool.dataset_params:  # names the conversation's datasets
+                expected = {**expected, "enum": ["a", "b"]}
+            assert body["properties"][param.name] == expected, (name, param.name)
             assert "extra" not in body["properties"][param.name].get("enum", [])
         if tool.uses_dataset:
             assert body["properties"]["dataset"] == {
@@ -273,6 +277,7 @@ EXPECTED_FAILURES = {
     **{(key, name): "활성 모델이 없습니다" for key in ("train", "test", "accident", "cctv", "lights", "zones",
                                                    "parking") for name in ("predict_eclo", "predict_eclo_batch")},
     **{(key, "get_geo_bounds"): "위도·경도 열을 찾지 못했습니다" for key in ("train", "test", "accident")},
+    **{(key, "proximity_analysis"): "위도/경도 열이 없어" for key in ("train", "test", "accident")},
     **{(key, name): NO_DATE for key in ("cctv", "lights", "parking")
        for name in ("get_date_range", "get_temporal_pattern")},
     ("test", "get_correlation"): "숫자 열이 2개 이상 필요합니다",
@@ -288,7 +293,10 @@ def test_every_tool_on_every_demo_dataset(demo_frames):
         before = frame.copy()
         context = ToolContext(datasets={key: frame})
         for name in TOOL_NAMES:
-            out = run_tool(name, _default_args(name, frame), context)
+            args = _default_args(name, frame)
+            if name == "proximity_analysis":
+                args = {"source_dataset": key, "target_dataset": key, "radius_m": 300}
+            out = run_tool(name, args, context)
             assert isinstance(out, ToolOutcome)
             assert 0 < len(out.text) <= 4000 and HANGUL.search(out.text)
             compile(out.record.snippet, "<snippet>", "exec")
