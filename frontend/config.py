@@ -36,6 +36,8 @@ class FrontendConfig:
     api_url: str
     api_token: str
     claude_api_key: str
+    # Base-map tiles: "osm" (default), "cartodb", a URL template, or "off" for a plain background.
+    map_tiles: str = "osm"
     request_timeout: float = 30.0
     upload_timeout: float = 300.0
 
@@ -55,4 +57,5 @@ def load_config() -> FrontendConfig:
         api_url=pick("HAB_API_URL", "http://127.0.0.1:8000").rstrip("/"),
         api_token=pick("HAB_API_TOKEN"),
         claude_api_key=pick("claude_api_key") or pick("CLAUDE_API_KEY"),
+        map_tiles=os.environ.get("HAB_MAP_TILES", files.get("HAB_MAP_TILES", "osm")),
     )
