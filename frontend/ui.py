@@ -65,6 +65,8 @@ def is_mappable(dataset: dict[str, Any]) -> bool:
     """Whether the API found coordinates (its `coordinates` field; by column names for older answers)."""
     if "coordinates" in dataset:
         return dataset["coordinates"] is not None
+    if "summary" in dataset:  # a share link's detail
+        return dataset["summary"].get("coordinates") is not None
     return coordinate_columns(dataset["columns"]) is not None
 
 

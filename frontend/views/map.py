@@ -118,4 +118,5 @@ def main() -> None:
     map_section(layers, mode)
 
 
-main()
+if __name__ == "__main__":  # Streamlit runs a page as __main__; the share page imports the sections
+    main()

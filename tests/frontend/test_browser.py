@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.fakes.anthropic_server import tool_use
-from tests.frontend.conftest import APP, REPO_ROOT, Stack, free_port
+from tests.frontend.conftest import APP, REPO_ROOT, Stack
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -44,8 +44,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def ui(stack: Stack) -> Iterator[str]:
-    """`streamlit run frontend/app.py` on a free port, pointed at the live API as the admin."""
-    port = free_port()
+    """`streamlit run frontend/app.py` at the stack's public UI address, pointed at the live API as the admin."""
+    port = int(stack.ui_url.rsplit(":", 1)[1])
     env = {
         **os.environ,
         "HAB_API_URL": stack.url,
@@ -311,3 +311,29 @@ def test_the_map_draws_a_deep_linked_dataset_offline(ui, browser, stack):
     assert clustered > 0
     remote = [u for u in requested_urls(driver) if not u.startswith(LOCAL_PREFIXES)]
     assert remote == []
+
+
+def test_a_share_link_opens_its_page_and_a_revoked_one_says_so(ui, browser, stack):
+    driver = browser
+    headers = {"Authorization": f"Bearer {stack.admin_token}"}
+    zones = next(d for d in stack.get("/api/datasets", limit=200).json()["items"] if d["kind"] == "zones")
+    created = httpx.post(f"{stack.url}/api/datasets/{zones['id']}/share", headers=headers, timeout=30)
+    assert created.status_code == 201, created.text
+    link = created.json()
+    assert link["url"].startswith(f"{ui}/?share=shr_")  # HAB_PUBLIC_URL is this Streamlit
+
+    # The address as received: no token in the browser, no sidebar, the dataset with its rows and map.
+    driver.get(link["url"])
+    wait_text(driver, zones["name"], "공유받은 데이터셋", "행 수", "미리 보기", "지도에 표시한 점")
+    _, markers, clustered = map_drawing(driver)
+    assert markers + clustered == stack.get(f"/api/shared/{link['token']}/points", max_points=5000).json()["returned"]
+    text = _body_text(driver)
+    assert "Anthropic API 키" not in text and "로그인:" not in text
+    no_traceback(driver)
+    shot(driver, "07-share-page")
+
+    assert httpx.delete(f"{stack.url}/api/shared/{link['token']}", headers=headers, timeout=30).status_code == 204
+    driver.get(link["url"])
+    wait_text(driver, "공유가 취소된 링크입니다.", "새 공유 링크를 요청해 주세요")
+    assert zones["name"] not in _body_text(driver)
+    shot(driver, "08-share-revoked")
