@@ -6,6 +6,9 @@ then the map page's sections over the link's points.
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import streamlit as st
 
 from frontend.client import ApiError, DatasetSource
@@ -33,7 +36,8 @@ except ApiError as error:
 st.title(f"🔗 {detail['name']}")
 expires = str(detail.get("expires_at") or "")[:16].replace("T", " ")
 st.caption(f"공유받은 데이터셋 (읽기 전용) · v{detail['version']}" + (f" · 링크 만료 {expires}" if expires else ""))
-st.Page("views/explore.py").run()
+# The explore page's own script (st.Page.run is only for the page st.navigation returned).
+runpy.run_path(str(Path(__file__).with_name("explore.py")), run_name="__main__")
 
 if is_mappable(detail):
     st.subheader("지도")
