@@ -22,12 +22,18 @@ $(STAMP): pyproject.toml uv.lock
 	$(BIN)/uv sync --frozen --inexact
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the locked dependencies
+# Leaflet and its plugins for the maps, from the npm registry at install time (served by Streamlit, never a CDN).
+MAP_ASSETS := frontend/static/node_modules/.package-lock.json
+$(MAP_ASSETS): frontend/static/package.json frontend/static/package-lock.json
+	cd frontend/static && npm ci --no-audit --no-fund --ignore-scripts
+	@touch $(MAP_ASSETS)
 
-run: $(STAMP) ## Start everything locally (PostgreSQL, Redis, API, worker, UI); Ctrl-C stops it
+install: $(STAMP) $(MAP_ASSETS) ## Create .venv and install the locked dependencies (Python and the map's npm packages)
+
+run: $(STAMP) $(MAP_ASSETS) ## Start everything locally (PostgreSQL, Redis, API, worker, UI); Ctrl-C stops it
 	$(BIN)/hab run
 
-test: $(STAMP) ## Run the test suite against real PostgreSQL and Redis (all but the fault tests)
+test: $(STAMP) $(MAP_ASSETS) ## Run the test suite against real PostgreSQL and Redis (all but the fault tests)
 	$(BIN)/pytest -q -m "not faults"
 
 test-faults: $(STAMP) ## Kill and restart real parts (Redis, PostgreSQL, workers, the API, hab run) under load

@@ -54,7 +54,21 @@ class ProcessSettings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", validation_alias="HAB_API_HOST")
     api_port: int = Field(default=8000, validation_alias="HAB_API_PORT")
     ui_port: int = Field(default=8501, validation_alias="HAB_UI_PORT")
+    # The UI's public address (nginx in production, Streamlit under `hab run`): share links open a page there.
     public_url: str | None = Field(default=None, validation_alias="HAB_PUBLIC_URL")
+    # The API's public address, for the JSON of a share link; unset: HAB_PUBLIC_URL when set (nginx serves
+    # /api/ under the same address), else this machine's API.
+    public_api_url: str | None = Field(default=None, validation_alias="HAB_PUBLIC_API_URL")
+
+    @property
+    def ui_url(self) -> str:
+        """Where people open the UI (share pages live there)."""
+        return (self.public_url or f"http://{self.api_host}:{self.ui_port}").rstrip("/")
+
+    @property
+    def api_url(self) -> str:
+        """Where clients reach the API from outside."""
+        return (self.public_api_url or self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
 
 class Settings(ProcessSettings):
@@ -153,10 +167,6 @@ class Settings(ProcessSettings):
         if self.environment != "test" and is_placeholder_secret(value):
             raise SecretKeyError(SECRET_KEY_HELP)
         return value
-
-    @property
-    def api_url(self) -> str:
-        return self.public_url or f"http://{self.api_host}:{self.api_port}"
 
 
 def env_file_path() -> Path:

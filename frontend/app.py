@@ -37,8 +37,12 @@ PAGES = [
 init_session()
 client = get_client()
 status = client.ready()
-render_sidebar(client, status)
-page = st.navigation(PAGES)
+if st.query_params.get("share"):
+    # A share link (`/?share=shr_…`): one read-only page for someone without an account; no sidebar.
+    page = st.navigation([st.Page("views/shared.py", title="공유된 데이터셋", icon="🔗")], position="hidden")
+else:
+    render_sidebar(client, status)
+    page = st.navigation(PAGES)
 
 problem = backend_problem(status)
 if problem:

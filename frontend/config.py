@@ -68,6 +68,8 @@ class FrontendConfig:
     api_token: str
     claude_api_key: str
     claude_api_key_source: str = ""  # the file the key was read from (never the key itself), "" if none
+    # Base-map tiles: "osm" (default), "cartodb", a URL template, or "off" for a plain background.
+    map_tiles: str = "osm"
     request_timeout: float = 30.0
     upload_timeout: float = 300.0
 
@@ -93,4 +95,5 @@ def load_config() -> FrontendConfig:
         api_token=pick("HAB_API_TOKEN"),
         claude_api_key=key,
         claude_api_key_source=source if key else "",
+        map_tiles=os.environ.get("HAB_MAP_TILES", files.get("HAB_MAP_TILES", "osm")),
     )

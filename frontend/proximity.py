@@ -10,8 +10,8 @@ from typing import Any
 import folium
 import pandas as pd
 import streamlit as st
-from streamlit_folium import st_folium
 
+from frontend import maps
 from frontend.client import HabClient
 from frontend.ui import dataset_label, fetch
 
@@ -50,13 +50,7 @@ def render_proximity_section(client: HabClient, datasets: list[dict[str, Any]]) 
     # The targets as sources of the reverse question: inside when some source lies within the radius.
     reverse = fetch(client.proximity, target["id"], source["id"], float(radius), limit=MAP_POINTS, context="대상 지점")
     targets = reverse["items"] if reverse else []
-    st_folium(
-        proximity_map(found["items"], targets, float(radius)),
-        key="proximity_map",
-        height=520,
-        use_container_width=True,
-        returned_objects=[],
-    )
+    maps.render(proximity_map(found["items"], targets, float(radius)), key="proximity_map", height=520)
     if found["total"] > len(found["items"]) or (reverse and reverse["total"] > len(targets)):
         st.caption(f"지도에는 앞쪽 {MAP_POINTS:,}곳까지만 그렸습니다. 표와 요약은 전체 지점 기준입니다.")
     table = pd.DataFrame(found["items"]).rename(
@@ -70,9 +64,11 @@ def proximity_map(sources: list[dict[str, Any]], targets: list[dict[str, Any]], 
     centre = (
         (sum(p["lat"] for p in points) / len(points), sum(p["lon"] for p in points) / len(points))
         if points
-        else (35.8714, 128.6014)
+        else maps.DAEGU_CENTRE
     )
-    fmap = folium.Map(location=centre, zoom_start=12, control_scale=True)
+    # Tiles as configured, and served from hab's own Leaflet files (maps.render): it draws offline too.
+    fmap = folium.Map(location=centre, zoom_start=12, control_scale=True, **maps.tile_options())
+    fmap.options["max_zoom"] = maps.MAX_ZOOM
     for s in sources:
         folium.Circle(
             (s["lat"], s["lon"]), radius=radius, color=SOURCE, weight=1, fill=True, fill_opacity=0.08,

@@ -61,6 +61,24 @@ def coordinate_columns(columns: list[dict[str, Any]] | list[str]) -> tuple[str, 
     return None
 
 
+def is_mappable(dataset: dict[str, Any]) -> bool:
+    """Whether the API found coordinates (its `coordinates` field; by column names for older answers)."""
+    if "coordinates" in dataset:
+        return dataset["coordinates"] is not None
+    if "summary" in dataset:  # a share link's detail
+        return dataset["summary"].get("coordinates") is not None
+    return coordinate_columns(dataset["columns"]) is not None
+
+
+def query_dataset_ids() -> list[int]:
+    """The `?dataset=ID` values of the page's address (repeatable), in order, invalid ones left out."""
+    ids = []
+    for value in st.query_params.get_all("dataset"):
+        if value.strip().isdigit() and int(value) not in ids:
+            ids.append(int(value))
+    return ids
+
+
 def share_token_from(text: str) -> str | None:
     """The `shr_…` token in a pasted share URL or token, if any."""
     match = _SHARE_TOKEN.search(text or "")

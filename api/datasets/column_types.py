@@ -9,6 +9,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from api.datasets.column_values import find_table_coordinates
 from api.datasets.kinds import ACCIDENT_SHAPED_KINDS, DatasetKind, find_coordinate_columns
 from api.errors import InvalidInput
 
@@ -40,7 +41,7 @@ def pinned_column_types(kind: DatasetKind, names: list[str]) -> dict[str, pa.Dat
 
 def normalise_columns(table: pa.Table, kind: DatasetKind) -> pa.Table:
     names = table.column_names
-    coords = find_coordinate_columns(names)
+    coords = find_table_coordinates(table)
     columns: list[pa.Array | pa.ChunkedArray] = []
     for name in names:
         col = table.column(name)

@@ -15,7 +15,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from api.datasets.kinds import KOREA_LAT_RANGE, KOREA_LON_RANGE, CoordinateColumns
+from api.datasets.kinds import (
+    KOREA_LAT_RANGE,
+    KOREA_LON_RANGE,
+    WGS84_LAT_RANGE,
+    WGS84_LON_RANGE,
+    CoordinateColumns,
+    coordinate_candidates,
+    find_coordinate_columns,
+)
+
+# Share of a candidate pair's present values that must lie in WGS84 ranges (a few typos do not disqualify).
+WGS84_SHARE = 0.9
 
 DType = Literal["integer", "float", "string", "datetime", "boolean"]
 
@@ -130,6 +141,31 @@ def floats_from(col: pa.ChunkedArray) -> np.ndarray:
     if len(col) == 0:
         return np.zeros(0)
     return np.asarray(col.to_numpy(), dtype=np.float64)
+
+
+def _share_within(values: np.ndarray, bounds: tuple[float, float]) -> float:
+    present = values[~np.isnan(values)]
+    if len(present) == 0:
+        return 0.0
+    return float(np.mean((present >= bounds[0]) & (present <= bounds[1])))
+
+
+def find_table_coordinates(table: pa.Table) -> CoordinateColumns | None:
+    """The table's latitude/longitude columns: by name (위도/경도, lat/lon, …), else a pair named like
+    coordinates (x좌표/y좌표, …) whose values lie in WGS84 ranges, x and y swapped when the values say so."""
+    names = table.column_names
+    named = find_coordinate_columns(names)
+    if named is not None:
+        return named
+    pair = coordinate_candidates(names)
+    if pair is None:
+        return None
+    first, second = floats_from(column_by_name(table, pair.lat)), floats_from(column_by_name(table, pair.lon))
+    if _share_within(first, WGS84_LAT_RANGE) >= WGS84_SHARE and _share_within(second, WGS84_LON_RANGE) >= WGS84_SHARE:
+        return pair
+    if _share_within(second, WGS84_LAT_RANGE) >= WGS84_SHARE and _share_within(first, WGS84_LON_RANGE) >= WGS84_SHARE:
+        return CoordinateColumns(lat=pair.lon, lon=pair.lat)
+    return None
 
 
 def coordinate_masks(table: pa.Table, cols: CoordinateColumns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

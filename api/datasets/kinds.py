@@ -60,6 +60,25 @@ _COORDINATE_PAIRS: tuple[tuple[str, str], ...] = (
     ("y", "x"),
 )
 
+# Pairs whose names do not say "degrees": x좌표/y좌표 and friends also hold projected metres (TM, UTM) in public
+# files, so they count as latitude/longitude only when their values lie in WGS84 ranges (column_values.
+# find_table_coordinates). Compared after lower-casing and dropping spaces, '_', '-' and '.'.
+VALUE_CHECKED_PAIRS: tuple[tuple[str, str], ...] = (
+    ("y좌표", "x좌표"),
+    ("좌표y", "좌표x"),
+    ("y좌표값", "x좌표값"),
+    ("ycoord", "xcoord"),
+    ("ycoordinate", "xcoordinate"),
+    ("pointy", "pointx"),
+    ("posy", "posx"),
+    ("lati", "longi"),
+    ("latitudey", "longitudex"),
+    ("위도y", "경도x"),
+    ("위도좌표", "경도좌표"),
+)
+WGS84_LAT_RANGE = (-90.0, 90.0)
+WGS84_LON_RANGE = (-180.0, 180.0)
+
 # Points outside this box (or exactly zero) are bad data: counted, reported, left off maps.
 KOREA_LAT_RANGE = (33.0, 39.0)
 KOREA_LON_RANGE = (124.0, 132.0)
@@ -86,4 +105,17 @@ def find_coordinate_columns(columns: Iterable[str]) -> CoordinateColumns | None:
     for lat, lon in _COORDINATE_PAIRS:
         if lat in by_lower and lon in by_lower:
             return CoordinateColumns(lat=by_lower[lat], lon=by_lower[lon])
+    return None
+
+
+def _squeezed(name: str) -> str:
+    return "".join(ch for ch in name.strip().lower() if ch not in " _-.()[]")
+
+
+def coordinate_candidates(columns: Iterable[str]) -> CoordinateColumns | None:
+    """A pair named like coordinates that may hold degrees or metres (see VALUE_CHECKED_PAIRS), or None."""
+    by_name = {_squeezed(c): c for c in columns}
+    for lat, lon in VALUE_CHECKED_PAIRS:
+        if lat in by_name and lon in by_name:
+            return CoordinateColumns(lat=by_name[lat], lon=by_name[lon])
     return None

@@ -12,8 +12,8 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from api.datasets.column_values import column_by_name, coordinate_masks, dtype_of, finite
-from api.datasets.kinds import DatasetKind, detect_kind, find_coordinate_columns
+from api.datasets.column_values import column_by_name, coordinate_masks, dtype_of, find_table_coordinates, finite
+from api.datasets.kinds import DatasetKind, detect_kind
 
 # Map labels shown by default, by dataset kind (those present are used, in this order).
 DEFAULT_LABEL_COLUMNS: dict[DatasetKind, tuple[str, ...]] = {
@@ -53,7 +53,7 @@ def default_label_columns(table: pa.Table, kind: DatasetKind | None = None) -> l
     chosen = [c for c in DEFAULT_LABEL_COLUMNS.get(kind, ()) if c in names]
     if chosen:
         return chosen
-    coords = find_coordinate_columns(names)
+    coords = find_table_coordinates(table)
     skip = {coords.lat, coords.lon} if coords else set()
     strings = [f.name for f in table.schema if dtype_of(f.type) == "string" and f.name not in skip]
     return list(dict.fromkeys(strings))[:2]
@@ -91,7 +91,7 @@ def sample_points(
     """
     if max_points < 0:
         raise ValueError("max_points must not be negative")
-    cols = find_coordinate_columns(table.column_names)
+    cols = find_table_coordinates(table)
     if cols is None:
         raise ValueError("This dataset has no latitude/longitude columns, so it cannot be shown on a map.")
     lat, lon, valid, missing = coordinate_masks(table, cols)

@@ -28,12 +28,13 @@ from api.datasets.column_values import (
     as_strings,
     coordinate_masks,
     dtype_of,
+    find_table_coordinates,
     finite,
     iso,
     top_values,
     value_counts,
 )
-from api.datasets.kinds import DatasetKind, find_coordinate_columns
+from api.datasets.kinds import DatasetKind
 
 Role = Literal["numeric", "categorical", "datetime", "text"]
 
@@ -199,7 +200,7 @@ def summarize(table: pa.Table, kind: DatasetKind) -> DatasetSummary:
         results = [_profile_column(n, c) for n, c in zip(names, columns, strict=True)]
 
     coordinates = None
-    cols = find_coordinate_columns(names)
+    cols = find_table_coordinates(table)
     if cols is not None:
         _, _, valid, missing = coordinate_masks(table, cols)
         n_valid, n_missing = int(valid.sum()), int(missing.sum())

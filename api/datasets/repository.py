@@ -32,8 +32,10 @@ class DatasetRepository(SQLAlchemyAsyncRepository[Dataset]):
 
     async def page_visible(
         self, user: Principal, *, offset: int, limit: int, kind: str | None, name: str | None
-    ) -> tuple[list[tuple[Dataset, str]], int]:
-        stmt = self._visible_to(user).options(defer(Dataset.summary))
+    ) -> tuple[list[tuple[Dataset, str, dict[str, Any] | None]], int]:
+        """(dataset, owner name, the profile's coordinate columns) per row; the rest of the profile stays
+        unread (deferred): a listing never needs it."""
+        stmt = self._visible_to(user).add_columns(Dataset.summary["coordinates"]).options(defer(Dataset.summary))
         if kind:
             stmt = stmt.where(Dataset.kind == kind)
         if name:
@@ -42,7 +44,7 @@ class DatasetRepository(SQLAlchemyAsyncRepository[Dataset]):
         rows = await self.session.execute(
             stmt.order_by(Dataset.created_at.desc(), Dataset.id.desc()).offset(offset).limit(limit)
         )
-        return [(d, owner) for d, owner in rows.all()], int(total or 0)
+        return [(d, owner, coordinates) for d, owner, coordinates in rows.all()], int(total or 0)
 
     async def get_visible(self, dataset_id: int, user: Principal) -> tuple[Dataset, str] | None:
         row = (await self.session.execute(self._visible_to(user).where(Dataset.id == dataset_id))).first()

@@ -20,6 +20,11 @@ class ColumnInfo(Output):
     missing_ratio: float
 
 
+class CoordinatePair(Output):
+    lat: str
+    lon: str
+
+
 class Dataset(Output):
     id: int
     name: str
@@ -35,6 +40,7 @@ class Dataset(Output):
     visibility: Visibility
     is_demo: bool
     created_at: dt.datetime
+    coordinates: CoordinatePair | None  # where the map finds latitude/longitude; None: not mappable
 
 
 class DatasetDetail(Dataset):
@@ -70,7 +76,8 @@ class ShareLinkCreate(Input):
 class ShareLink(Output):
     id: int
     token: str
-    url: str
+    url: str  # a read-only page of the UI (HAB_PUBLIC_URL), for people
+    api_url: str  # the same dataset as JSON, for programs
     dataset_id: int
     expires_at: dt.datetime | None
 
@@ -90,6 +97,7 @@ class ShareLinkInfo(Output):
 __all__ = [
     "ColumnDistribution",
     "ColumnInfo",
+    "CoordinatePair",
     "Dataset",
     "DatasetDetail",
     "MapPoints",

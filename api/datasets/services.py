@@ -60,7 +60,8 @@ def _column_infos(summary: profile.DatasetSummary) -> list[dict[str, Any]]:
     return [{"name": c.name, "dtype": c.dtype, "missing_ratio": c.missing_ratio} for c in summary.columns]
 
 
-def to_dataset_out(row: Dataset, owner: str) -> s.Dataset:
+def to_dataset_out(row: Dataset, owner: str, coordinates: dict[str, Any] | None = None) -> s.Dataset:
+    """The listing entry; `coordinates` is the profile's coordinate part when the profile itself was not read."""
     return s.Dataset(
         id=row.id,
         name=row.name,
@@ -76,7 +77,13 @@ def to_dataset_out(row: Dataset, owner: str) -> s.Dataset:
         visibility=cast(s.Visibility, row.visibility),  # the column's check constraint allows only these
         is_demo=row.is_demo,
         created_at=row.created_at,
+        coordinates=_coordinate_pair(coordinates if coordinates is not None else row.summary.get("coordinates")),
     )
+
+
+def _coordinate_pair(found: dict[str, Any] | None) -> s.CoordinatePair | None:
+    """The latitude/longitude columns the profile found (by name, or x좌표/y좌표 by their values)."""
+    return s.CoordinatePair(lat=found["lat_column"], lon=found["lon_column"]) if found else None
 
 
 def _link_status(link: ShareLink, now: dt.datetime) -> Literal["active", "expired", "revoked"]:
@@ -177,7 +184,8 @@ class DatasetService:
         self, user: Principal, *, offset: int, limit: int, kind: str | None, name: str | None = None
     ) -> Page[s.Dataset]:
         rows, total = await self.datasets.page_visible(user, offset=offset, limit=limit, kind=kind, name=name)
-        return Page(items=[to_dataset_out(d, owner) for d, owner in rows], total=total, offset=offset, limit=limit)
+        items = [to_dataset_out(d, owner, coordinates or {}) for d, owner, coordinates in rows]
+        return Page(items=items, total=total, offset=offset, limit=limit)
 
     async def visible(self, user: Principal, dataset_id: int) -> tuple[Dataset, str]:
         """The dataset if the user may see it; another user's private dataset is 'not found' too."""
@@ -286,8 +294,15 @@ class DatasetService:
         )
         link_id = link.id  # flushed by add(); read before the commit expires the object
         await self.session.commit()
-        url = f"{self.resources.settings.api_url}/api/shared/{token}"
-        return s.ShareLink(id=link_id, token=token, url=url, dataset_id=row.id, expires_at=expires_at)
+        settings = self.resources.settings
+        return s.ShareLink(
+            id=link_id,
+            token=token,
+            url=f"{settings.ui_url}/?share={token}",
+            api_url=f"{settings.api_url}/api/shared/{token}",
+            dataset_id=row.id,
+            expires_at=expires_at,
+        )
 
     async def _live_link(self, token: str) -> ShareLink:
         link = await self.links.by_token_hash(hash_token(token))

@@ -19,6 +19,7 @@ from frontend.ui import (
     fetch,
     kind_label,
     percent,
+    query_dataset_ids,
     require,
     share_token_from,
 )
@@ -28,7 +29,11 @@ SCATTER_ROWS = 3_000  # a random sample of the whole dataset, drawn by the API
 
 
 def choose_source(client: HabClient) -> tuple[DatasetSource, dict[str, Any]]:
-    """The dataset to explore and its detail (profile included)."""
+    """The dataset to explore and its detail (profile included). `?share=TOKEN` (the share page) opens that
+    link's dataset with no choice; `?dataset=ID` preselects one of the user's datasets."""
+    linked_token = share_token_from(st.query_params.get("share", ""))
+    if linked_token:
+        return DatasetSource(share_token=linked_token), require(client.shared, linked_token, context="공유 링크")
     mode = st.radio("무엇을 볼까요?", ["내 데이터셋", "공유 링크 열기"], horizontal=True, key="explore_mode")
     if mode == "공유 링크 열기":
         pasted = st.text_input("공유 링크 주소 (또는 shr_ 토큰)", key="explore_share")
@@ -48,6 +53,13 @@ def choose_source(client: HabClient) -> tuple[DatasetSource, dict[str, Any]]:
     if not items:
         st.info("아직 데이터셋이 없습니다. 개요 / 업로드 화면에서 CSV를 올려 보세요.")
         st.stop()
+    wanted = query_dataset_ids()
+    linked = next((d for d in items if wanted and d["id"] == wanted[0]), None)
+    if linked is not None and st.session_state.get("explore_linked") != wanted[0]:
+        st.session_state["explore_dataset"] = linked
+        st.session_state["explore_linked"] = wanted[0]
+    elif wanted and linked is None:
+        st.warning(f"링크의 데이터셋 #{wanted[0]}을(를) 찾을 수 없습니다.", icon="🔗")
     choice = st.selectbox("데이터셋", items, format_func=dataset_label, key="explore_dataset")
     return DatasetSource(dataset_id=choice["id"]), require(client.dataset, choice["id"])
 
@@ -178,11 +190,12 @@ def show_scatter(client: HabClient, source: DatasetSource, summary: dict[str, An
 
 
 client = get_client()
-st.title("데이터 탐색")
+if not st.query_params.get("share"):  # the share page has its own title
+    st.title("데이터 탐색")
 source, detail = choose_source(client)
 summary = detail["summary"]
 show_metrics(detail)
-# ---- insight text (issue 14 §3) ----
+# ---- insight text ----
 render_insights_section(client, source, summary)
 show_rows(client, source, summary["rows"])
 show_profile_tables(summary)

@@ -39,6 +39,7 @@ RUN_TIMEOUT = 30.0
 @dataclass(frozen=True)
 class Stack:
     url: str
+    ui_url: str  # HAB_PUBLIC_URL: where the browser test's Streamlit listens (share links open a page there)
     admin_token: str
     user_token: str
     root: Path
@@ -151,6 +152,7 @@ def _run_stack(database_url: str, redis_url: str, root: Path, anthropic: FakeAnt
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    ui_url = f"http://127.0.0.1:{free_port()}"
     env = {
         **{k: v for k, v in os.environ.items() if k not in {"HAB_API_URL", "HAB_API_TOKEN"}},
         "DATABASE_URL": database_url,
@@ -160,7 +162,8 @@ def _run_stack(database_url: str, redis_url: str, root: Path, anthropic: FakeAnt
         "HAB_QUEUE_NAME": queue,
         "HAB_ENV_FILE": str(env_file),
         "HAB_DATA_DIR": str(root / "data"),
-        "HAB_PUBLIC_URL": url,
+        "HAB_PUBLIC_URL": ui_url,
+        "HAB_PUBLIC_API_URL": url,
         "HAB_LOG_LEVEL": "WARNING",
         "HAB_SCORE_CHUNK_ROWS": "100",  # several progress steps even for small inputs
         "HAB_MODEL_RECHECK_SECONDS": "2",
@@ -176,6 +179,7 @@ def _run_stack(database_url: str, redis_url: str, root: Path, anthropic: FakeAnt
         _wait_ready(url, server)
         yield Stack(
             url=url,
+            ui_url=ui_url,
             admin_token=admin_token,
             user_token=user_token,
             root=root,

@@ -2,12 +2,15 @@
 `streamlit run` of the frontend, which talks to the live stack. It uploads a CSV, then opens the explore, map,
 chat and prediction pages; a screenshot of each lands in test-artifacts/browser/ (git-ignored).
 
-Map tiles and CDN scripts cannot load on a closed network, so the checks are on what the page itself renders.
+The browser resolves no host but localhost (Chrome's host-resolver rules), as on a closed network, and its
+performance log shows every request: the map test checks that Leaflet drew the known dataset's markers and
+cluster icons with nothing fetched from elsewhere.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -21,7 +24,7 @@ import httpx
 import pytest
 
 from tests.fakes.anthropic_server import tool_use
-from tests.frontend.conftest import APP, REPO_ROOT, Stack, free_port
+from tests.frontend.conftest import APP, REPO_ROOT, Stack
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -41,14 +44,16 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def ui(stack: Stack) -> Iterator[str]:
-    """`streamlit run frontend/app.py` on a free port, pointed at the live API as the admin."""
-    port = free_port()
+    """`streamlit run frontend/app.py` at the stack's public UI address, pointed at the live API as the admin."""
+    port = int(stack.ui_url.rsplit(":", 1)[1])
     env = {
         **os.environ,
         "HAB_API_URL": stack.url,
         "HAB_API_TOKEN": stack.admin_token,
         "HAB_ENV_FILE": str(stack.env_file),
         "claude_api_key": KEY,
+        # Tiles would be the one request leaving localhost; the map must draw its points without them.
+        "HAB_MAP_TILES": "off",
     }
     log_path = stack.root / "streamlit.log"
     command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
@@ -91,8 +96,11 @@ def browser() -> Iterator[object]:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1440,1100",
-                 "--disable-gpu", "--lang=ko-KR"):  # fmt: skip
+                 "--disable-gpu", "--lang=ko-KR",
+                 # A closed network: every host but the local ones fails to resolve.
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"):  # fmt: skip
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -238,3 +246,94 @@ def _remove_what_the_browser_uploaded(stack):
     for dataset in stack.get("/api/datasets", limit=200).json()["items"]:
         if dataset["name"] == "브라우저 CCTV":
             httpx.delete(f"{stack.url}/api/datasets/{dataset['id']}", headers=headers, timeout=30)
+
+
+LOCAL_PREFIXES = ("http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "ws://localhost", "data:", "blob:",
+                  "about:")  # fmt: skip
+
+
+def requested_urls(driver) -> list[str]:
+    """Every URL the browser asked for since the last call (Chrome's performance log, all frames)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+        elif message["method"] == "Network.webSocketCreated":
+            urls.append(message["params"]["url"])
+    return urls
+
+
+def map_drawing(driver) -> tuple[int, int, int]:
+    """(Leaflet container height, plain markers, points inside cluster icons) in the map's component frame."""
+    from selenium.webdriver.common.by import By
+
+    frame = wait_element(driver, "iframe[title='streamlit_folium.st_folium']")
+    driver.switch_to.frame(frame)
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            containers = driver.find_elements(By.CSS_SELECTOR, ".leaflet-container")
+            markers = driver.find_elements(By.CSS_SELECTOR, "path.leaflet-interactive")
+            clusters = driver.find_elements(By.CSS_SELECTOR, ".marker-cluster span")
+            if containers and (markers or clusters):
+                clustered = sum(int(c.text.replace(",", "")) for c in clusters)
+                return containers[0].size["height"], len(markers), clustered
+            if time.monotonic() > deadline:
+                logs = driver.get_log("browser")
+                raise AssertionError(
+                    f"the map drew no markers: {logs}\n{requested_urls(driver)}\n" + driver.page_source[:3000]
+                )
+            time.sleep(0.25)
+    finally:
+        driver.switch_to.default_content()
+
+
+def test_the_map_draws_a_deep_linked_dataset_offline(ui, browser, stack):
+    driver = browser
+    demo = [d for d in stack.get("/api/datasets", limit=200).json()["items"] if d["is_demo"]]
+    lights = next(d for d in demo if d["kind"] == "lights")
+    zones = next(d for d in demo if d["kind"] == "zones")
+    expected = {k: stack.get(f"/api/datasets/{d['id']}/points", max_points=5000 // 2).json()["returned"]
+                for k, d in (("lights", lights), ("zones", zones))}  # fmt: skip
+    assert expected["lights"] > 500  # dense: the page clusters it
+
+    requested_urls(driver)  # drop what earlier tests requested
+    driver.get(f"{ui}/map?dataset={lights['id']}&dataset={zones['id']}")
+    wait_text(driver, "지도에 표시한 점", lights["name"], zones["name"])
+    height, markers, clustered = map_drawing(driver)
+    no_traceback(driver)
+    shot(driver, "06-map-offline")
+    assert height >= 400
+    # Every point of both layers is drawn: the sparse one as circle markers, the dense one in clusters
+    # (each cluster icon says how many points it holds; unclustered points of a cluster group are markers too).
+    assert markers + clustered == expected["lights"] + expected["zones"]
+    assert clustered > 0
+    remote = [u for u in requested_urls(driver) if not u.startswith(LOCAL_PREFIXES)]
+    assert remote == []
+
+
+def test_a_share_link_opens_its_page_and_a_revoked_one_says_so(ui, browser, stack):
+    driver = browser
+    headers = {"Authorization": f"Bearer {stack.admin_token}"}
+    zones = next(d for d in stack.get("/api/datasets", limit=200).json()["items"] if d["kind"] == "zones")
+    created = httpx.post(f"{stack.url}/api/datasets/{zones['id']}/share", headers=headers, timeout=30)
+    assert created.status_code == 201, created.text
+    link = created.json()
+    assert link["url"].startswith(f"{ui}/?share=shr_")  # HAB_PUBLIC_URL is this Streamlit
+
+    # The address as received: no token in the browser, no sidebar, the dataset with its rows and map.
+    driver.get(link["url"])
+    wait_text(driver, zones["name"], "공유받은 데이터셋", "행 수", "미리 보기", "지도에 표시한 점")
+    _, markers, clustered = map_drawing(driver)
+    assert markers + clustered == stack.get(f"/api/shared/{link['token']}/points", max_points=5000).json()["returned"]
+    text = _body_text(driver)
+    assert "Anthropic API 키" not in text and "로그인:" not in text
+    no_traceback(driver)
+    shot(driver, "07-share-page")
+
+    assert httpx.delete(f"{stack.url}/api/shared/{link['token']}", headers=headers, timeout=30).status_code == 204
+    driver.get(link["url"])
+    wait_text(driver, "공유가 취소된 링크입니다.", "새 공유 링크를 요청해 주세요")
+    assert zones["name"] not in _body_text(driver)
+    shot(driver, "08-share-revoked")

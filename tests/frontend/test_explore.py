@@ -111,3 +111,19 @@ def test_opening_a_share_link(frontend_env):
     at.text_input(key="explore_share").input("shr_no-such-link").run()
     assert_clean(at)
     assert "공유 링크: 공유 링크를 찾을 수 없습니다." in texts(at.error)
+
+
+def test_a_deep_link_opens_its_dataset(frontend_env):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.frontend.conftest import APP, RUN_TIMEOUT
+
+    # The last of the listing: not what the page would choose by itself (the newest).
+    dataset = frontend_env.get("/api/datasets", limit=200).json()["items"][-1]
+    at = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT)
+    at.run()
+    at.query_params["dataset"] = str(dataset["id"])
+    at.switch_page(PAGE).run()
+    assert_clean(at)
+    assert at.selectbox(key="explore_dataset").value["id"] == dataset["id"]
+    assert metrics(at)["행 수"] == f"{dataset['rows']:,}"

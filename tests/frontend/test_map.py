@@ -60,3 +60,19 @@ def test_points_are_capped_at_the_max_points_setting(frontend_env):
     assert table.set_index("데이터셋").loc[demo["lights"]["name"], "지도에 표시"] == 150
     assert metrics(at)["지도에 표시한 점"] == f"{table['지도에 표시'].sum():,}"
     assert any("최대 점 수 300개" in c for c in texts(at.caption))
+
+
+def test_a_deep_link_selects_its_layers(frontend_env):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.frontend.conftest import APP, RUN_TIMEOUT
+
+    demo = _mappable(frontend_env)
+    at = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT)
+    at.run()
+    at.query_params["dataset"] = [str(demo["zones"]["id"]), str(demo["parking"]["id"]), "999999"]
+    at.switch_page(PAGE).run()
+    assert_clean(at)
+    assert [d["id"] for d in at.multiselect(key="map_datasets").value] == [demo["zones"]["id"], demo["parking"]["id"]]
+    assert any("일부는 찾을 수 없거나" in w for w in texts(at.warning))  # the unknown id is said, not fatal
+    assert set(at.dataframe[0].value["데이터셋"]) == {demo["zones"]["name"], demo["parking"]["name"]}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import httpx
+from streamlit.testing.v1 import AppTest
 
-from tests.frontend.conftest import assert_clean, metrics, open_page, texts
+from tests.frontend.conftest import APP, RUN_TIMEOUT, assert_clean, metrics, open_page, texts
 
 PAGE = "views/overview.py"
 
@@ -70,8 +71,9 @@ def test_share_link_create_copy_list_and_revoke(frontend_env):
     at.button(key="share_create").click().run()
     assert_clean(at)
     url = at.code[0].value  # st.code: shown with a copy button
-    assert url.startswith(f"{frontend_env.url}/api/shared/shr_")
-    shared = httpx.get(url, timeout=10)  # no token needed
+    assert url.startswith(f"{frontend_env.ui_url}/?share=shr_")  # a page of the UI, not the API's JSON
+    token = url.split("share=", 1)[1]
+    shared = httpx.get(f"{frontend_env.url}/api/shared/{token}", timeout=10)  # no token needed
     assert shared.status_code == 200 and shared.json()["name"] == "데모 대구 CCTV 정보"
 
     # The dataset's links are listed from the API (newest first), each active one with a cancel button.
@@ -85,7 +87,7 @@ def test_share_link_create_copy_list_and_revoke(frontend_env):
     assert not at.code  # a revoked link is no longer offered for copying
     assert any("⛔ 취소됨" in m for m in texts(at.markdown))
     assert not any(b.key == f"share_revoke_id_{newest['id']}" for b in at.button)
-    assert httpx.get(url, timeout=10).status_code in (404, 410)
+    assert httpx.get(f"{frontend_env.url}/api/shared/{token}", timeout=10).status_code == 410
     listed = frontend_env.get(f"/api/datasets/{dataset_id}/shares").json()["items"]
     assert next(i for i in listed if i["id"] == newest["id"])["status"] == "revoked"
 
@@ -117,3 +119,44 @@ def test_a_large_upload_arrives_whole_through_the_client(frontend_env):
     page = frontend_env.get(f"/api/datasets/{out['id']}/rows", offset=599_999, limit=1).json()
     assert page["items"] == [{"번호": 599_999, "주소": f"대구 {599_999 % 97}번지", "값": 149_999.75}]
     client.delete_dataset(out["id"])
+
+
+def _share(stack, name: str) -> tuple[dict, str]:
+    dataset = next(d for d in stack.get("/api/datasets", limit=200).json()["items"] if d["name"] == name)
+    created = httpx.post(
+        f"{stack.url}/api/datasets/{dataset['id']}/share",
+        headers={"Authorization": f"Bearer {stack.admin_token}"},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    return dataset, created.json()["token"]
+
+
+def test_a_share_link_opens_a_read_only_page_with_rows_and_map(frontend_env, monkeypatch):
+    dataset, token = _share(frontend_env, "데모 대구 보안등 정보")
+    monkeypatch.setenv("HAB_API_TOKEN", "")  # the share page needs no account
+    at = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT)
+    at.query_params["share"] = token
+    at.run()
+    assert_clean(at)
+    assert at.title[0].value == f"🔗 {dataset['name']}"
+    assert not at.sidebar.text_input  # no sidebar, no key or login fields
+    assert not any(r.key == "explore_mode" for r in at.radio)  # no way to other datasets
+    shown = metrics(at)
+    assert shown["행 수"] == f"{dataset['rows']:,}"
+    points = frontend_env.get(f"/api/shared/{token}/points", max_points=5000).json()
+    assert shown["지도에 표시한 점"] == f"{points['returned']:,}"
+    assert len(at.get("component_instance")) == 1  # the map
+    assert at.dataframe[0].value.shape[0] == 10  # the first page of rows
+
+
+def test_a_revoked_share_link_says_so_in_korean(frontend_env):
+    _, token = _share(frontend_env, "데모 대구 CCTV 정보")
+    headers = {"Authorization": f"Bearer {frontend_env.admin_token}"}
+    assert httpx.delete(f"{frontend_env.url}/api/shared/{token}", headers=headers, timeout=30).status_code == 204
+    at = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT)
+    at.query_params["share"] = token
+    at.run()
+    assert not at.exception
+    assert any("공유가 취소된 링크입니다." in e and "새 공유 링크" in e for e in texts(at.error))
+    assert not at.dataframe and not at.get("component_instance")

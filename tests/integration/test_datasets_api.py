@@ -227,7 +227,9 @@ async def test_share_links(client, alice, bob, stored, resources):
     )
     assert created.status_code == 201, created.text
     link = created.json()
-    assert link["url"].endswith(f"/api/shared/{link['token']}")
+    # A page of the UI (HAB_PUBLIC_URL) for people; the JSON under the API's address (here the same one).
+    assert link["url"] == f"http://testserver.local/?share={link['token']}"
+    assert link["api_url"] == f"http://testserver.local/api/shared/{link['token']}"
     token = link["token"]
     shared = await client.get(f"/api/shared/{token}")
     assert shared.status_code == 200 and shared.json()["id"] == dataset["id"]

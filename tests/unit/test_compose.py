@@ -26,6 +26,7 @@ NOT_SETTINGS = {
     "HAB_NGINX_PORT": "nginx's template and its published port",
     "HAB_API_WORKERS": "the api service's `hab serve --workers`",
     "HAB_API_TOKEN": "the frontend's config (frontend/config.py)",
+    "HAB_MAP_TILES": "the frontend's config (frontend/config.py)",
 }
 
 
@@ -67,7 +68,7 @@ def test_the_hab_services_pass_only_what_the_settings_read():
         environment = compose["services"][name]["environment"]
         assert set(environment) <= known, (name, set(environment) - known)
         assert environment["HAB_ENV"] == "production"
-    assert set(compose["services"]["frontend"]["environment"]) == {"HAB_API_URL", "HAB_API_TOKEN"}
+    assert set(compose["services"]["frontend"]["environment"]) == {"HAB_API_URL", "HAB_API_TOKEN", "HAB_MAP_TILES"}
 
 
 @pytest.mark.skipif(DOCKER_COMPOSE is None, reason="Debian's docker-compose is not installed (.ci/run installs it)")

@@ -89,3 +89,12 @@ def test_update_env_file_keeps_other_keys_and_comments(tmp_path):
         "HAB_API_URL": "http://127.0.0.1:8000",
     }
     assert env.stat().st_mode & 0o077 == 0  # tokens inside: owner-only
+
+
+def test_share_link_addresses_follow_the_public_urls():
+    local = Settings(_env_file=None, HAB_UI_PORT=8600)
+    assert (local.ui_url, local.api_url) == ("http://127.0.0.1:8600", "http://127.0.0.1:8000")
+    behind_nginx = Settings(_env_file=None, HAB_PUBLIC_URL="https://hab.example.org/")
+    assert (behind_nginx.ui_url, behind_nginx.api_url) == ("https://hab.example.org", "https://hab.example.org")
+    split = Settings(_env_file=None, HAB_PUBLIC_URL="http://ui:1", HAB_PUBLIC_API_URL="http://api:2")
+    assert (split.ui_url, split.api_url) == ("http://ui:1", "http://api:2")

@@ -217,6 +217,11 @@ class Stack:
             servers.append(rd)
             os.environ["REDIS_URL"] = rd.url
         os.environ["HAB_API_URL"] = f"http://{self.settings.api_host}:{self.settings.api_port}"
+        # Share links open the Streamlit page (and their JSON this API) unless the user set other addresses.
+        if not self.settings.public_url:
+            os.environ["HAB_PUBLIC_URL"] = self.settings.ui_url
+        if not self.settings.public_api_url:
+            os.environ["HAB_PUBLIC_API_URL"] = os.environ["HAB_API_URL"]
         return servers, server_url
 
     def _servers_ready(self, servers: list[Program]) -> bool:
