@@ -66,6 +66,15 @@ def _find(marker: str, name: str) -> int:
     raise RuntimeError(f"no {name} process under {marker}")
 
 
+def _listener(url: str) -> int:
+    """The process listening on the URL's port (the embedded redis-server names no folder on its command line)."""
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+            return conn.pid
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
 class Peak:
     """Samples every process group every 0.5 s in a thread and keeps each one's peak."""
 
@@ -149,7 +158,7 @@ def run() -> dict[str, Any]:
             "worker (hab worker)": worker.pid,
             "frontend (streamlit)": ui.pid,
             "postgresql": _find(marker, "postgres"),
-            "redis": _find(marker, "redis"),
+            "redis": _listener(services.redis_url),
         }
         time.sleep(5)  # settle after start-up (a measurement pause, not synchronisation)
         idle = {name: _memory(pid) for name, pid in pids.items()}
