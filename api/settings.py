@@ -103,6 +103,9 @@ class Settings(ProcessSettings):
     # lease is older than stale_seconds and whose lock nobody holds is put back in line by the sweeper.
     job_heartbeat_seconds: float = Field(default=2.0, gt=0, validation_alias="HAB_JOB_HEARTBEAT_SECONDS")
     job_stale_seconds: float = Field(default=6.0, gt=0, validation_alias="HAB_JOB_STALE_SECONDS")
+    # A worker's record on the job dashboard (api/jobs/presence.py) expires this long after its last renewal
+    # (renewed every third of it), so a dead worker leaves the list within it.
+    worker_ttl_seconds: float = Field(default=30.0, gt=0, le=60, validation_alias="HAB_WORKER_TTL_SECONDS")
     # A running job whose worker went silent this many times fails instead of being queued again.
     job_max_attempts: int = Field(default=5, gt=0, validation_alias="HAB_JOB_MAX_ATTEMPTS")
     demo_scale: float = Field(default=1.0, gt=0, validation_alias="HAB_DEMO_SCALE")

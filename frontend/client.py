@@ -186,6 +186,9 @@ class HabClient:
             params["status"] = status
         return self._request("GET", "/api/jobs", params=params)
 
+    def jobs_overview(self) -> dict[str, Any]:
+        return self._request("GET", "/api/jobs/overview")
+
     def labels(self) -> dict[str, Any]:
         return self._request("GET", "/api/labels")
 

@@ -33,6 +33,9 @@ def job_function(run: type[JobRun]) -> JobFunction:
     async def run_job(ctx: dict[str, Any], job_id: int) -> str:
         """Run one delivery (idempotent: a re-delivery resumes, or returns the final status or busy)."""
         resources = ctx["resources"]
+        reporter = ctx.get("presence")  # the dashboard lists the job under this worker while it runs
+        if reporter is not None:
+            reporter.started(job_id)
         try:
             return await run(resources, job_id).run()
         except BaseException:
@@ -43,6 +46,9 @@ def job_function(run: type[JobRun]) -> JobFunction:
             if _being_cancelled():
                 await asyncio.shield(resources.run_in_background(recovery.requeue_at_shutdown(resources, job_id)))
             raise
+        finally:
+            if reporter is not None:
+                reporter.ended(job_id)
 
     run_job.__name__ = run_job.__qualname__ = function_name(run.kind)
     return run_job

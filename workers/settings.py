@@ -19,6 +19,7 @@ from api.jobs.payloads import deserialize_job, serialize_job
 from api.settings import Settings, get_settings
 from workers.jobs import FUNCTIONS, score_job_part, sweep_forever
 from workers.maintenance import expire_share_links, prune_arq_results, purge_unreferenced_blobs
+from workers.presence import Presence
 
 logger = logging.getLogger("hab.worker")
 
@@ -32,16 +33,21 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["resources"] = resources = await open_resources(settings, follow_models=True)
     if ctx.get("sweep", True):
         ctx["sweeper"] = asyncio.create_task(sweep_forever(resources))
+    ctx["presence"] = Presence(resources)
+    ctx["presence_task"] = asyncio.create_task(ctx["presence"].report_forever())
     freeze_startup_objects()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     from api.resources import close_resources
 
-    sweeper = ctx.pop("sweeper", None)
-    if sweeper is not None:
-        sweeper.cancel()
-        await asyncio.gather(sweeper, return_exceptions=True)
+    for name in ("sweeper", "presence_task"):
+        task = ctx.pop(name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if "presence" in ctx:
+        await ctx.pop("presence").withdraw()
     if "resources" in ctx:
         await close_resources(ctx["resources"])
 

@@ -54,3 +54,20 @@ class JobRepository(SQLAlchemyAsyncRepository[Job]):
 
     async def set_fields(self, job_id: int, **values: Any) -> None:
         await self.session.execute(update(Job).where(Job.id == job_id).values(**values))
+
+    async def status_counts(self, owner_id: int | None, *, finished_since: dt.datetime) -> dict[str, int]:
+        """Jobs finished since then, by final status, plus those queued or running now (`owner_id` None: all)."""
+        ended = (Job.status.in_([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED])) & (
+            Job.finished_at >= finished_since
+        )
+        live = Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])
+        stmt = select(Job.status, func.count()).where(ended | live).group_by(Job.status)
+        if owner_id is not None:
+            stmt = stmt.where(Job.owner_id == owner_id)
+        return {str(status): int(n) for status, n in await self.session.execute(stmt)}
+
+    async def owned_among(self, job_ids: list[int], owner_id: int) -> set[int]:
+        if not job_ids:
+            return set()
+        stmt = select(Job.id).where(Job.id.in_(job_ids), Job.owner_id == owner_id)
+        return set(await self.session.scalars(stmt))

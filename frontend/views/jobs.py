@@ -57,12 +57,58 @@ def active_jobs(client: HabClient, items: list[dict[str, Any]]) -> None:
                 st.rerun()
 
 
+def _local_time(iso: str) -> str:
+    return pd.Timestamp(iso).tz_convert("Asia/Seoul").strftime("%Y-%m-%d %H:%M:%S")
+
+
+def workers_table(workers: list[dict[str, Any]]) -> pd.DataFrame:
+    def running(w: dict[str, Any]) -> str:
+        shown = ", ".join(f"#{j}" for j in w["job_ids"])
+        others = f"다른 사용자의 작업 {w['other_jobs']}개" if w["other_jobs"] else ""
+        return " · ".join(part for part in (shown, others) if part) or "쉬는 중"
+
+    return pd.DataFrame(
+        [
+            {
+                "호스트": w["host"],
+                "PID": w["pid"],
+                "시작한 때": _local_time(w["started_at"]),
+                "마지막 보고": _local_time(w["heartbeat_at"]),
+                "실행 중인 작업": running(w),
+            }
+            for w in workers
+        ]
+    )
+
+
+def dashboard(client: HabClient) -> None:
+    """What the workers report: who is alive and busy, the queue, and the last hour's outcomes."""
+    overview = fetch(client.jobs_overview, context="작업 현황")
+    if overview is None:
+        return
+    st.subheader("작업 현황")
+    hours = overview["window_seconds"] // 3600
+    cells = st.columns(5)
+    cells[0].metric("살아 있는 워커", f"{len(overview['workers']):,}")
+    cells[1].metric("대기열", f"{overview['queue_depth']:,}")
+    cells[2].metric(f"최근 {hours}시간 완료", f"{overview['succeeded']:,}")
+    cells[3].metric(f"최근 {hours}시간 실패", f"{overview['failed']:,}")
+    cells[4].metric(f"최근 {hours}시간 취소", f"{overview['cancelled']:,}")
+    st.caption(f"집계 대상: {overview['scope_label']} · 대기열은 모든 사용자의 작업입니다.")
+    if overview["workers"]:
+        # A table, not a dataframe: the job list below stays the page's first dataframe.
+        st.table(workers_table(overview["workers"]).set_index("호스트"))
+    else:
+        st.warning("살아 있는 워커가 없습니다. 작업이 대기열에서 기다립니다 (`hab worker`로 시작하세요).")
+
+
 client = get_client()
 STATUS_FILTER = {"전체": None, **{label: status for status, label in labels.job_statuses(client).items()}}
 st.title("작업")
 top_left, top_right = st.columns([3, 1])
 label = top_left.selectbox("상태", list(STATUS_FILTER), key="jobs_status")
 top_right.button("새로 고침", key="jobs_refresh", width="stretch")
+dashboard(client)
 page = require(client.jobs, status=STATUS_FILTER[label], limit=100)
 items = page["items"]
 if not items:

@@ -167,6 +167,7 @@ def _run_stack(database_url: str, redis_url: str, root: Path, anthropic: FakeAnt
         "HAB_LOG_LEVEL": "WARNING",
         "HAB_SCORE_CHUNK_ROWS": "100",  # several progress steps even for small inputs
         "HAB_MODEL_RECHECK_SECONDS": "2",
+        "HAB_WORKER_TTL_SECONDS": "3",  # a stopped worker leaves the 작업 page's list quickly
         "ANTHROPIC_BASE_URL": anthropic.url,
         "HAB_ANTHROPIC_MAX_RETRIES": "0",
     }

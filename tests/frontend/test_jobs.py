@@ -80,3 +80,38 @@ def test_cancel_a_queued_job(frontend_env):
         assert f"cancel_job_{job_id}" not in [b.key for b in at.button]
     finally:
         worker.send_signal(signal.SIGCONT)
+
+
+def test_dashboard_shows_the_live_worker_the_queue_and_the_last_hour(frontend_env):
+    dataset = _dataset(frontend_env, "accident_test")
+    job = _wait(frontend_env, _submit(frontend_env, dataset["id"]))
+    assert job["status"] == "succeeded"
+    overview = frontend_env.get("/api/jobs/overview").json()
+    assert overview["succeeded"] >= 1
+
+    at = open_page(PAGE)
+    shown = metrics(at)
+    assert shown["살아 있는 워커"] == f"{len(overview['workers'])}"
+    assert shown["대기열"] == f"{overview['queue_depth']:,}"
+    assert shown["최근 1시간 완료"] == f"{overview['succeeded']:,}"
+    assert shown["최근 1시간 실패"] == f"{overview['failed']:,}"
+    assert any("모든 사용자의 작업" in t for t in texts(at.caption))  # the admin's scope
+    workers = at.table[0].value
+    assert frontend_env.worker.proc.pid in set(workers["PID"])
+    row = workers[workers["PID"] == frontend_env.worker.proc.pid].iloc[0]
+    assert row["마지막 보고"] >= row["시작한 때"] and row["실행 중인 작업"]
+
+
+def test_dashboard_says_when_no_worker_is_alive(frontend_env):
+    worker = frontend_env.worker.proc
+    worker.send_signal(signal.SIGSTOP)  # a frozen worker stops reporting: its record expires
+    try:
+        deadline = time.monotonic() + 60
+        while frontend_env.get("/api/jobs/overview").json()["workers"]:
+            assert time.monotonic() < deadline, "the frozen worker's record did not expire"
+            time.sleep(0.2)
+        at = open_page(PAGE)
+        assert metrics(at)["살아 있는 워커"] == "0"
+        assert any("살아 있는 워커가 없습니다" in t for t in texts(at.warning))
+    finally:
+        worker.send_signal(signal.SIGCONT)

@@ -84,6 +84,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/models"): Rule(MEMBER),
     ("GET", "/api/models/active"): Rule(MEMBER),
     ("GET", "/api/models/{version:int}"): Rule(MEMBER),
+    ("GET", "/api/jobs/overview"): Rule(MEMBER),  # members see their own jobs of it (test_job_dashboard.py)
     ("GET", "/api/chat/models"): Rule(MEMBER),
     ("POST", "/api/chat/verify-key"): Rule(MEMBER, send=lambda t: {"headers": {"X-Anthropic-API-Key": KEY}}),
     ("POST", "/api/datasets/upload"): Rule(MEMBER, ok=201, send=form),
