@@ -52,7 +52,7 @@ def test_prepare_local_imports_the_model_folder_once(tmp_path, services, databas
     for name in LEGACY_FILES:
         shutil.copy(legacy_model.local_copy() / name, model / name)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("HAB_")},
+        **{k: v for k, v in os.environ.items() if not k.startswith("HAB_") or k == "HAB_MODEL_COMPILE"},
         "DATABASE_URL": database,
         "REDIS_URL": services.redis_url,
         "HAB_ENV_FILE": str(tmp_path / "env" / ".env"),

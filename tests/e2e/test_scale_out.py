@@ -95,7 +95,7 @@ def cluster(services, tmp_path_factory) -> Iterator[Cluster]:
     )
     token, versions = asyncio.run(_seed(settings))
     (root / "empty.env").write_text("", encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAB_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAB_") or k == "HAB_MODEL_COMPILE"}
     env.update(
         {
             "DATABASE_URL": services.database_url,
