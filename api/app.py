@@ -18,6 +18,8 @@ from api.errors import EXCEPTION_HANDLERS
 from api.health.controllers import HealthController
 from api.jobs.controllers import JobController
 from api.labels.controllers import LabelController
+from api.observability.exposition import metrics_endpoint
+from api.observability.http import observability_middleware
 from api.predictions.controllers import PredictionController, ScoringJobController
 from api.registry.controllers import ModelController
 from api.resources import close_resources, freeze_startup_objects, open_resources
@@ -58,10 +60,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             LabelController,
             ChatController,
             ConversationController,
+            metrics_endpoint,
         ],
         lifespan=[lifespan],
         dependencies={"db_session": Provide(provide_db_session)},
-        middleware=[server_timing_middleware, auth_middleware],
+        middleware=[observability_middleware, server_timing_middleware, auth_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.upload_max_bytes + _MULTIPART_OVERHEAD,
         openapi_config=OpenAPIConfig(
@@ -72,4 +75,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description="대구 교통안전 데이터 플랫폼 hab의 API",
         ),
         debug=False,
+        logging_config=None,  # logging is configured once per process (api/observability/logs.py)
     )

@@ -21,6 +21,7 @@ from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMul
 from api.datasets.incremental import StreamingUpload, UploadedCsv
 from api.datasets.kinds import Visibility
 from api.errors import BadRequest, UnsupportedMediaType
+from api.observability.metrics import upload_failures_counted
 
 FILE_FIELD = "file"
 TEXT_FIELDS = ("name", "visibility")
@@ -35,6 +36,7 @@ class ReceivedFile:
     fields: dict[str, str] = field(default_factory=dict)
 
 
+@upload_failures_counted
 async def receive_body(request: Request[Any, Any, Any], limit: int) -> ReceivedFile:
     """The whole request body as the file (Content-Type text/csv uploads)."""
     async with StreamingUpload(limit) as stream:
@@ -102,6 +104,7 @@ class _FormReader:
             )
 
 
+@upload_failures_counted
 async def receive_form(request: Request[Any, Any, Any], limit: int) -> ReceivedFile:
     """The `file` part of a multipart form (hashed and parsed while it arrives) and its short text fields."""
     boundary = _boundary(request)

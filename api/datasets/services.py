@@ -23,6 +23,7 @@ from api.datasets.parquet import to_parquet
 from api.datasets.repository import DatasetRepository, ShareLinkRepository
 from api.db.tables import Dataset, ShareLink
 from api.errors import Forbidden, Gone, InvalidInput, NotFound
+from api.observability.metrics import count_upload, upload_failures_counted
 from api.resources import Resources
 from api.schemas import Page
 from api.users.services import Principal
@@ -99,6 +100,7 @@ class DatasetService:
 
     # ---- upload ---------------------------------------------------------------------------------
 
+    @upload_failures_counted
     async def upload(
         self,
         user: Principal,
@@ -135,7 +137,9 @@ class DatasetService:
             # Identical bytes were parsed and profiled before: reuse them, store nothing twice.
             row.kind, row.rows, row.encoding = existing.kind, existing.rows, existing.encoding
             row.columns, row.summary = existing.columns, existing.summary
-            return await self._add(user, row)
+            reused = await self._add(user, row)
+            count_upload("reused")
+            return reused
 
         if upload.early is not None:  # parsed and encoded while the body arrived
             parsed, parquet = upload.early
@@ -160,6 +164,7 @@ class DatasetService:
 
         out = await self._add(user, row)
         self.resources.tables.put(sha, parsed.table)
+        count_upload("stored")
         return out
 
     async def _add(self, user: Principal, row: Dataset) -> s.Dataset:

@@ -22,6 +22,7 @@ from api.errors import NotFound
 from api.jobs.kinds import JobKind, JobStatus
 from api.jobs.repository import JobRepository
 from api.jobs.run import JobRun
+from api.observability.metrics import PredictionSource, count_job_rows, count_predictions
 from api.predictions.repository import commit_scored_chunk
 from api.predictions.scoring.chunks import ChunkResult, ScoringTally, score_chunk
 from api.resources import Resources
@@ -107,6 +108,8 @@ class ScoringRun(JobRun):
                 if not written:  # cancelled: this chunk was not written, the summary stays at the last one that was
                     return await self._done(JobStatus.CANCELLED, tally)
                 tally = merged
+                count_job_rows(self.kind, end - chunk_start)
+                count_predictions(model.version, PredictionSource.JOB, len(result.eclo))
         finally:
             if upcoming is not None and not upcoming.done():
                 upcoming.cancel()
