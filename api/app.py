@@ -19,6 +19,8 @@ from api.health.controllers import HealthController
 from api.insights.controllers import InsightController, SharedInsightController
 from api.jobs.controllers import JobController
 from api.labels.controllers import LabelController
+from api.observability.exposition import metrics_endpoint
+from api.observability.http import observability_middleware
 from api.openapi import JsonOpenAPI, SwaggerOpenAPI, answer_options_with_every_method, document_errors
 from api.predictions.controllers import PredictionController, ScoringJobController
 from api.proximity.controllers import ProximityController
@@ -65,10 +67,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             InsightController,
             SharedInsightController,
             ProximityController,
+            metrics_endpoint,
         ],
         lifespan=[lifespan],
         dependencies={"db_session": Provide(provide_db_session)},
-        middleware=[server_timing_middleware, auth_middleware],
+        middleware=[observability_middleware, server_timing_middleware, auth_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.upload_max_bytes + _MULTIPART_OVERHEAD,
         openapi_config=OpenAPIConfig(
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description="대구 교통안전 데이터 플랫폼 hab의 API",
         ),
         debug=False,
+        logging_config=None,  # logging is configured once per process (api/observability/logs.py)
     )
     document_errors(app)  # every operation documents hab's real error body for each status it can answer
     answer_options_with_every_method(app)

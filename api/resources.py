@@ -20,13 +20,15 @@ from api.datasets.store import TableCache
 from api.db.engine import create_engine, create_session_factory
 from api.jobs.payloads import deserialize_job, serialize_job
 from api.local.services import resolve_services
+from api.observability.metrics import set_model_compiled
 from api.predictions.writer import PredictionWriter
 from api.registry.sync import ModelSync
 from api.runtime import tune_memory
 from api.settings import Settings
 from api.users.services import PrincipalCache
-from models.compiled import ModelCompiler
+from models.compiled import ModelCompiler, PredictorBackend
 from models.holder import ModelHolder
+from models.loaded import LoadedModel
 
 logger = logging.getLogger("hab.resources")
 
@@ -94,7 +96,12 @@ async def open_resources(settings: Settings, *, follow_models: bool = False) -> 
         enabled=settings.model_compile == "auto",
         threads=settings.model_compile_threads,
     )
-    holder = ModelHolder(accelerate=compiler.accelerate)
+
+    def accelerate(model: LoadedModel) -> None:
+        set_model_compiled(False)  # a new version serves on LightGBM until its library is attached
+        set_model_compiled(compiler.accelerate(model) is PredictorBackend.COMPILED)
+
+    holder = ModelHolder(accelerate=accelerate)
     resources = Resources(
         settings=settings,
         database_url=database_url,

@@ -87,6 +87,11 @@ class Settings(ProcessSettings):
     share_link_default_ttl: int = Field(default=7 * 24 * 3600, validation_alias="HAB_SHARE_TTL")
     db_pool_size: int = Field(default=10, validation_alias="HAB_DB_POOL_SIZE")
     log_level: str = Field(default="INFO", validation_alias="HAB_LOG_LEVEL")
+    # json: one JSON object per line (the compose stack); console: readable lines (development).
+    log_format: Literal["console", "json"] = Field(default="console", validation_alias="HAB_LOG_FORMAT")
+    # Each `hab worker` serves /metrics here (0 turns it off); the API serves /metrics on its own port.
+    worker_metrics_host: str = Field(default="127.0.0.1", validation_alias="HAB_WORKER_METRICS_HOST")
+    worker_metrics_port: int = Field(default=9101, ge=0, le=65535, validation_alias="HAB_WORKER_METRICS_PORT")
     model_recheck_seconds: float = Field(default=30.0, gt=0, validation_alias="HAB_MODEL_RECHECK_SECONDS")
     # Batches are predicted by the model compiled to native code (models/compiled.py) once it is built, in
     # the background after activation; "off", or no C compiler on the machine, keeps LightGBM for everything.

@@ -69,6 +69,7 @@ def services() -> Iterator[ServiceUrls]:
 PREREQUISITE_MARKERS = {
     "v1.2.5 model files": "v1.2.5 model files not found",
     "the real browser (Chromium)": "chromium",
+    "Prometheus": "prometheus is not installed",
 }
 
 

@@ -14,6 +14,7 @@ from api.chat.jobs import ChatJobRun
 from api.jobs import recovery
 from api.jobs.kinds import SCORE_PART_FUNCTION, JobKind, function_name
 from api.jobs.run import JobRun
+from api.observability.exposition import sample_queue_depth
 from api.predictions.scoring.parts import help_score
 from api.predictions.scoring.run import ScoringRun
 
@@ -89,6 +90,7 @@ async def sweep_forever(resources: Any) -> None:
             )
             if count:
                 recovery.logger.info("re-queued %d stale jobs", count)
+            await sample_queue_depth(resources.redis, settings.queue_name)
         except Exception as exc:  # PostgreSQL away for a moment: the next sweep tries again
             recovery.logger.warning("stale-job sweep failed (%s)", type(exc).__name__)
         await asyncio.sleep(SWEEP_SECONDS)

@@ -19,7 +19,9 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 
 from api.analysis import ToolOutcome
+from api.chat.llm import llm_outcome
 from api.chat.prompt import LIMIT_NOTE
+from api.observability.metrics import count_llm_call
 
 EventSink = Callable[[str, dict[str, Any]], Awaitable[None]]
 ToolRunner = Callable[[str, dict[str, Any]], Awaitable[ToolOutcome]]
@@ -95,14 +97,19 @@ async def _call_claude(deps: TurnDeps, state: AgentState, *, final: bool) -> dic
         started_text = True
         await deps.emit("text", {"delta": delta})
 
-    if deps.emit is not None:
-        async with deps.client.messages.stream(**kwargs) as stream:
-            async for event in stream:
-                if event.type == "text":
-                    await on_text(event.text)
-            message = await stream.get_final_message()
-    else:
-        message = await deps.client.messages.create(**kwargs)
+    try:
+        if deps.emit is not None:
+            async with deps.client.messages.stream(**kwargs) as stream:
+                async for event in stream:
+                    if event.type == "text":
+                        await on_text(event.text)
+                message = await stream.get_final_message()
+        else:
+            message = await deps.client.messages.create(**kwargs)
+    except Exception as exc:
+        count_llm_call(deps.model, llm_outcome(exc))
+        raise
+    count_llm_call(deps.model, "ok", message.usage.input_tokens, message.usage.output_tokens)
 
     blocks = [p for p in (_block_param(b) for b in message.content) if p is not None]
     text = "".join(b["text"] for b in blocks if b["type"] == "text").strip()

@@ -134,6 +134,13 @@ def map_anthropic_error(exc: Exception) -> DomainError:
     return AnthropicRejected()
 
 
+def llm_outcome(exc: Exception) -> str:
+    """The outcome label of a failed call: the error code the caller sees (a closed set), never SDK text."""
+    if isinstance(exc, anthropic.AnthropicError):
+        return map_anthropic_error(exc).code
+    return "error"
+
+
 class AnthropicGateway:
     """Builds per-request SDK clients over one shared connection pool."""
 

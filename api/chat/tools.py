@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from api.analysis import ToolContext, ToolOutcome, run_tool, tool_dataset_params, tool_uses_dataset, tool_version
 from api.chat.cache import ChatCache, digest
+from api.observability.metrics import PredictionSource, count_cache, count_predictions
 from models.loaded import LoadedModel
 
 # Tools whose answer depends on the served model: the model version is part of their cache key.
@@ -119,9 +120,13 @@ class TurnTools:
                 except msgspec.DecodeError:
                     outcome = None
                 if outcome is not None:
+                    count_cache("tool", hit=True)
                     record = msgspec.structs.replace(outcome.record, cached=True)
                     return msgspec.structs.replace(outcome, record=record)
+            count_cache("tool", hit=False)
         outcome = await asyncio.to_thread(run_tool, name, args, self.context)
+        if name in MODEL_TOOLS and outcome.record.ok and self.model is not None:
+            count_predictions(self.model.version, PredictionSource.CHAT, outcome.record.rows_touched)
         if key is not None and outcome.record.ok:
             await self.cache.put_tool(key, msgspec.json.encode(outcome))
         return outcome

@@ -29,6 +29,7 @@ from api.db.tables import ChatMessage, Job
 from api.errors import DomainError, InvalidInput, NotFound
 from api.jobs.schemas import JobAccepted
 from api.jobs.services import JobService
+from api.observability.metrics import count_cache
 from api.resources import Resources
 from api.settings import Settings
 from api.users.services import Principal
@@ -222,6 +223,7 @@ class TurnService:
 
         wait = self.settings.anthropic_timeout * (self.settings.chat_max_iterations + 1)
         cached, hit = await self.cache.single_flight(turn.cache_key, compute, wait_seconds=wait)
+        count_cache("answer", hit)
         if hit and emit is not None:
             await emit("text", {"delta": cached.response})
         tokens = (0, 0) if hit else (usage.input_tokens, usage.output_tokens)

@@ -7,7 +7,6 @@ supervisor, never loads it.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -24,7 +23,9 @@ T = TypeVar("T")
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from api.observability.logs import configure_logging as configure
+
+    configure(settings)
 
 
 def services_for_cli() -> tuple[Settings, ServiceUrls]:

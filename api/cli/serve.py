@@ -18,6 +18,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
     from api.cli.uvicorn_runner import serve_until_signalled
+    from api.observability.exposition import multiprocess_dir
+    from api.observability.logs import logging_config
 
     require_secret_key()
     settings, urls = services_for_cli()
@@ -28,12 +30,14 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         "port": port or settings.api_port,
         "log_level": settings.log_level.lower(),
         "access_log": False,
+        "log_config": logging_config(settings),  # applied again in each worker process
         "timeout_graceful_shutdown": 10,
     }
     try:
-        if workers > 1:
-            uvicorn.run("api.app:create_app", workers=workers, **options)
-        else:
-            serve_until_signalled(uvicorn.Config("api.app:create_app", **options))
+        with multiprocess_dir(workers):
+            if workers > 1:
+                uvicorn.run("api.app:create_app", workers=workers, **options)
+            else:
+                serve_until_signalled(uvicorn.Config("api.app:create_app", **options))
     finally:
         urls.stop_embedded()

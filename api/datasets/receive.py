@@ -32,6 +32,7 @@ from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMul
 from api.datasets.incremental import StreamingUpload, UploadedCsv, upload_too_large
 from api.datasets.kinds import Visibility
 from api.errors import BadRequest, DomainError, ServiceUnavailable, UnsupportedMediaType
+from api.observability.metrics import upload_failures_counted
 
 logger = logging.getLogger("hab.datasets")
 
@@ -115,6 +116,7 @@ async def _receiving() -> AsyncIterator[None]:
         raise
 
 
+@upload_failures_counted
 async def receive_body(request: Request[Any, Any, Any], limit: int) -> ReceivedFile:
     """The whole request body as the file (Content-Type text/csv uploads)."""
     async with _receiving(), StreamingUpload(limit) as stream:
@@ -185,6 +187,7 @@ class _FormReader:
             )
 
 
+@upload_failures_counted
 async def receive_form(request: Request[Any, Any, Any], limit: int) -> ReceivedFile:
     """The `file` part of a multipart form (hashed and parsed while it arrives) and its short text fields."""
     boundary = _boundary(request)

@@ -24,6 +24,7 @@ from api.datasets.repository import DatasetRepository, ShareLinkRepository
 from api.datasets.sampling import MAX_SAMPLE_ROWS, PairSample, sample_pair
 from api.db.tables import Dataset, ShareLink
 from api.errors import Forbidden, Gone, InvalidInput, NotFound
+from api.observability.metrics import count_upload, upload_failures_counted
 from api.resources import Resources
 from api.schemas import Page
 from api.users.services import Principal
@@ -107,6 +108,7 @@ class DatasetService:
 
     # ---- upload ---------------------------------------------------------------------------------
 
+    @upload_failures_counted
     async def upload(
         self,
         user: Principal,
@@ -143,7 +145,9 @@ class DatasetService:
             # Identical bytes were parsed and profiled before: reuse them, store nothing twice.
             row.kind, row.rows, row.encoding = existing.kind, existing.rows, existing.encoding
             row.columns, row.summary = existing.columns, existing.summary
-            return await self._add(user, row)
+            reused = await self._add(user, row)
+            count_upload("reused")
+            return reused
 
         if upload.early is not None:  # parsed and encoded while the body arrived
             parsed, parquet = upload.early
@@ -168,6 +172,7 @@ class DatasetService:
 
         out = await self._add(user, row)
         self.resources.tables.put(sha, parsed.table)
+        count_upload("stored")
         return out
 
     async def _add(self, user: Principal, row: Dataset) -> s.Dataset:

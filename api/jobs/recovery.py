@@ -24,6 +24,7 @@ from api.jobs.locks import job_lock
 from api.jobs.repository import JobRepository
 from api.jobs.schemas import JobError
 from api.jobs.services import enqueue, finish_job, job_of_delivery, update_job
+from api.observability.metrics import count_job
 from api.resources import Resources
 
 logger = logging.getLogger("hab.jobs")
@@ -120,6 +121,7 @@ async def _give_up(resources: Resources, job: Job, hooks: GiveUpHooks) -> None:
         error = JobError(code="worker_lost", message=message)
         summary = {**(now.summary or {}), "error": msgspec.to_builtins(error)}
         await finish_job(resources, job.id, JobStatus.FAILED, error=message, summary=summary)
+    count_job(job.kind, JobStatus.FAILED, None)
     hook = hooks.get(JobKind(job.kind))
     if hook is not None:
         await hook(resources, job)

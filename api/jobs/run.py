@@ -10,6 +10,8 @@ and `give_up` is what the sweeper calls when it fails a job whose workers kept d
 from __future__ import annotations
 
 import abc
+import logging
+import time
 from typing import Any, ClassVar
 
 from sqlalchemy import func
@@ -19,10 +21,14 @@ from api.jobs.kinds import TERMINAL, JobKind, JobStatus
 from api.jobs.locks import job_lease
 from api.jobs.repository import JobRepository
 from api.jobs.services import finish_job, update_job
+from api.observability.logs import job_context
+from api.observability.metrics import count_job
 from api.resources import Resources
 
 BUSY = "busy"  # another delivery of the same job is running
 MISSING = "missing"  # the job was deleted (its owner was)
+
+logger = logging.getLogger("hab.jobs")
 
 
 class JobRun(abc.ABC):
@@ -31,12 +37,15 @@ class JobRun(abc.ABC):
     def __init__(self, resources: Resources, job_id: int) -> None:
         self.resources = resources
         self.job_id = job_id
+        self._started = time.monotonic()
 
     async def run(self) -> str:
         """Run the job unless it is finished or another delivery holds it. Returns its status (or busy/missing)."""
+        self._started = time.monotonic()
         beat = self.resources.settings.job_heartbeat_seconds
-        async with job_lease(self.resources.engine, self.job_id, heartbeat_seconds=beat) as held:
-            return await self._run() if held else BUSY
+        with job_context(self.job_id, self.kind):
+            async with job_lease(self.resources.engine, self.job_id, heartbeat_seconds=beat) as held:
+                return await self._run() if held else BUSY
 
     async def _run(self) -> str:
         job = await self.load()
@@ -95,5 +104,8 @@ class JobRun(abc.ABC):
         self, status: JobStatus, *, error: str | None = None, summary: dict[str, Any] | None = None
     ) -> str:
         await finish_job(self.resources, self.job_id, status, error=error, summary=summary)
+        seconds = time.monotonic() - self._started
+        count_job(self.kind, status, seconds)
+        logger.info("job finished: %s in %.1f s", status, seconds)  # job_id and job_kind come from the context
         await self.release()
         return status

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import ErrorInfo, InvalidInput, PayloadTooLarge, ServiceUnavailable
+from api.observability.metrics import PredictionSource, count_predictions
 from api.predictions import schemas as s
 from api.predictions.batch_rows import BatchRows
 from api.predictions.repository import PredictionRepository
@@ -152,6 +153,7 @@ class PredictionService:
             raise ServiceUnavailable(
                 "예측 결과를 저장하지 못했습니다. 잠시 후 다시 시도해 주세요.", detail={"reason": type(exc).__name__}
             ) from None
+        count_predictions(model.version, PredictionSource.SINGLE)
         label, detail = model.interpret(eclo)
         return s.Prediction(
             eclo=round(eclo, 4),
@@ -208,6 +210,7 @@ class PredictionService:
                 asyncio.to_thread(_batch_results, batch, eclo, ids, rows.count, model),
             )
         await self.session.commit()
+        count_predictions(version, PredictionSource.BATCH, count)
         return s.BatchPrediction(
             model_version=version, count=rows.count, succeeded=count, failed=len(batch.errors), results=results
         )

@@ -14,6 +14,7 @@ import logging
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.observability.metrics import set_active_model
 from api.registry.repository import ModelVersionRepository
 from models.holder import ModelHolder
 
@@ -52,6 +53,7 @@ class ModelSync:
                 active = await ModelVersionRepository(session=session).active_version()
             if await self.holder.ensure(active, self._fetch):
                 logger.info("serving model version %s", active)
+            set_active_model(self.holder.version)
 
     async def announce(self, version: int) -> None:
         try:

@@ -47,6 +47,8 @@ class Stack:
     model_versions: tuple[int, int]
     worker: Process
     anthropic: FakeAnthropic
+    env: dict[str, str]  # what the processes were started with (tests start more processes like them)
+    worker_metrics_url: str
 
     def get(self, path: str, token: str | None = None, **params: object) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token or self.admin_token}"}
@@ -153,6 +155,7 @@ def _run_stack(database_url: str, redis_url: str, root: Path, anthropic: FakeAnt
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     ui_url = f"http://127.0.0.1:{free_port()}"
+    worker_metrics_port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k not in {"HAB_API_URL", "HAB_API_TOKEN"}},
         "DATABASE_URL": database_url,
@@ -170,6 +173,7 @@ def _run_stack(database_url: str, redis_url: str, root: Path, anthropic: FakeAnt
         "HAB_WORKER_TTL_SECONDS": "3",  # a stopped worker leaves the 작업 page's list quickly
         "ANTHROPIC_BASE_URL": anthropic.url,
         "HAB_ANTHROPIC_MAX_RETRIES": "0",
+        "HAB_WORKER_METRICS_PORT": str(worker_metrics_port),
     }
     processes: list[Process] = []
     try:
@@ -188,6 +192,8 @@ def _run_stack(database_url: str, redis_url: str, root: Path, anthropic: FakeAnt
             model_versions=versions,
             worker=worker,
             anthropic=anthropic,
+            env=env,
+            worker_metrics_url=f"http://127.0.0.1:{worker_metrics_port}/metrics",
         )
     finally:
         for process in reversed(processes):  # the worker first, then the server

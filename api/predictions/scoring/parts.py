@@ -23,8 +23,9 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
-from api.jobs.kinds import SCORE_PART_FUNCTION, JobStatus
+from api.jobs.kinds import SCORE_PART_FUNCTION, JobKind, JobStatus
 from api.jobs.repository import JobRepository
+from api.observability.metrics import PredictionSource, count_job_rows, count_predictions
 from api.predictions.repository import PartOutcome, PartRange, score_free_part
 from api.predictions.scoring.chunks import ChunkResult, ScoringTally, score_chunk
 from api.predictions.scoring.inputs import load_job_input
@@ -59,12 +60,28 @@ async def score_parts(
         return msgspec.to_builtins(ScoringTally.resumed(stored).with_chunk(result, model))
 
     async def loop() -> PartOutcome:
+        scored: list[tuple[PartRange, ChunkResult]] = []
+
+        async def score_and_keep(part: PartRange) -> ChunkResult:
+            result = await score(part)
+            scored.append((part, result))
+            return result
+
         while True:
+            scored.clear()
             outcome = await score_free_part(
-                resources.engine, job_id, score=score, merge_summary=merge, model_version=version, worker=identity
+                resources.engine,
+                job_id,
+                score=score_and_keep,
+                merge_summary=merge,
+                model_version=version,
+                worker=identity,
             )
             if outcome is not PartOutcome.SCORED:
                 return outcome
+            for part, result in scored:  # counted once committed
+                count_job_rows(JobKind.SCORE, part.stop - part.start)
+                count_predictions(version, PredictionSource.JOB, len(result.eclo))
 
     resources.scoring_jobs.add(job_id)
     tasks = [asyncio.create_task(loop()) for _ in range(max(1, loops))]

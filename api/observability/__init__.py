@@ -1,0 +1,1 @@
+"""Metrics (Prometheus) and structured logs (structlog): definitions, exposition, request ids, redaction."""
