@@ -234,3 +234,25 @@ def test_jobs_from_either_api_run_on_either_worker_exactly_once(cluster, service
     for job_id, worker in ran_on.items():
         runs = {name: [o for o in _completions(log, job_id) if o != "'busy'"] for name, log in logs.items()}
         assert {name: len(outcomes) for name, outcomes in runs.items() if outcomes} == {worker: 1}, (job_id, runs)
+
+
+def _metrics(port: int) -> str | None:
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    except httpx.HTTPError:
+        return None
+    return response.text if response.status_code == 200 else None
+
+
+def _active_version_of(text: str) -> float:
+    found = re.search(r"^hab_model_active_version(?:\{[^}]*\})? (\S+)$", text, flags=re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_every_process_serves_its_metrics(cluster):
+    for name, port in cluster.scrape_targets():
+        text = wait_until(lambda port=port: _metrics(port), seconds=60, what=f"{name} serves /metrics")
+        # Each process reports the model it serves (both APIs and both workers follow the activations).
+        assert _active_version_of(text) in {float(v) for v in cluster.versions}, (name, text[:2000])
+        if name.startswith("api-"):
+            assert re.search(r'^hab_http_requests_total\{[^}]*route="/api/predict/eclo"', text, flags=re.M), name
