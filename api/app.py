@@ -20,7 +20,7 @@ from api.insights.controllers import InsightController, SharedInsightController
 from api.jobs.controllers import JobController
 from api.labels.controllers import LabelController
 from api.observability.exposition import metrics_endpoint
-from api.observability.http import observability_middleware
+from api.observability.http import add_request_id, observability_middleware
 from api.openapi import JsonOpenAPI, SwaggerOpenAPI, answer_options_with_every_method, document_errors
 from api.predictions.controllers import PredictionController, ScoringJobController
 from api.proximity.controllers import ProximityController
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         dependencies={"db_session": Provide(provide_db_session)},
         middleware=[observability_middleware, server_timing_middleware, auth_middleware],
+        before_send=[add_request_id],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.upload_max_bytes + _MULTIPART_OVERHEAD,
         openapi_config=OpenAPIConfig(

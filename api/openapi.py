@@ -20,7 +20,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 from litestar.types import Scope
 
 from api.errors import ErrorBody
-from api.schemas import BIG_ID_SCHEMA, Input
+from api.schemas import BIG_ID_SCHEMA, INT64_MAX, Input
 from api.users.auth import admin_only
 
 _DESCRIPTIONS: dict[int, str] = {
@@ -59,6 +59,10 @@ _RAISED: dict[str, tuple[int, ...]] = {
     "GET /api/shared/{token:str}/points": (410,),
     "GET /api/models/active": (404,),
     "POST /api/predict/jobs": (404,),
+    "POST /api/analysis/proximity": (404,),
+    "POST /api/datasets/compare": (404,),
+    "GET /api/shared/{token:str}/sample": (410,),
+    "GET /api/shared/{token:str}/insights": (410,),
 }
 
 
@@ -132,7 +136,27 @@ def _options_answer(route: HTTPRoute) -> Any:
 # fields, and the Meta of list items (ids in ChatRequest.dataset_ids) is dropped. Applied to the generated
 # document once, in place, by the JSON and Swagger renderers below (the only ways it is served).
 _ITEM_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {("ChatRequest", "dataset_ids"): BIG_ID_SCHEMA}
+# Number ranges a service checks itself (so that its refusal can name the range in Korean), documented here.
+_PROPERTY_BOUNDS: dict[tuple[str, str], dict[str, Any]] = {
+    ("ProximityRequest", "radius_m"): {"minimum": 1, "maximum": 5000},
+}
 _FINISHED = "x-hab-finished"
+
+
+def _exact_integer_bounds(node: Any) -> None:
+    """Litestar writes msgspec's integer bounds as floats, and float(2**63 - 1) is 2**63: a fuzzer then takes
+    2**63 + 191 for a valid id. Integer schemas get their bounds back as exact integers."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            for key in ("minimum", "maximum"):
+                value = node.get(key)
+                if isinstance(value, float) and value.is_integer():
+                    node[key] = min(int(value), INT64_MAX) if key == "maximum" else int(value)
+        for child in node.values():
+            _exact_integer_bounds(child)
+    elif isinstance(node, list):
+        for child in node:
+            _exact_integer_bounds(child)
 
 
 def _input_structs() -> set[str]:
@@ -159,6 +183,11 @@ def finish_openapi(document: dict[str, Any], chat_models: list[str] | None = Non
         prop = components.get(struct, {}).get("properties", {}).get(field)
         if prop is not None:
             prop["items"] = dict(items)
+    for (struct, field), bounds in _PROPERTY_BOUNDS.items():
+        prop = components.get(struct, {}).get("properties", {}).get(field)
+        if prop is not None:
+            prop.update(bounds)
+    _exact_integer_bounds(document)
     if chat_models:
         model = {"oneOf": [{"type": "string", "enum": list(chat_models)}, {"type": "null"}]}
         if "ChatRequest" in components:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import enum
 
-from api.schemas import Input, Output
+from api.schemas import BigId, Input, Output
 
-Figure = int | float | str | None
+# One number type: `int | float` made the OpenAPI a oneOf that every integer matches twice (integers are still
+# sent as integers).
+Figure = float | str | None
 
 
 class InsightKind(enum.StrEnum):
@@ -39,7 +41,7 @@ class GroupFilter(Input):
 
 
 class ComparisonSide(Input):
-    dataset_id: int
+    dataset_id: BigId
     where: GroupFilter | None = None
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from api.schemas import Input, Output, Page
+from api.schemas import BigId, Input, Output, Page
 
 
 class ProximityRequest(Input):
-    source_dataset_id: int
-    target_dataset_id: int
-    radius_m: float  # 1–5,000 m, checked by the service so the message can say so in Korean
+    source_dataset_id: BigId
+    target_dataset_id: BigId
+    # 1–5,000 m: checked by the service (a Korean refusal naming the range), documented by api/openapi.py.
+    radius_m: float
 
 
 class SourceProximity(Output):

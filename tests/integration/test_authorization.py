@@ -61,6 +61,7 @@ def proximity_body(t):
 ROUTES: dict[tuple[str, str], Rule] = {
     # Probes and the API description.
     ("GET", "/health"): Rule(PUBLIC),
+    ("GET", "/metrics"): Rule(PUBLIC),  # on the API's own port; nginx does not serve it to the outside
     ("GET", "/ready"): Rule(PUBLIC),
     ("GET", "/schema"): Rule(PUBLIC),
     ("GET", "/schema/swagger"): Rule(PUBLIC),
