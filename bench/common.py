@@ -325,3 +325,19 @@ class ManagedProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def upload_and_train(base_url: str, services: BenchServices, token: str, csv_bytes: bytes, name: str) -> dict[str, Any]:
+    """Upload an accident CSV as a dataset and train + activate a model on it (`hab train`); the dataset."""
+    import httpx
+
+    upload = httpx.post(
+        f"{base_url}/api/datasets/upload/csv",
+        params={"name": name},
+        content=csv_bytes,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "text/csv"},
+        timeout=60,
+    )
+    dataset = created(upload)
+    hab_cli(["train", "--dataset", str(dataset["id"]), "--activate"], services.env(), timeout=600)
+    return dataset

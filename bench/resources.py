@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.common import REPO_ROOT, VENV_BIN, bench_services, create_token, created, free_port, hab_cli, render_table
+from bench.common import REPO_ROOT, VENV_BIN, bench_services, create_token, free_port, render_table, upload_and_train
 from bench.processes import HabServer, HabWorker, wait_for_model
 from bench.soak import _traffic
 from tests.fakes.anthropic_server import FakeAnthropic, Reply, text
@@ -134,15 +134,7 @@ def run() -> dict[str, Any]:
         stack.callback(ui.wait, 30)
         stack.callback(ui.terminate)
         auth = {"Authorization": f"Bearer {token}"}
-        upload = httpx.post(
-            f"{server.base_url}/api/datasets/upload/csv",
-            params={"name": "rss"},
-            content=train.csv_bytes,
-            headers={**auth, "Content-Type": "text/csv"},
-            timeout=60,
-        )
-        dataset = created(upload)
-        hab_cli(["train", "--dataset", str(dataset["id"]), "--activate"], services.env(), timeout=600)
+        dataset = upload_and_train(server.base_url, services, token, train.csv_bytes, "rss")
         wait_for_model(server.base_url, token)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

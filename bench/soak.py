@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.common import bench_services, create_token, created, hab_cli, render_table
+from bench.common import bench_services, create_token, render_table, upload_and_train
 from bench.processes import HabServer, HabWorker, wait_for_model
 from tests.fakes.anthropic_server import FakeAnthropic, Reply, text
 from tests.sample_rows import ACCIDENT_ROW
@@ -101,16 +101,8 @@ def run() -> dict[str, Any]:
         env = {"ANTHROPIC_BASE_URL": fake.url, "HAB_QUEUE_NAME": f"hab-soak-{secrets.token_hex(4)}"}
         with HabServer(services, env) as server, HabWorker(services, env, "soak") as worker:
             auth = {"Authorization": f"Bearer {token}"}
-            upload = httpx.post(
-                f"{server.base_url}/api/datasets/upload/csv",
-                params={"name": "soak"},
-                content=train.csv_bytes,
-                headers={**auth, "Content-Type": "text/csv"},
-                timeout=60,
-            )
-            dataset = created(upload)
             # A model to predict with, trained on the uploaded rows; the API and the worker swap to it.
-            hab_cli(["train", "--dataset", str(dataset["id"]), "--activate"], services.env(), timeout=600)
+            dataset = upload_and_train(server.base_url, services, token, train.csv_bytes, "soak")
             wait_for_model(server.base_url, token)
             headers = {**auth, "X-Anthropic-API-Key": "sk-ant-soak-" + secrets.token_hex(8)}
             pids = {"api": server.pid, "worker": worker.pid}

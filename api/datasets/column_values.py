@@ -172,8 +172,13 @@ def coordinate_masks(table: pa.Table, cols: CoordinateColumns) -> tuple[np.ndarr
     """Latitudes, longitudes and boolean masks (valid, missing) for every row."""
     lat, lon = floats_from(column_by_name(table, cols.lat)), floats_from(column_by_name(table, cols.lon))
     missing = np.isnan(lat) | np.isnan(lon)
+    return lat, lon, in_korea(lat, lon) & ~missing, missing
+
+
+def in_korea(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Which (lat, lon) pairs lie in Korea's ranges and are not 0 (NaN is never inside)."""
     with np.errstate(invalid="ignore"):
-        valid = (
+        return (
             (lat >= KOREA_LAT_RANGE[0])
             & (lat <= KOREA_LAT_RANGE[1])
             & (lon >= KOREA_LON_RANGE[0])
@@ -181,7 +186,6 @@ def coordinate_masks(table: pa.Table, cols: CoordinateColumns) -> tuple[np.ndarr
             & (lat != 0)
             & (lon != 0)
         )
-    return lat, lon, valid & ~missing, missing
 
 
 def iso(value: Any) -> str | None:

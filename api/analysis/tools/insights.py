@@ -14,7 +14,8 @@ from api.analysis import pycode
 from api.analysis.core import Call, ToolError, ToolResult
 from api.analysis.spec import Param, Tool
 from api.analysis.tools._common import code, frame_var, scope
-from api.datasets.kinds import KOREA_LAT_RANGE, KOREA_LON_RANGE, detect_kind, find_coordinate_columns
+from api.datasets.column_values import in_korea
+from api.datasets.kinds import detect_kind, find_coordinate_columns
 from api.insights.compute import dataset_insights
 from api.proximity.geo import proximity
 
@@ -45,16 +46,7 @@ def _points(frame: pd.DataFrame, label: str) -> tuple[np.ndarray, np.ndarray, np
         raise ToolError(f"데이터셋 '{label}'에는 위도/경도 열이 없어 근접 분석을 할 수 없습니다.")
     lat = pd.to_numeric(frame[cols.lat], errors="coerce").to_numpy(dtype=np.float64)
     lon = pd.to_numeric(frame[cols.lon], errors="coerce").to_numpy(dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        valid = (
-            (lat >= KOREA_LAT_RANGE[0])
-            & (lat <= KOREA_LAT_RANGE[1])
-            & (lon >= KOREA_LON_RANGE[0])
-            & (lon <= KOREA_LON_RANGE[1])
-            & (lat != 0)
-            & (lon != 0)
-        )
-    rows = np.flatnonzero(valid)
+    rows = np.flatnonzero(in_korea(lat, lon))
     return rows, lat[rows], lon[rows], [cols.lat, cols.lon]
 
 
