@@ -17,9 +17,11 @@ from api.runtime import prepare_process
 prepare_process()  # as every entry point does, before anything imports lightgbm or pyarrow
 
 from bench.common import RESULTS_DIR, machine_info, now_iso  # noqa: E402
+from bench.headline import Headline, from_results, render, rows_of  # noqa: E402
 
-# Benchmark modules under bench/, in the order `python -m bench` runs them. Each has `run() -> dict`
-# and may have `report(result: dict) -> str` for the printed summary.
+# Benchmark modules under bench/, in the order `python -m bench` runs them. Each has `run() -> dict`,
+# may have `report(result: dict) -> str` for its printed tables and `headlines(result: dict)` for its rows of
+# the closing table (bench/headline.py).
 BENCHMARKS: list[str] = [
     "dataset_upload",
     "predict_serving",
@@ -34,7 +36,7 @@ BENCHMARKS: list[str] = [
 ON_REQUEST: list[str] = ["soak", "resources"]
 
 
-def _run_one(name: str, machine: dict[str, Any], command: str) -> bool:
+def _run_one(name: str, machine: dict[str, Any], command: str) -> tuple[str, str, list[Headline]] | None:
     module = importlib.import_module(f"bench.{name}")
     print(f"== {name} ==", flush=True)
     date = now_iso()
@@ -44,7 +46,7 @@ def _run_one(name: str, machine: dict[str, Any], command: str) -> bool:
     except Exception:
         traceback.print_exc()
         print(f"{name}: FAILED", flush=True)
-        return False
+        return None
     elapsed = time.perf_counter() - started
     document = {"benchmark": name, "date": date, "command": command, "machine": machine}
     document |= result
@@ -56,14 +58,22 @@ def _run_one(name: str, machine: dict[str, Any], command: str) -> bool:
     if report is not None:
         print(report(result))
     print(f"({elapsed:.0f} s; results in {path.relative_to(RESULTS_DIR.parent)})\n", flush=True)
-    return True
+    return name, date, rows_of(name, result)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all of {BENCHMARKS})")
     parser.add_argument("--repeat", type=int, default=None, help="repetitions per measurement (default 3)")
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="run nothing: print the closing table from the latest bench-results/*.json of every benchmark",
+    )
     args = parser.parse_args(argv)
+    if args.summary:
+        print(from_results(RESULTS_DIR, [*BENCHMARKS, *ON_REQUEST]))
+        return 0
     unknown = [n for n in args.names if n not in (*BENCHMARKS, *ON_REQUEST)]
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; known: {BENCHMARKS}, on request only: {ON_REQUEST}")
@@ -76,8 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {machine['python']}, pyarrow {machine.get('pyarrow')}, pandas {machine.get('pandas')}\n",
         flush=True,
     )
-    ok = [_run_one(name, machine, command.strip()) for name in (args.names or BENCHMARKS)]
-    return 0 if all(ok) else 1
+    ran = [_run_one(name, machine, command.strip()) for name in (args.names or BENCHMARKS)]
+    finished = [entry for entry in ran if entry is not None]
+    summary = render(finished)
+    print(f"== summary: figure, peer, ratio, goal ==\n{summary}", flush=True)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "summary.md").write_text(summary + "\n", encoding="utf-8")
+    return 0 if len(finished) == len(ran) else 1
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import LEGACY_DIR, render_table, repeat, require_legacy_model
+from bench.headline import Headline, ratio_text
 
 NAME = "compiled_predict"
 ROWS = 300_000
@@ -99,3 +100,16 @@ def report(result: dict[str, Any]) -> str:
         f"max relative difference {result['max_relative_difference']:.2g} "
         f"({'same outputs' if result['same_outputs'] else 'OUTPUTS DIFFER'})"
     )
+
+
+def headlines(result: dict[str, Any]) -> list[Headline]:
+    return [
+        Headline(
+            "predict stage, 300,000 rows, 1 thread (rows/s)",
+            f"{result['compiled']['rows_per_s']:,} (compiled)",
+            f"{result['lightgbm']['rows_per_s']:,} (LightGBM)",
+            ratio_text(result["ratio"]),
+            "same outputs (relative difference <= 1e-9)",
+            bool(result["same_outputs"]),
+        )
+    ]

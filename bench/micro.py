@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.common import render_table, repeat
+from bench.headline import Headline
 
 GOALS = {
     "train_eclo_scale_0_3": ("s", 20.0),
@@ -119,3 +120,10 @@ def report(result: dict[str, Any]) -> str:
         for name, f in result["figures"].items()
     ]
     return render_table(["figure", "unit", "median", "min", "goal", "verdict"], rows)
+
+
+def headlines(result: dict[str, Any]) -> list[Headline]:
+    return [
+        Headline(f"{name} ({f['unit']}, median)", f"{f['median']:g}", "-", "-", f["goal"], bool(f["goal_met"]))
+        for name, f in result["figures"].items()
+    ]

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from bench.common import render_table, repeat
+from bench.headline import Headline
 
 GOAL_S = 1.0
 RADIUS_M = 500.0
@@ -74,3 +75,10 @@ def report(result: dict[str, Any]) -> str:
         for name, f in result["figures"].items()
     ]
     return render_table(["figure", "source rows", "target rows", "median s", "min s", "goal", "verdict"], rows)
+
+
+def headlines(result: dict[str, Any]) -> list[Headline]:
+    return [
+        Headline(f"{name} ({f['unit']}, median)", f"{f['median']:g}", "-", "-", f["goal"], bool(f["goal_met"]))
+        for name, f in result["figures"].items()
+    ]

@@ -23,6 +23,7 @@ import httpx
 import psutil
 
 from bench.common import bench_services, create_token, render_table, upload_and_train
+from bench.headline import Headline
 from bench.processes import HabServer, HabWorker, wait_for_model
 from tests.fakes.anthropic_server import FakeAnthropic, Reply, text
 from tests.sample_rows import ACCIDENT_ROW
@@ -139,3 +140,17 @@ def report(result: dict[str, Any]) -> str:
         f"{result['errors']} errors; outcomes {result['outcomes']}\n{table}\n"
         f"goal (0 errors, growth < {GOAL_GROWTH * 100:.0f} %): {'met' if result['goal_met'] else 'NOT met'}"
     )
+
+
+def headlines(result: dict[str, Any]) -> list[Headline]:
+    growth = ", ".join(f"{name} {g['growth'] * 100:+.1f} %" for name, g in result["rss"].items())
+    return [
+        Headline(
+            f"{result['seconds']:.0f} s of mixed traffic: errors; RSS growth after warm-up",
+            f"{result['errors']} errors in {result['requests']:,} requests; {growth}",
+            "-",
+            "-",
+            f"0 errors, growth < {GOAL_GROWTH * 100:.0f} %",
+            bool(result["goal_met"]),
+        )
+    ]
