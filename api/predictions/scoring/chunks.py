@@ -26,7 +26,7 @@ class ChunkResult:
     row_index: np.ndarray
     eclo: np.ndarray
     errors: list[tuple[int, FeatureError]]
-    districts: list[str] | None
+    districts: pa.Array | None  # 시군구 of each scored row, beside `eclo`
 
 
 def score_chunk(chunk: pa.Table, model: LoadedModel, start: int) -> ChunkResult:
@@ -35,7 +35,7 @@ def score_chunk(chunk: pa.Table, model: LoadedModel, start: int) -> ChunkResult:
     eclo = model.predict(batch.matrix) if len(batch.row_index) else np.empty(0)
     districts = None
     if "시군구" in chunk.column_names and len(batch.row_index):
-        districts = chunk.column("시군구").take(pa.array(batch.row_index)).to_pylist()
+        districts = chunk.column("시군구").take(pa.array(batch.row_index)).combine_chunks()
     return ChunkResult(
         row_index=batch.row_index + start,
         eclo=eclo,
@@ -69,13 +69,12 @@ class ScoringTally(msgspec.Struct, kw_only=True):
             eclo_sum += float(result.eclo.sum())
             chunk_max = float(result.eclo.max())
             eclo_max = chunk_max if eclo_max is None else max(eclo_max, chunk_max)
-            labels, counts = np.unique(np.asarray(model.labels(result.eclo), dtype=object), return_counts=True)
-            for label, n in zip(labels.tolist(), counts.tolist(), strict=True):
-                bands[label] = bands.get(label, 0) + int(n)
+            for label, n in _band_counts(result.eclo, model).items():
+                bands[label] = bands.get(label, 0) + n
             if result.districts is not None:
-                for district, value in zip(result.districts, result.eclo.tolist(), strict=True):
+                for district, n, chunk_sum in _district_sums(result.districts, result.eclo):
                     seen, total = districts.get(district, (0, 0.0))
-                    districts[district] = (seen + 1, total + value)
+                    districts[district] = (seen + n, total + chunk_sum)
         # Parts may commit in any order: keep the first MAX_ERRORS_KEPT refused rows by row, as one worker would.
         errors = self.errors + [
             {"row_index": index, "message": error.message, **error.to_detail()}
@@ -107,6 +106,31 @@ class ScoringTally(msgspec.Struct, kw_only=True):
             error_count=self.error_count,
             errors=self.errors,
         )
+
+
+def _band_counts(eclo: np.ndarray, model: LoadedModel) -> dict[str, int]:
+    """How many values fall in each of the model's bands (counted in numpy, not per row in Python)."""
+    bands = model.metadata.bands
+    uppers = np.asarray([band.upper for band in bands[:-1]], dtype=np.float64)
+    counts = np.bincount(np.searchsorted(uppers, eclo, side="right"), minlength=len(bands))
+    return {bands[i].label: int(n) for i, n in enumerate(counts.tolist()) if n}
+
+
+def _district_sums(districts: pa.Array, eclo: np.ndarray) -> list[tuple[Any, int, float]]:
+    """(시군구, rows, ECLO sum) per district of one chunk, grouped by Arrow: a few hundred groups, not a row each."""
+    grouped = (
+        pa.table({"d": districts, "e": pa.array(eclo, pa.float64())})
+        .group_by("d")
+        .aggregate([("e", "count"), ("e", "sum")])
+    )
+    return list(
+        zip(
+            grouped.column("d").to_pylist(),
+            grouped.column("e_count").to_pylist(),
+            grouped.column("e_sum").to_pylist(),
+            strict=True,
+        )
+    )
 
 
 class DistrictMean(msgspec.Struct, kw_only=True):
