@@ -4,7 +4,10 @@ worker killed mid-part loses nothing (its part's transaction rolls back and the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -96,34 +99,77 @@ def test_two_workers_score_one_job_each_row_once(worker_settings, daegu_accident
     assert state.attempts == 1, state  # one run, helped: not two runs one after the other
 
 
-@pytest.mark.skip(
-    reason="flaky in CI (2026-12-02): the run sometimes scores every part before a helper delivery reaches the "
-    "other worker, so there is no helper to kill; needs a way to hold the run while the helper works"
-)
+@contextlib.contextmanager
+def _predictions_held(settings: Settings) -> Iterator[None]:
+    """Hold a SHARE lock on `predictions` (another connection, until the block ends): every part's COPY waits,
+    so parts are claimed and scored but none commits. The run cannot finish the job before a helper has
+    claimed a part, whatever the machine's speed."""
+    locked, release = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    async def hold() -> None:
+        resources = await open_resources(settings)
+        try:
+            async with resources.engine.connect() as conn:
+                await conn.execute(text("lock table predictions in share mode"))
+                locked.set()
+                await asyncio.to_thread(release.wait)
+                await conn.rollback()
+        finally:
+            await close_resources(resources)
+
+    def thread_main() -> None:
+        try:
+            asyncio.run(hold())
+        except BaseException as error:  # reported to the test below
+            failure.append(error)
+            locked.set()
+
+    thread = threading.Thread(target=thread_main, daemon=True)
+    thread.start()
+    assert locked.wait(60) and not failure, failure
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(60)
+    assert not failure, failure
+
+
+def _waiting_backends(settings: Settings, process: psutil.Process) -> int:
+    """How many of the process's PostgreSQL connections wait for a lock (a part's COPY held by the test)."""
+    ports = {c.laddr.port for c in process.net_connections(kind="tcp") if c.laddr}
+    rows = asyncio.run(_sql(settings, "select client_port from pg_stat_activity where wait_event_type = 'Lock'"))
+    return sum(1 for (port,) in rows if port in ports)
+
+
 def test_a_helper_killed_mid_part_loses_and_doubles_nothing(worker_settings, daegu_accidents, tmp_path):  # noqa: F811
     log = tmp_path / "workers.log"
     user_id, dataset_id = asyncio.run(_setup(worker_settings, daegu_accidents))
     workers = _start_two(worker_settings, log)
     processes = [psutil.Process(w.pid) for w in workers]
     try:
-        job_id = asyncio.run(_submit(worker_settings, user_id, dataset_id))
-        # Wait until the helper has committed parts of its own, so it is mid-job when it dies.
-        runner = wait_until(lambda: _runner_pid(worker_settings, job_id, processes), seconds=120, what="a run")
-        helper = next(w for w in workers if w.pid != runner)
-        wait_until(
-            lambda: any(k.endswith(f":{helper.pid}") for k in _scorers(worker_settings, job_id)),
-            seconds=120,
-            what="the helper scored a part",
-        )
-        killed = _state(worker_settings, job_id)
-        helper.send_signal(signal.SIGKILL)
-        helper.wait(timeout=10)
-        assert killed.status == "running" and 0 < killed.progress < TOTAL, (killed, _tail(log))
+        with _predictions_held(worker_settings):
+            job_id = asyncio.run(_submit(worker_settings, user_id, dataset_id))
+            runner = wait_until(lambda: _runner_pid(worker_settings, job_id, processes), seconds=120, what="a run")
+            helper = next(w for w in workers if w.pid != runner)
+            # The helper has claimed a part (its row lock held) and scored it: its COPY waits on the test's lock.
+            wait_until(
+                lambda: _waiting_backends(worker_settings, psutil.Process(helper.pid)) > 0,
+                seconds=120,
+                what="the helper is mid-part",
+            )
+            killed = _state(worker_settings, job_id)
+            helper.send_signal(signal.SIGKILL)
+            helper.wait(timeout=10)
+        # Nothing had committed when the helper died: its part is the one its death rolled back.
+        assert killed.status == "running" and killed.progress == 0, (killed, _tail(log))
         state = _wait(worker_settings, job_id, _ended, 240, "the job ended", log)
     finally:
         for worker in workers:
             _stop(worker)
     assert state.final == ("succeeded", TOTAL, TOTAL, TOTAL), (state, _tail(log))
     assert state.attempts == 1, state  # the run itself finished what the killed helper left
-    survivors = {int(k.rsplit(":", 1)[1]) for k in _scorers(worker_settings, job_id)}
-    assert runner in survivors and helper.pid in survivors
+    scorers = _scorers(worker_settings, job_id)
+    assert sum(scorers.values()) == TOTAL // PART, scorers
+    assert {int(k.rsplit(":", 1)[1]) for k in scorers} == {runner}, scorers  # the helper committed nothing
