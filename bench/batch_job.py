@@ -91,6 +91,7 @@ CHUNK_VARIANTS = (200_000, 50_000)
 UPLOAD_MAX_BYTES = 512 * MB  # the 1M-row file is ~217 MB; hab's default limit is 200 MiB
 GOAL_VS_LEGACY = 100.0
 GOAL_VS_FLOOR = 2.0
+STAGES = ("load_input", "encode", "predict", "write")  # hab_scoring_stage_seconds of the worker
 CATEGORICAL = ("기상상태", "노면상태", "도로형태", "사고유형", "시간대", "시군구", "요일")
 FLOOR_COLUMNS = ("사고일시", "요일", "기상상태", "시군구", "도로형태", "노면상태", "사고유형")
 
@@ -198,6 +199,7 @@ def hab_job(
     prefault = prefault_memory()
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as client:
+        stages_before = _stage_seconds(worker)
         sampler = RssSampler(worker.pid, interval=0.05).start()
         cpu_before, busy_before, pg_before = process_cpu_s(worker.pid), machine_busy_cpu_s(), postgres_cpu_s()
         started = time.perf_counter()
@@ -210,6 +212,7 @@ def hab_job(
         worker_cpu, machine_busy = process_cpu_s(worker.pid) - cpu_before, machine_busy_cpu_s() - busy_before
         postgres_cpu = postgres_cpu_s() - pg_before
         sampler.stop()
+        stages = {k: round(v - stages_before.get(k, 0.0), 3) for k, v in _stage_seconds(worker).items()}
     stored = stored_check(services.database_url, job_id, rows)
     if not stored["ok"]:
         raise RuntimeError(f"job {job_id}: stored rows {stored}, expected {rows:,} rows 0..{rows - 1}")
@@ -232,11 +235,18 @@ def hab_job(
         "machine_busy_cpu_s": round(machine_busy, 2),
         "machine_cpu_available_s": round(elapsed * (os.cpu_count() or 1), 2),
         "worker_rss": sampler.result(),
+        # the worker's own hab_scoring_stage_seconds (this worker only; summed over its two scoring loops)
+        "worker_stage_s": stages,
         "stored": stored,
         "summary": {k: summary.get(k) for k in ("count", "mean_eclo", "max_eclo", "error_count")},
         "prefault_s": round(prefault, 2),
         "first_eclo": first_eclo(services.database_url, job_id),
     }
+
+
+def _stage_seconds(worker: HabWorker) -> dict[str, float]:
+    samples = worker.metric_samples("hab_scoring_stage_seconds_total")
+    return {dict(labels)["stage"]: value for labels, value in samples.items()}
 
 
 def _parse_ts(value: str) -> Any:
@@ -628,6 +638,7 @@ def _hab_table(result: dict[str, Any]) -> str:
             f"{r['other_cpu_s']:.1f}",
             f"{r['machine_busy_cpu_s']:.1f}/{r['machine_cpu_available_s']:.0f}",
             f"{r['worker_rss']['rss_peak_mb']:.0f}",
+            " / ".join(f"{r['worker_stage_s'].get(k, 0):.2f}" for k in STAGES),
             f"{r['stored']['rows']:,}",
         ]
 
@@ -635,7 +646,8 @@ def _hab_table(result: dict[str, Any]) -> str:
     rows += [hab_row(f"hab, {k.replace('_', ' ')}", r) for k, r in result["hab_variants"].items()]
     rows += [hab_row(f"hab, {SHORT_ROWS:,} rows, run {i + 1}", r) for i, r in enumerate(result["hab_short"]["runs"])]
     header = ["hab job (submit -> succeeded)", "wall s", "rows/s", "job s", "worker CPU s", "PG CPU s"]
-    return render_table([*header, "other CPU s", "machine CPU s", "RSS MB", "stored"], rows)
+    stages = "worker stages s (" + " / ".join(STAGES) + ")"
+    return render_table([*header, "other CPU s", "machine CPU s", "RSS MB", stages, "stored"], rows)
 
 
 def _compiled_note(seconds: float | None) -> str:

@@ -77,7 +77,14 @@ class HabWorker(ManagedProcess):
     """One `hab worker` process; ready once its arq health-check key is in Redis (it is polling)."""
 
     def __init__(self, services: BenchServices, env: dict[str, str], tag: str) -> None:
-        self.env = {**os.environ, **services.env(), "HAB_LOG_LEVEL": "INFO", **env}
+        self.metrics_port = free_port()  # its own, so that several workers can run side by side
+        self.env = {
+            **os.environ,
+            **services.env(),
+            "HAB_LOG_LEVEL": "INFO",
+            "HAB_WORKER_METRICS_PORT": str(self.metrics_port),
+            **env,
+        }
         self.queue = env["HAB_QUEUE_NAME"]
         self.redis_url = services.redis_url
         self.log_path = services.temp_dir / f"hab-worker-{tag}.log"
@@ -103,6 +110,19 @@ class HabWorker(ManagedProcess):
             client.close()
         self.stop()
         raise RuntimeError(f"hab worker was not ready within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def metric_samples(self, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+        """The worker's current samples of one metric (by sorted labels), read from its /metrics."""
+        import httpx
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text
+        return {
+            tuple(sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name
+        }
 
 
 class LegacyServer(ManagedProcess):

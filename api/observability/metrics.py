@@ -25,6 +25,15 @@ class PredictionSource(StrEnum):
     CHAT = "chat"
 
 
+class ScoringStage(StrEnum):
+    """Where a batch-scoring job's time goes (hab_scoring_stage_seconds)."""
+
+    LOAD_INPUT = "load_input"  # the dataset's Parquet from PostgreSQL (or the cache) into an Arrow table
+    ENCODE = "encode"  # input columns to the model's matrix
+    PREDICT = "predict"
+    WRITE = "write"  # a part's COPY, its summary and its commit
+
+
 class CacheResult(StrEnum):
     HIT = "hit"
     MISS = "miss"
@@ -44,6 +53,9 @@ JOB_DURATION = Histogram(
     "Wall time of one job run (one delivery) that finished the job",
     ["kind"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+SCORING_STAGE_SECONDS = Counter(
+    "hab_scoring_stage_seconds", "Seconds batch-scoring jobs spent, by stage (summed over parts)", ["stage"]
 )
 JOB_ROWS = Counter("hab_job_rows", "Input rows processed by background jobs", ["kind"])
 QUEUE_DEPTH = Gauge(
@@ -95,6 +107,10 @@ def count_job(kind: str, status: str, seconds: float | None) -> None:
 def count_job_rows(kind: str, rows: int) -> None:
     if rows > 0:
         JOB_ROWS.labels(kind=kind).inc(rows)
+
+
+def count_scoring_stage(stage: ScoringStage, seconds: float) -> None:
+    SCORING_STAGE_SECONDS.labels(stage=stage.value).inc(max(seconds, 0.0))
 
 
 def count_upload(outcome: str) -> None:

@@ -7,15 +7,18 @@ import csv
 import io
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 
 from api.db.tables import Job, Prediction
 from api.jobs.locks import job_lock
 from api.jobs.recovery import requeue_stale_jobs
 from api.jobs.services import enqueue
+from api.observability.metrics import ScoringStage
 from api.predictions.scoring import parts as scoring_parts
 from api.predictions.scoring import run as scoring
 from api.resources import arq_client
+from models.interpret import BAND_CUTS
 from tests.integration.conftest import closed_port, make_test_worker, run_worker
 from tests.integration.test_predictions_api import RAW_ROW
 
@@ -45,7 +48,38 @@ async def train_dataset(client, alice, demo_train_table, versions):
     return response.json()
 
 
-async def test_dataset_job_end_to_end(client, alice, resources, settings, train_dataset, versions):
+def _stage_seconds() -> dict[str, float]:
+    return {
+        stage.value: REGISTRY.get_sample_value("hab_scoring_stage_seconds_total", {"stage": stage.value}) or 0.0
+        for stage in ScoringStage
+    }
+
+
+async def stored_eclo(resources, job_id: int) -> dict[int, float]:
+    async with resources.sessions() as session:
+        rows = await session.execute(select(Prediction.row_index, Prediction.eclo).where(Prediction.job_id == job_id))
+        return {int(index): float(eclo) for index, eclo in rows.all()}
+
+
+def expected_summary(
+    eclo: dict[int, float], districts: list[str]
+) -> tuple[dict[str, int], list[tuple[str, int, float]]]:
+    """Bands and the top districts computed here, row by row, from the stored predictions and the input."""
+    bands: dict[str, int] = {}
+    for value in eclo.values():
+        label = next(label for label, low, high, _ in BAND_CUTS if value >= low and (high is None or value < high))
+        bands[label] = bands.get(label, 0) + 1
+    per_district: dict[str, list[float]] = {}
+    for index, value in eclo.items():
+        per_district.setdefault(districts[index], []).append(value)
+    top = sorted(
+        ((d, len(v), round(sum(v) / len(v), 4)) for d, v in per_district.items()), key=lambda t: (-t[2], t[0])
+    )[:10]
+    return bands, top
+
+
+async def test_dataset_job_end_to_end(client, alice, resources, settings, train_dataset, versions, demo_train_table):
+    stages_before = _stage_seconds()
     submitted = await client.post("/api/predict/jobs", json={"dataset_id": train_dataset["id"]}, headers=alice.headers)
     assert submitted.status_code == 202, submitted.text
     job_id = submitted.json()["job_id"]
@@ -62,6 +96,12 @@ async def test_dataset_job_end_to_end(client, alice, resources, settings, train_
     means = [d["mean_eclo"] for d in summary["top_districts"]]
     assert means == sorted(means, reverse=True)
     assert await job_predictions(resources, job_id) == 2500
+    bands, top = expected_summary(await stored_eclo(resources, job_id), demo_train_table.column("시군구").to_pylist())
+    assert summary["bands"] == bands
+    assert [(d["시군구"], d["count"], d["mean_eclo"]) for d in summary["top_districts"]] == top
+    # Each stage of the job is measured (the worker ran in this process, so its metrics are here).
+    stages_after = _stage_seconds()
+    assert all(stages_after[s] > stages_before[s] for s in stages_after), (stages_before, stages_after)
 
     page = (
         await client.get(

@@ -7,6 +7,7 @@ JSON in `jobs.summary`, so their keys are a format.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,12 +28,17 @@ class ChunkResult:
     eclo: np.ndarray
     errors: list[tuple[int, FeatureError]]
     districts: pa.Array | None  # 시군구 of each scored row, beside `eclo`
+    encode_s: float = 0.0
+    predict_s: float = 0.0
 
 
 def score_chunk(chunk: pa.Table, model: LoadedModel, start: int) -> ChunkResult:
     """Encode and predict one chunk (CPU work: runs in a thread so the worker's loop stays responsive)."""
+    started = time.perf_counter()
     batch = encode_frame(chunk, model.metadata, ignore_unknown=True)
+    encoded = time.perf_counter()
     eclo = model.predict(batch.matrix) if len(batch.row_index) else np.empty(0)
+    predicted = time.perf_counter()
     districts = None
     if "시군구" in chunk.column_names and len(batch.row_index):
         districts = chunk.column("시군구").take(pa.array(batch.row_index)).combine_chunks()
@@ -41,6 +47,8 @@ def score_chunk(chunk: pa.Table, model: LoadedModel, start: int) -> ChunkResult:
         eclo=eclo,
         errors=[(start + i, e) for i, e in batch.errors],
         districts=districts,
+        encode_s=encoded - started,
+        predict_s=predicted - encoded,
     )
 
 

@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from typing import Any
 
 import msgspec
@@ -25,7 +26,13 @@ import pyarrow as pa
 
 from api.jobs.kinds import SCORE_PART_FUNCTION, JobKind, JobStatus
 from api.jobs.repository import JobRepository
-from api.observability.metrics import PredictionSource, count_job_rows, count_predictions
+from api.observability.metrics import (
+    PredictionSource,
+    ScoringStage,
+    count_job_rows,
+    count_predictions,
+    count_scoring_stage,
+)
 from api.predictions.repository import PartOutcome, PartRange, score_free_part
 from api.predictions.scoring.chunks import ChunkResult, ScoringTally, score_chunk
 from api.predictions.scoring.inputs import load_job_input
@@ -69,6 +76,7 @@ async def score_parts(
 
         while True:
             scored.clear()
+            started = time.perf_counter()
             outcome = await score_free_part(
                 resources.engine,
                 job_id,
@@ -79,9 +87,14 @@ async def score_parts(
             )
             if outcome is not PartOutcome.SCORED:
                 return outcome
+            elapsed = time.perf_counter() - started
             for part, result in scored:  # counted once committed
                 count_job_rows(JobKind.SCORE, part.stop - part.start)
                 count_predictions(version, PredictionSource.JOB, len(result.eclo))
+                count_scoring_stage(ScoringStage.ENCODE, result.encode_s)
+                count_scoring_stage(ScoringStage.PREDICT, result.predict_s)
+                # the rest of the part's transaction: claim, COPY, summary, commit
+                count_scoring_stage(ScoringStage.WRITE, elapsed - result.encode_s - result.predict_s)
 
     resources.scoring_jobs.add(job_id)
     tasks = [asyncio.create_task(loop()) for _ in range(max(1, loops))]
