@@ -27,6 +27,7 @@ BENCHMARKS: list[str] = [
     "predict_serving",
     "batch_job",
     "compiled_predict",
+    "scoring_stages",
     "chat_cache",
     "micro",
     "proximity",
