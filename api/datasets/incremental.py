@@ -92,7 +92,10 @@ class _PieceWork:
         self._writer: pq.ParquetWriter | None = None
 
     def give_up(self) -> None:
+        """Stop, and drop what was parsed and encoded so far (a piece still being parsed is dropped when done)."""
         self.failed = True
+        self._tables = []
+        self._sink = pa.BufferOutputStream()
 
     def parse(self, piece: bytes, first: bool, last: bool) -> pa.Table | None:
         if self.failed:
@@ -122,7 +125,8 @@ class _PieceWork:
                 self.failed = True
                 return
             self._writer.write_table(table)
-            self._tables.append(table)
+            if not self.failed:  # given up meanwhile: keep nothing
+                self._tables.append(table)
         except BaseException:
             self.failed = True  # never a table with a piece missing
             raise
@@ -223,8 +227,12 @@ class StreamingUpload:
         return UploadedCsv(self._pieces, size=self.size, sha256=sha, early=early)
 
     def abort(self) -> None:
+        """Stop the work and drop the body received so far. A refused upload's exception and its traceback
+        form a reference cycle with this object's frame, which lives until the cyclic GC next runs: what it
+        holds must not be hundreds of MB."""
         self._work.give_up()
         self._shutdown()
+        self._pieces, self._pending, self._pending_size = [], [], 0
 
     def _shutdown(self) -> None:
         for pool in (self._parse_thread, self._write_thread):
