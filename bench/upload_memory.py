@@ -53,7 +53,7 @@ def demo_csv(rows: tuple[bytes, bytes], size: int, tag: str) -> bytes:
     header, body = rows
     data = body * (size // len(body) + 1)
     data = data[: data.rindex(b"\n", 0, size - len(header)) + 1]
-    return header + tag.encode() + data[data.index(b","):]
+    return header + tag.encode() + data[data.index(b",") :]
 
 
 def arrow_bytes(csv: bytes) -> int:
