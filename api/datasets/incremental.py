@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
@@ -86,6 +87,7 @@ class _PieceWork:
 
     def __init__(self) -> None:
         self.failed = False
+        self._lock = threading.Lock()  # give_up() (event loop) against write() (the Parquet thread)
         self._layout: PieceLayout | None = None
         self._tables: list[pa.Table] = []
         self._sink = pa.BufferOutputStream()
@@ -93,8 +95,9 @@ class _PieceWork:
 
     def give_up(self) -> None:
         """Stop, and drop what was parsed and encoded so far (a piece still being parsed is dropped when done)."""
-        self.failed = True
-        self._tables = []
+        with self._lock:
+            self.failed = True
+            self._tables = []
         self._sink = pa.BufferOutputStream()
 
     def parse(self, piece: bytes, first: bool, last: bool) -> pa.Table | None:
@@ -125,8 +128,9 @@ class _PieceWork:
                 self.failed = True
                 return
             self._writer.write_table(table)
-            if not self.failed:  # given up meanwhile: keep nothing
-                self._tables.append(table)
+            with self._lock:
+                if not self.failed:  # given up meanwhile: keep nothing
+                    self._tables.append(table)
         except BaseException:
             self.failed = True  # never a table with a piece missing
             raise
