@@ -11,7 +11,8 @@ settings keep freed memory for reuse (measurements in docs/decisions/0001-jemall
 * glibc (Python's own large objects: request chunks, pieces) serves blocks up to 32 MB from its heap and
   keeps up to 256 MB of freed heap, instead of mapping and unmapping each block.
 
-Memory freed this way stays counted in the process's RSS for a while: the price of the speed.
+Memory freed this way stays counted in the process's RSS for a while: the price of the speed. The API hands
+it back once no upload is being received (api/datasets/receive.py, `_give_back_freed_memory`).
 """
 
 from __future__ import annotations

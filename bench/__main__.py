@@ -34,7 +34,7 @@ BENCHMARKS: list[str] = [
 ]
 
 # Run only when named (`make soak` = `python -m bench soak`): too long for every `make bench`.
-ON_REQUEST: list[str] = ["soak", "resources"]
+ON_REQUEST: list[str] = ["soak", "resources", "upload_memory"]
 
 
 def _run_one(name: str, machine: dict[str, Any], command: str) -> tuple[str, str, list[Headline]] | None:

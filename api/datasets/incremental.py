@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
@@ -86,13 +87,18 @@ class _PieceWork:
 
     def __init__(self) -> None:
         self.failed = False
+        self._lock = threading.Lock()  # give_up() (event loop) against write() (the Parquet thread)
         self._layout: PieceLayout | None = None
         self._tables: list[pa.Table] = []
         self._sink = pa.BufferOutputStream()
         self._writer: pq.ParquetWriter | None = None
 
     def give_up(self) -> None:
-        self.failed = True
+        """Stop, and drop what was parsed and encoded so far (a piece still being parsed is dropped when done)."""
+        with self._lock:
+            self.failed = True
+            self._tables = []
+        self._sink = pa.BufferOutputStream()
 
     def parse(self, piece: bytes, first: bool, last: bool) -> pa.Table | None:
         if self.failed:
@@ -122,7 +128,9 @@ class _PieceWork:
                 self.failed = True
                 return
             self._writer.write_table(table)
-            self._tables.append(table)
+            with self._lock:
+                if not self.failed:  # given up meanwhile: keep nothing
+                    self._tables.append(table)
         except BaseException:
             self.failed = True  # never a table with a piece missing
             raise
@@ -223,8 +231,12 @@ class StreamingUpload:
         return UploadedCsv(self._pieces, size=self.size, sha256=sha, early=early)
 
     def abort(self) -> None:
+        """Stop the work and drop the body received so far. A refused upload's exception and its traceback
+        form a reference cycle with this object's frame, which lives until the cyclic GC next runs: what it
+        holds must not be hundreds of MB."""
         self._work.give_up()
         self._shutdown()
+        self._pieces, self._pending, self._pending_size = [], [], 0
 
     def _shutdown(self) -> None:
         for pool in (self._parse_thread, self._write_thread):

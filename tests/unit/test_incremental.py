@@ -142,6 +142,18 @@ async def test_leaving_without_finishing_stops_the_work(demo):
     assert upload._work.failed
 
 
+async def test_a_refused_upload_holds_none_of_its_body(demo):
+    """The exception's traceback keeps the stream alive until the cyclic GC runs: it must hold no bytes by then."""
+    upload = StreamingUpload(limit=10 * PIECE, piece_bytes=PIECE)
+    with pytest.raises(PayloadTooLarge):
+        async with upload:
+            data = demo["accident"]
+            for start in range(0, len(data), PIECE // 4):
+                upload.feed(data[start : start + PIECE // 4])
+    assert upload._pieces == [] and upload._pending == []
+    assert upload._work._tables == []
+
+
 async def test_one_piece_when_the_file_is_small():
     data = b"a,b\n1,x\n2,y\n"
     result = await stream(data, piece_bytes=1 << 20)
