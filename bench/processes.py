@@ -67,7 +67,7 @@ class HabServer(ManagedProcess):
         self.env = {**os.environ, **services.env(), "HAB_LOG_LEVEL": "WARNING", **(extra_env or {})}
         super().__init__()
 
-    def start(self, timeout: float = 90) -> HabServer:
+    def start(self, timeout: float = 300) -> HabServer:  # minutes on a loaded 2-core machine
         self.spawn([str(VENV_BIN / "hab"), "serve", "--host", "127.0.0.1", "--port", str(self.port)], self.env)
         wait_http_ok(self, f"{self.base_url}/ready", timeout, "hab serve")
         return self
@@ -91,7 +91,7 @@ class HabWorker(ManagedProcess):
         self.stop_grace_s = 30
         super().__init__()
 
-    def start(self, timeout: float = 90) -> HabWorker:
+    def start(self, timeout: float = 300) -> HabWorker:
         import redis
 
         client = redis.Redis.from_url(self.redis_url)

@@ -25,6 +25,7 @@ import httpx
 import psutil
 
 from bench.common import MB, bench_services, create_token, load_average_since, render_table
+from bench.headline import Headline
 from bench.measure import RssSampler
 from bench.processes import HabServer
 
@@ -189,3 +190,25 @@ def report(result: dict[str, Any]) -> str:
         f"baseline RSS {result['baseline_rss_mb']} MB; valid tables in the cache by design: "
         f"{result['valid_tables_cached_mb']} MB; load {result['load_average']}\n{table}"
     )
+
+
+def headlines(result: dict[str, Any]) -> list[Headline]:
+    over, valid = result["over_limit"], result["valid"]
+    return [
+        Headline(
+            f"{result['concurrent']} refused chunked uploads at once: RSS over idle, settled (MB)",
+            f"+{over['settled_over_baseline_mb']}",
+            f"+{over['peak_over_baseline_mb']} (the peak while they ran)",
+            f"{over['given_back_pct']:.0f} % given back",
+            "memory given back after uploads end",
+            None,
+        ),
+        Headline(
+            f"{result['concurrent']} valid chunked uploads at once: RSS over idle, settled (MB)",
+            f"+{valid['settled_over_baseline_mb']}",
+            f"+{result['valid_tables_cached_mb']} (their tables, kept in the table cache by design)",
+            f"{valid['given_back_pct']:.0f} % of the peak given back",
+            "-",
+            None,
+        ),
+    ]
