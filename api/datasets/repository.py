@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import CursorResult, Result, Select, delete, exists, func, or_, select, text
@@ -14,6 +14,14 @@ from sqlalchemy.orm import defer
 from api.datasets.kinds import Visibility
 from api.db.tables import Dataset, DatasetBlob, ShareLink, User
 from api.users.services import Principal
+
+
+class DatasetBrief(NamedTuple):
+    id: int
+    name: str
+    kind: str
+    rows: int
+    sha: str
 
 
 def _rowcount(result: Result[Any]) -> int:
@@ -54,6 +62,22 @@ class DatasetRepository(SQLAlchemyAsyncRepository[Dataset]):
         """Those of these datasets the user may see, by id, in one query."""
         rows = await self.session.execute(self._visible_to(user).where(Dataset.id.in_(dataset_ids)))
         return {dataset.id: dataset for dataset, _ in rows.all()}
+
+    async def visible_briefs(self, dataset_ids: list[int], user: Principal) -> dict[int, DatasetBrief]:
+        """Like visible_by_id, without the profile and the column list: the JSONB a chat turn reads only when
+        it asks Claude (summaries()), never for an answer from the cache."""
+        stmt = select(Dataset.id, Dataset.name, Dataset.kind, Dataset.rows, Dataset.content_sha256).where(
+            Dataset.id.in_(dataset_ids)
+        )
+        if not user.is_admin:
+            stmt = stmt.where(or_(Dataset.owner_id == user.id, Dataset.visibility == Visibility.TEAM))
+        rows = await self.session.execute(stmt)
+        return {r[0]: DatasetBrief(id=r[0], name=r[1], kind=r[2], rows=r[3], sha=r[4]) for r in rows.all()}
+
+    async def summaries(self, dataset_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The stored profiles of these datasets, by id (those that still exist)."""
+        rows = await self.session.execute(select(Dataset.id, Dataset.summary).where(Dataset.id.in_(dataset_ids)))
+        return {r[0]: r[1] for r in rows.all()}
 
     async def get_with_owner(self, dataset_id: int) -> tuple[Dataset, str] | None:
         stmt = select(Dataset, User.name).join(User, User.id == Dataset.owner_id).where(Dataset.id == dataset_id)
