@@ -6,23 +6,55 @@ from typing import Any
 
 import msgspec
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import BigInteger, Float, Select, String, delete, func, insert, literal, select, union_all, update
+from sqlalchemy import bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from api.db.tables import ChatMessage, Conversation
 
-_MESSAGE_COLUMNS = [
-    "conversation_id",
-    "role",
-    "content",
-    "model",
-    "tool_calls",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "cache_hit",
-    "dataset_ids",
-]
+# A turn is stored by one textual statement, prepared once: built as a Core statement per call, its
+# construction and cache key cost more CPU than PostgreSQL spends running it (a cache hit is mostly this).
+# `target` is the conversation row (inserted or updated); without it (not found) nothing is inserted.
+_STORE_MESSAGES = """
+INSERT INTO chat_messages
+    (conversation_id, role, content, model, tool_calls, input_tokens, output_tokens, cost_usd, cache_hit, dataset_ids)
+SELECT target.id, turn.role, turn.content, turn.model, turn.tool_calls, turn.input_tokens, turn.output_tokens,
+       turn.cost_usd, turn.cache_hit, CAST(:dataset_ids AS jsonb)
+FROM target, (VALUES
+    (0, 'user', CAST(:question AS text), CAST(NULL AS varchar), CAST('[]' AS jsonb), CAST(0 AS bigint),
+     CAST(0 AS bigint), CAST(0 AS double precision), false),
+    (1, 'assistant', :answer, :model, CAST(:tool_calls AS jsonb), :input_tokens, :output_tokens, :cost_usd,
+     :cache_hit)
+) AS turn (ord, role, content, model, tool_calls, input_tokens, output_tokens, cost_usd, cache_hit)
+ORDER BY turn.ord
+RETURNING id, conversation_id
+"""
+_TURN_PARAMS = (bindparam("dataset_ids", type_=JSONB), bindparam("tool_calls", type_=JSONB))
+_START_TURN = text(
+    """
+WITH target AS (
+    INSERT INTO conversations
+        (owner_id, title, model, dataset_ids, message_count, input_tokens, output_tokens, cost_usd)
+    VALUES (:owner_id, :title, :model, CAST(:dataset_ids AS jsonb), 2, :input_tokens, :output_tokens, :cost_usd)
+    RETURNING id
+)"""
+    + _STORE_MESSAGES
+).bindparams(*_TURN_PARAMS)
+_NEXT_TURN = text(
+    """
+WITH target AS (
+    UPDATE conversations SET
+        model = :model,
+        dataset_ids = CAST(:dataset_ids AS jsonb),
+        message_count = message_count + 2,
+        input_tokens = input_tokens + :input_tokens,
+        output_tokens = output_tokens + :output_tokens,
+        cost_usd = cost_usd + :cost_usd,
+        updated_at = now()
+    WHERE id = :conversation_id AND owner_id = :owner_id
+    RETURNING id
+)"""
+    + _STORE_MESSAGES
+).bindparams(*_TURN_PARAMS)
 
 
 class StoredTurn(msgspec.Struct, kw_only=True):
@@ -92,79 +124,23 @@ class ConversationRepository(SQLAlchemyAsyncRepository[Conversation]):
         stores nothing when the conversation is gone or not the owner's (None). The question is inserted
         before the answer, so it gets the smaller id (messages are read in id order).
         """
-        totals: dict[str, Any] = {"model": turn.model, "dataset_ids": turn.dataset_ids, "updated_at": func.now()}
-        conversation: Any
+        params: dict[str, Any] = {
+            "owner_id": turn.owner_id,
+            "model": turn.model,
+            "dataset_ids": turn.dataset_ids,
+            "question": turn.question,
+            "answer": turn.answer,
+            "tool_calls": turn.tool_calls,
+            "input_tokens": turn.input_tokens,
+            "output_tokens": turn.output_tokens,
+            "cost_usd": turn.cost_usd,
+            "cache_hit": turn.cache_hit,
+        }
         if turn.conversation_id is None:
-            conversation = insert(Conversation).values(
-                owner_id=turn.owner_id,
-                title=turn.title,
-                message_count=2,
-                input_tokens=turn.input_tokens,
-                output_tokens=turn.output_tokens,
-                cost_usd=turn.cost_usd,
-                **totals,
-            )
+            stmt, params["title"] = _START_TURN, turn.title
         else:
-            conversation = (
-                update(Conversation)
-                .where(Conversation.id == turn.conversation_id, Conversation.owner_id == turn.owner_id)
-                .values(
-                    message_count=Conversation.message_count + 2,
-                    input_tokens=Conversation.input_tokens + turn.input_tokens,
-                    output_tokens=Conversation.output_tokens + turn.output_tokens,
-                    cost_usd=Conversation.cost_usd + turn.cost_usd,
-                    **totals,
-                )
-            )
-        target = conversation.returning(Conversation.id).cte("target")
-        dataset_ids = literal(turn.dataset_ids, JSONB)
-
-        def message(order: int, role: str, content: str, **fields: Any) -> Select[Any]:
-            values = {
-                "model": None,
-                "tool_calls": [],
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "cost_usd": 0.0,
-                "cache_hit": False,
-                **fields,
-            }
-            return select(
-                literal(order).label("ord"),
-                target.c.id,
-                literal(role),
-                literal(content),
-                literal(values["model"], String),
-                literal(values["tool_calls"], JSONB),
-                literal(values["input_tokens"], BigInteger),
-                literal(values["output_tokens"], BigInteger),
-                literal(values["cost_usd"], Float),
-                literal(values["cache_hit"]),
-                dataset_ids,
-            )
-
-        both = union_all(
-            message(0, "user", turn.question),
-            message(
-                1,
-                "assistant",
-                turn.answer,
-                model=turn.model,
-                tool_calls=turn.tool_calls,
-                input_tokens=turn.input_tokens,
-                output_tokens=turn.output_tokens,
-                cost_usd=turn.cost_usd,
-                cache_hit=turn.cache_hit,
-            ),
-        ).subquery("turn")
-        columns = [c for c in both.c if c.name != "ord"]
-        stmt = (
-            insert(ChatMessage)
-            .from_select(_MESSAGE_COLUMNS, select(*columns).order_by(both.c.ord))
-            .returning(ChatMessage.id, ChatMessage.conversation_id)
-        )
-        rows = (await self.session.execute(stmt)).all()
+            stmt, params["conversation_id"] = _NEXT_TURN, turn.conversation_id
+        rows = (await self.session.execute(stmt, params)).all()
         if not rows:
             return None
-        conversation_id, answer_id = rows[-1][1], max(r[0] for r in rows)
-        return int(conversation_id), int(answer_id)
+        return int(rows[0][1]), max(int(r[0]) for r in rows)

@@ -24,6 +24,14 @@ class DatasetBrief(NamedTuple):
     sha: str
 
 
+# Textual and prepared once: every chat turn (cache hits included) runs it, and building the Core form per
+# call costs more CPU than the query itself.
+_VISIBLE_BRIEFS = text(
+    "SELECT id, name, kind, rows, content_sha256 FROM datasets WHERE id = ANY(CAST(:ids AS bigint[]))"
+    " AND (:admin OR owner_id = :user_id OR visibility = :team)"
+)
+
+
 def _rowcount(result: Result[Any]) -> int:
     # A DELETE's result is a CursorResult, which has the row count; the session's execute() is typed as Result.
     return int(cast(CursorResult[Any], result).rowcount or 0)
@@ -66,12 +74,8 @@ class DatasetRepository(SQLAlchemyAsyncRepository[Dataset]):
     async def visible_briefs(self, dataset_ids: list[int], user: Principal) -> dict[int, DatasetBrief]:
         """Like visible_by_id, without the profile and the column list: the JSONB a chat turn reads only when
         it asks Claude (summaries()), never for an answer from the cache."""
-        stmt = select(Dataset.id, Dataset.name, Dataset.kind, Dataset.rows, Dataset.content_sha256).where(
-            Dataset.id.in_(dataset_ids)
-        )
-        if not user.is_admin:
-            stmt = stmt.where(or_(Dataset.owner_id == user.id, Dataset.visibility == Visibility.TEAM))
-        rows = await self.session.execute(stmt)
+        params = {"ids": dataset_ids, "user_id": user.id, "admin": user.is_admin, "team": Visibility.TEAM.value}
+        rows = await self.session.execute(_VISIBLE_BRIEFS, params)
         return {r[0]: DatasetBrief(id=r[0], name=r[1], kind=r[2], rows=r[3], sha=r[4]) for r in rows.all()}
 
     async def summaries(self, dataset_ids: list[int]) -> dict[int, dict[str, Any]]:
