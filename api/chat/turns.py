@@ -22,10 +22,10 @@ from api.chat.cache import CachedAnswer, ChatCache, digest
 from api.chat.conversations import tool_calls_out
 from api.chat.llm import map_anthropic_error, price_usd, usd_to_krw
 from api.chat.prompt import PROMPT_VERSION, SAMPLE_ROWS, DatasetContext, system_prompt
-from api.chat.repository import ConversationRepository
+from api.chat.repository import ConversationRepository, StoredTurn
 from api.chat.tools import TurnDataset, TurnTools
 from api.datasets.repository import DatasetRepository
-from api.db.tables import ChatMessage, Job
+from api.db.tables import Job
 from api.errors import DomainError, InvalidInput, NotFound
 from api.jobs.schemas import JobAccepted
 from api.jobs.services import JobService
@@ -50,7 +50,6 @@ class SelectedDataset:
     kind: str
     rows: int
     sha: str
-    summary: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -155,7 +154,7 @@ class TurnService:
         if not message:
             raise DomainError("질문 내용이 비어 있습니다.", detail={"field": "message"})
         ids = selected_ids(request)
-        visible = await DatasetRepository(session=self.session).visible_by_id(ids, user)
+        visible = await DatasetRepository(session=self.session).visible_briefs(ids, user)
         missing = [dataset_id for dataset_id in ids if dataset_id not in visible]
         if missing:
             raise NotFound("데이터셋을 찾을 수 없습니다.", detail={"dataset_id": missing[0]})
@@ -169,9 +168,7 @@ class TurnService:
             while history and history[0][0] != "user":
                 history.pop(0)
         datasets = [
-            SelectedDataset(
-                id=r.id, label=label, name=r.name, kind=r.kind, rows=r.rows, sha=r.content_sha256, summary=r.summary
-            )
+            SelectedDataset(id=r.id, label=label, name=r.name, kind=r.kind, rows=r.rows, sha=r.sha)
             for r, label in zip(rows, _labels(rows), strict=True)
         ]
         active = self.resources.models.current
@@ -214,15 +211,20 @@ class TurnService:
 
         `finalize` runs inside the storing transaction (a chat job marks itself done there, atomically).
         """
-        # No database connection is held while Claude thinks: end prepare()'s transaction now.
-        await self.session.commit()
         usage = Usage()
+        # A cached answer is stored in prepare()'s transaction: one connection and one commit per hit.
+        peeked = await self.cache.get_answer(turn.cache_key)
+        if peeked is not None:
+            cached, hit = peeked, True
+        else:
+            # No database connection is held while Claude thinks: end prepare()'s transaction now.
+            await self.session.commit()
 
-        async def compute() -> CachedAnswer:
-            return await self._run_llm(turn, api_key, usage, emit)
+            async def compute() -> CachedAnswer:
+                return await self._run_llm(turn, api_key, usage, emit)
 
-        wait = self.settings.anthropic_timeout * (self.settings.chat_max_iterations + 1)
-        cached, hit = await self.cache.single_flight(turn.cache_key, compute, wait_seconds=wait)
+            wait = self.settings.anthropic_timeout * (self.settings.chat_max_iterations + 1)
+            cached, hit = await self.cache.single_flight(turn.cache_key, compute, wait_seconds=wait)
         count_cache("answer", hit)
         if hit and emit is not None:
             await emit("text", {"delta": cached.response})
@@ -282,10 +284,12 @@ class TurnService:
 
     async def _run_llm(self, turn: PreparedTurn, api_key: str, usage: Usage, emit: EventSink | None) -> CachedAnswer:
         datasets, contexts = [], []
-        fetch_parquet = DatasetRepository(session=self.session).fetch_parquet
+        repository = DatasetRepository(session=self.session)
+        summaries = await repository.summaries([d.id for d in turn.datasets])
         for d in turn.datasets:
-            table = await self.resources.tables.load(d.sha, fetch_parquet)
-            if table is None:
+            summary = summaries.get(d.id)
+            table = None if summary is None else await self.resources.tables.load(d.sha, repository.fetch_parquet)
+            if summary is None or table is None:
                 raise NotFound("데이터셋을 찾을 수 없습니다.", detail={"dataset_id": d.id})
             datasets.append(TurnDataset(label=d.label, sha=d.sha, table=table))
             contexts.append(
@@ -295,7 +299,7 @@ class TurnService:
                     name=d.name,
                     kind=d.kind,
                     rows=d.rows,
-                    summary=d.summary,
+                    summary=summary,
                     sample=table.slice(0, SAMPLE_ROWS),
                 )
             )
@@ -342,37 +346,31 @@ class TurnService:
         cache_hit: bool,
         finalize: Finalize | None = None,
     ) -> s.ChatResponse:
-        """Append the question and the answer to the conversation (created on the first turn), one transaction."""
+        """Append the question and the answer to the conversation (created on the first turn): one statement,
+        in the session's transaction, committed here (with `finalize`'s writes)."""
         usage = self.usage(turn.model, *tokens)
-        dataset_ids = [d.id for d in turn.datasets]
-        conversation = None
-        if turn.conversation_id is not None:
-            conversation = await self.conversations.owned(turn.conversation_id, turn.owner_id)
-            if conversation is None:  # deleted while the answer was being made
-                raise NotFound("대화를 찾을 수 없습니다.", detail={"conversation_id": turn.conversation_id})
-        if conversation is None:
-            conversation = await self.conversations.start(
-                owner_id=turn.owner_id, title=_title(turn.message), model=turn.model, dataset_ids=dataset_ids
+        stored = await self.conversations.store_turn(
+            StoredTurn(
+                owner_id=turn.owner_id,
+                conversation_id=turn.conversation_id,
+                title=_title(turn.message),
+                model=turn.model,
+                dataset_ids=[d.id for d in turn.datasets],
+                question=turn.message,
+                answer=answer.response,
+                tool_calls=answer.tool_calls,
+                input_tokens=usage.input,
+                output_tokens=usage.output,
+                cost_usd=usage.cost_usd,
+                cache_hit=cache_hit,
             )
-        question = ChatMessage(
-            conversation_id=conversation.id, role="user", content=turn.message, dataset_ids=dataset_ids
         )
-        reply = ChatMessage(
-            conversation_id=conversation.id,
-            role="assistant",
-            content=answer.response,
-            model=turn.model,
-            tool_calls=answer.tool_calls,
-            input_tokens=usage.input,
-            output_tokens=usage.output,
-            cost_usd=usage.cost_usd,
-            cache_hit=cache_hit,
-            dataset_ids=dataset_ids,
-        )
-        await self.conversations.append_turn(conversation, question, reply, model=turn.model, dataset_ids=dataset_ids)
+        if stored is None:  # the conversation was deleted while the answer was being made
+            raise NotFound("대화를 찾을 수 없습니다.", detail={"conversation_id": turn.conversation_id})
+        conversation_id, message_id = stored
         response = s.ChatResponse(
-            conversation_id=conversation.id,
-            message_id=reply.id,
+            conversation_id=conversation_id,
+            message_id=message_id,
             response=answer.response,
             tool_calls=tool_calls_out(answer.tool_calls),
             token_usage=usage,

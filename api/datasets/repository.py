@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import CursorResult, Result, Select, delete, exists, func, or_, select, text
@@ -14,6 +14,22 @@ from sqlalchemy.orm import defer
 from api.datasets.kinds import Visibility
 from api.db.tables import Dataset, DatasetBlob, ShareLink, User
 from api.users.services import Principal
+
+
+class DatasetBrief(NamedTuple):
+    id: int
+    name: str
+    kind: str
+    rows: int
+    sha: str
+
+
+# Textual and prepared once: every chat turn (cache hits included) runs it, and building the Core form per
+# call costs more CPU than the query itself.
+_VISIBLE_BRIEFS = text(
+    "SELECT id, name, kind, rows, content_sha256 FROM datasets WHERE id = ANY(CAST(:ids AS bigint[]))"
+    " AND (:admin OR owner_id = :user_id OR visibility = :team)"
+)
 
 
 def _rowcount(result: Result[Any]) -> int:
@@ -54,6 +70,18 @@ class DatasetRepository(SQLAlchemyAsyncRepository[Dataset]):
         """Those of these datasets the user may see, by id, in one query."""
         rows = await self.session.execute(self._visible_to(user).where(Dataset.id.in_(dataset_ids)))
         return {dataset.id: dataset for dataset, _ in rows.all()}
+
+    async def visible_briefs(self, dataset_ids: list[int], user: Principal) -> dict[int, DatasetBrief]:
+        """Like visible_by_id, without the profile and the column list: the JSONB a chat turn reads only when
+        it asks Claude (summaries()), never for an answer from the cache."""
+        params = {"ids": dataset_ids, "user_id": user.id, "admin": user.is_admin, "team": Visibility.TEAM.value}
+        rows = await self.session.execute(_VISIBLE_BRIEFS, params)
+        return {r[0]: DatasetBrief(id=r[0], name=r[1], kind=r[2], rows=r[3], sha=r[4]) for r in rows.all()}
+
+    async def summaries(self, dataset_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The stored profiles of these datasets, by id (those that still exist)."""
+        rows = await self.session.execute(select(Dataset.id, Dataset.summary).where(Dataset.id.in_(dataset_ids)))
+        return {r[0]: r[1] for r in rows.all()}
 
     async def get_with_owner(self, dataset_id: int) -> tuple[Dataset, str] | None:
         stmt = select(Dataset, User.name).join(User, User.id == Dataset.owner_id).where(Dataset.id == dataset_id)
