@@ -31,6 +31,7 @@ import httpx
 import psutil
 
 from bench.common import bench_services, create_token, percentile, render_table, server_timing_seconds
+from bench.headline import Headline
 from bench.predict_serving import parse_wrk
 from bench.processes import HabServer
 from tests.fakes.anthropic_server import FakeAnthropic, Reply, text
@@ -233,3 +234,29 @@ def report(result: dict[str, Any]) -> str:
         f"{goal['p99_ms']} ms at {goal['concurrency']}: {'met' if wrk['goal_met'] else 'NOT met'}. "
         f"Load average {result['load_average']['before']} before, {result['load_average']['after']} after."
     )
+
+
+def headlines(result: dict[str, Any]) -> list[Headline]:
+    hit, miss, wrk = result["hit"], result["miss"], result["hit_throughput"]
+    rows = [
+        Headline(
+            f"chat answer, {result['concurrency']} at a time: server p50 / p99 (ms)",
+            f"{hit['server']['p50_ms']} / {hit['server']['p99_ms']} (cache hits)",
+            f"{miss['server']['p50_ms']} / {miss['server']['p99_ms']} (misses; fake LLM {result['fake_latency_s']} s)",
+            f"{result['p50_speedup']}x / {result['p99_speedup']}x faster",
+            "-",
+            None,
+        )
+    ]
+    if wrk is not None:
+        rows.append(
+            Headline(
+                f"cache hits with wrk, c={result['concurrency']}, each a new conversation",
+                f"{wrk['hits_per_s']:,} hits/s, p99 {wrk['p99_ms']} ms ({wrk['server_cpu_ms_per_hit']} ms CPU each)",
+                "-",
+                "-",
+                f">= {GOAL_HITS_PER_S:,} hits/s, p99 <= {GOAL_P99_MS:g} ms",
+                bool(wrk["goal_met"]),
+            )
+        )
+    return rows
