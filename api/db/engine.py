@@ -9,12 +9,12 @@ from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-# A pooled connection is pinged before use only when it has been idle this long. SQLAlchemy's pool_pre_ping
-# pings on every checkout, and asyncpg's ping is three round trips (BEGIN, ";", ROLLBACK): ~18 % of a cached
-# chat answer's server time. A connection used a moment ago is alive unless PostgreSQL died in that moment,
-# and then the request fails like any request in flight; after an outage every connection has been idle
-# long enough to be checked (or was replaced: a disconnect invalidates the pool).
-PING_AFTER_IDLE_S = 1.0
+# A pooled connection is pinged before use only when it was last known alive (connected or pinged) this long
+# ago. SQLAlchemy's pool_pre_ping pings on every checkout, and asyncpg's ping is three round trips (BEGIN,
+# ";", ROLLBACK): ~18 % of a cached chat answer's server time. So under load a connection is pinged about
+# once a second instead of once a request; if PostgreSQL dies, requests within that second fail as requests
+# in flight do, and once it is back every old connection is pinged (and replaced) before it is used again.
+PING_INTERVAL_S = 1.0
 
 
 def to_asyncpg_url(url: str) -> str:
@@ -38,27 +38,27 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # Big Parquet blobs pass through this engine; statement caching helps the small hot queries.
         connect_args={"server_settings": {"application_name": "hab"}},
     )
-    _ping_when_idle(engine)
+    _ping_now_and_then(engine)
     return engine
 
 
-def _ping_when_idle(engine: AsyncEngine) -> None:
+def _ping_now_and_then(engine: AsyncEngine) -> None:
     pool, dialect = engine.sync_engine.pool, engine.sync_engine.dialect
 
-    def fresh(_dbapi_connection: Any, record: Any) -> None:
-        record.info["idle_since"] = time.monotonic()
+    def connected(_dbapi_connection: Any, record: Any) -> None:
+        record.info["alive_at"] = time.monotonic()
 
     def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        idle_since = record.info.pop("idle_since", None)
-        if idle_since is not None and time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+        now = time.monotonic()
+        if now - record.info.get("alive_at", float("-inf")) < PING_INTERVAL_S:
             return
         try:
             dialect.do_ping(dbapi_connection)
         except Exception as exc:  # the pool replaces the connection and checks out another
             raise DisconnectionError() from exc
+        record.info["alive_at"] = now
 
-    event.listen(pool, "connect", fresh)
-    event.listen(pool, "checkin", fresh)
+    event.listen(pool, "connect", connected)
     event.listen(pool, "checkout", checkout)
 
 

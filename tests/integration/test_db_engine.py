@@ -1,5 +1,6 @@
-"""The engine checks a pooled connection before use only when it has sat idle: a connection PostgreSQL
-closed while idle is replaced without the request noticing, and one used a moment ago is trusted."""
+"""The engine pings a pooled connection before use only when it was last known alive a while ago: a
+connection PostgreSQL closed meanwhile is replaced without the request noticing, and one known alive a moment
+ago is trusted."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ async def _terminate(services, pid: int) -> None:
 
 
 async def test_an_idle_connection_closed_by_postgres_is_replaced(services, monkeypatch):
-    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 0.0)  # every checkout counts as idle
+    monkeypatch.setattr(engine_module, "PING_INTERVAL_S", 0.0)  # every checkout pings
     engine = create_engine(services.database_url, pool_size=1)
     try:
         first = await _backend_pid(engine)
@@ -43,8 +44,8 @@ async def test_an_idle_connection_closed_by_postgres_is_replaced(services, monke
         await engine.dispose()
 
 
-async def test_a_connection_used_a_moment_ago_is_not_pinged(services, monkeypatch):
-    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 3600.0)  # never idle long enough to be pinged
+async def test_a_connection_known_alive_a_moment_ago_is_not_pinged(services, monkeypatch):
+    monkeypatch.setattr(engine_module, "PING_INTERVAL_S", 3600.0)  # no checkout pings
     engine = create_engine(services.database_url, pool_size=1)
     try:
         first = await _backend_pid(engine)
