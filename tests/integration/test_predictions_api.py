@@ -365,7 +365,7 @@ async def test_batch_request_errors(client, alice, resources, versions):
 
 
 async def test_batch_stores_every_row_with_its_features(client, alice, resources, versions, demo_train_table):
-    """A batch large enough for the two-part pipeline: every stored row is the answer's, with decode_features()."""
+    """A batch large enough for the two-part pipeline: every stored row is the answer's, with decode_row()."""
     raw = demo_train_table.select(list(RAW_ROW)).slice(0, 3000).to_pylist()
     for row in raw:
         row["사고일시"] = row["사고일시"].strftime("%Y-%m-%d %H")
@@ -385,7 +385,7 @@ async def test_batch_stores_every_row_with_its_features(client, alice, resources
     for record in stored:
         answer = answers[record.id]
         row = rows[answer["index"]]
-        assert record.features == services.decode_features(encode_row(row, model.metadata)[0], model)
+        assert record.features == model.decode_row(encode_row(row, model.metadata)[0])
         assert round(record.eclo, 4) == answer["eclo"] == round(model.predict_row(row), 4)
         assert (record.owner_id, record.model_version, record.source) == (alice.id, versions[0], "batch")
         assert record.job_id is None and record.row_index is None
@@ -403,7 +403,7 @@ async def test_features_json_many_is_byte_identical(resources, versions):
             low, high = NUMERIC_RANGES[name]
             columns.append(np.r_[low, high, rng.integers(low, high + 1, 498)])
     matrix = np.column_stack(columns).astype(np.float64)
-    expected = [features_json(services.decode_features(row, model)) for row in matrix]
+    expected = [features_json(model.decode_row(row)) for row in matrix]
     assert services.features_json_many(matrix, meta) == expected
     assert services.features_json_many(matrix[:0], meta) == []
 
