@@ -30,7 +30,7 @@ import numpy as np
 from models.artifact import ModelArtifact
 from models.compiled import COMPILED_MIN_ROWS, CompiledPredictor, PredictorBackend
 from models.features.encoding import encode_row, lookup_tables
-from models.interpret import PercentileScale, band_for, interpretation, labels_for, sentence_parts
+from models.interpret import PercentileScale, band_for, describe, interpretation, labels_for, sentence_parts
 from models.metadata import SYNTHETIC_NOTE, SYNTHETIC_SOURCE, InterpretationBand, ModelMetadata, VersionNumber
 
 BASE_VALUE_KEY = "기준값"  # key of the expected value (bias) in contributions_named()
@@ -149,6 +149,12 @@ class LoadedModel:
         """(band label such as '보통', one Korean sentence with the band range and percentile)."""
         label, sentence = interpretation(eclo, self.metadata.bands, self.metadata.target_quantiles, scale=self._scale)
         return label, sentence + self.caveat
+
+    def describe_one(self, eclo: float) -> tuple[str, str, float]:
+        """(interpret()'s label and sentence, percentile()) with the percentile computed once."""
+        pct = self.percentile(eclo)
+        band = band_for(eclo, self.metadata.bands)
+        return band.label, describe(eclo, band, pct) + self.caveat, pct
 
     @property
     def synthetic(self) -> bool:

@@ -73,12 +73,12 @@ class SinglePredictionService:
                 "예측 결과를 저장하지 못했습니다. 잠시 후 다시 시도해 주세요.", detail={"reason": type(exc).__name__}
             ) from None
         count_predictions(model.version, PredictionSource.SINGLE)
-        label, detail = model.interpret(eclo)
+        label, detail, pct = model.describe_one(eclo)
         return s.Prediction(
             eclo=round(eclo, 4),
             interpretation=label,
             detail=detail,
-            percentile=round(model.percentile(eclo), 1),
+            percentile=round(pct, 1),
             model_version=model.version,
             prediction_id=prediction_id,
             features=features,
