@@ -11,10 +11,16 @@ Threads and latency (LightGBM 4.7; figures in docs/decisions/0008-lightgbm-threa
 - More threads help only on idle cores: with the cores busy (API, workers, other jobs), OpenMP's waiting
   made 2-thread LightGBM work many times slower. Keep 1 unless the process owns the machine.
 - LightGBM's OpenMP pool may hang in a process forked after it was used: start workers with spawn.
+- One row (``predict_one``) goes through LightGBM's single-row "fast" C API (a FastConfig made once per
+  model): ``Booster.predict`` builds a predictor and validates its input on every call, which cost more than
+  walking the trees (docs/decisions/0010). A FastConfig is not safe for concurrent calls, so it is used
+  under a lock taken without waiting; a caller that finds it busy uses ``Booster.predict``.
 """
 
 from __future__ import annotations
 
+import ctypes
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +30,7 @@ import numpy as np
 from models.artifact import ModelArtifact
 from models.compiled import COMPILED_MIN_ROWS, CompiledPredictor, PredictorBackend
 from models.features.encoding import encode_row, lookup_tables
-from models.interpret import PercentileScale, band_for, interpretation, labels_for, sentence_parts
+from models.interpret import PercentileScale, band_for, describe, interpretation, labels_for, sentence_parts
 from models.metadata import SYNTHETIC_NOTE, SYNTHETIC_SOURCE, InterpretationBand, ModelMetadata, VersionNumber
 
 BASE_VALUE_KEY = "기준값"  # key of the expected value (bias) in contributions_named()
@@ -43,6 +49,7 @@ class LoadedModel:
             raise ValueError(f"모델 특성 수 {self._booster.num_feature()}가 메타데이터({self._n_features})와 다릅니다.")
         self._log1p = self.metadata.target_transform == "log1p"
         self._compiled: CompiledPredictor | None = None
+        self._single = _SingleRowPredictor(self._booster)
 
     def __repr__(self) -> str:
         return f"LoadedModel(name={self.metadata.name!r}, version={self.metadata.version!r})"
@@ -96,6 +103,25 @@ class LoadedModel:
         raw = self.raw_predict(matrix, num_threads=num_threads)
         return np.maximum(np.expm1(raw) if self._log1p else raw, 0.0)
 
+    def predict_one(self, row: np.ndarray) -> float:
+        """predict() of one encoded row (shape (n_features,)), by LightGBM's single-row path."""
+        x = np.ascontiguousarray(row, dtype=np.float64)
+        if x.shape != (self._n_features,):
+            raise ValueError(f"입력 행의 모양 {x.shape}이(가) ({self._n_features},)가 아닙니다.")
+        raw = self._single.raw_predict(x)
+        if raw is None:
+            raw = float(self._booster.predict(x.reshape(1, -1), num_threads=1)[0])
+        return max(float(np.expm1(raw)) if self._log1p else raw, 0.0)
+
+    def decode_row(self, row: np.ndarray) -> dict[str, Any]:
+        """The features of one encoded row, as names and readable values (what is stored with a prediction)."""
+        meta = self.metadata
+        out: dict[str, Any] = {}
+        for name, value in zip(meta.feature_order, row.tolist(), strict=True):
+            vocabulary = meta.categories.get(name)
+            out[name] = vocabulary[int(value)] if vocabulary is not None else int(value)
+        return out
+
     def predict_row(self, row: Mapping[str, Any]) -> float:
         """Encode one row (features or raw accident row, see models.features) and predict its ECLO."""
         return float(self.predict(encode_row(row, self.metadata))[0])
@@ -123,6 +149,12 @@ class LoadedModel:
         """(band label such as '보통', one Korean sentence with the band range and percentile)."""
         label, sentence = interpretation(eclo, self.metadata.bands, self.metadata.target_quantiles, scale=self._scale)
         return label, sentence + self.caveat
+
+    def describe_one(self, eclo: float) -> tuple[str, str, float]:
+        """(interpret()'s label and sentence, percentile()) with the percentile computed once."""
+        pct = self.percentile(eclo)
+        band = band_for(eclo, self.metadata.bands)
+        return band.label, describe(eclo, band, pct) + self.caveat, pct
 
     @property
     def synthetic(self) -> bool:
@@ -173,3 +205,56 @@ class LoadedModel:
         """Build the encoder tables and run one prediction, so the first real request pays nothing extra."""
         lookup_tables(self.metadata)
         self.predict(np.zeros((1, self._n_features)))
+        self.predict_one(np.zeros(self._n_features))
+
+
+_PREDICT_NORMAL = 0  # C_API_PREDICT_NORMAL
+_DTYPE_FLOAT64 = 1  # C_API_DTYPE_FLOAT64
+
+
+class _SingleRowPredictor:
+    """LightGBM's LGBM_BoosterPredictForMatSingleRowFast for one Booster: the same numbers as
+    ``Booster.predict(row, num_threads=1)`` (same iterations: the best one when the model has it, else all)."""
+
+    def __init__(self, booster: lgb.Booster) -> None:
+        from lightgbm.basic import _LIB, _safe_call
+
+        self._lib, self._check = _LIB, _safe_call
+        iterations = booster.best_iteration if booster.best_iteration > 0 else -1
+        self._config = ctypes.c_void_p()
+        _safe_call(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle,  # the C API takes the Booster by its handle
+                ctypes.c_int(_PREDICT_NORMAL),
+                ctypes.c_int(0),
+                ctypes.c_int(iterations),
+                ctypes.c_int(_DTYPE_FLOAT64),
+                ctypes.c_int32(booster.num_feature()),
+                ctypes.c_char_p(b"num_threads=1"),
+                ctypes.byref(self._config),
+            )
+        )
+        self._booster = booster  # the FastConfig refers to the Booster: keep it alive as long as this
+        self._out = np.empty(1, dtype=np.float64)
+        self._out_pointer = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        self._out_len = ctypes.c_int64()
+        self._lock = threading.Lock()
+
+    def raw_predict(self, row: np.ndarray) -> float | None:
+        """The raw output for a contiguous float64 row, or None when another thread is using this predictor."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            self._check(
+                self._lib.LGBM_BoosterPredictForMatSingleRowFast(
+                    self._config, row.ctypes.data_as(ctypes.c_void_p), ctypes.byref(self._out_len), self._out_pointer
+                )
+            )
+            return float(self._out[0])
+        finally:
+            self._lock.release()
+
+    def __del__(self) -> None:
+        config = getattr(self, "_config", None)
+        if config is not None and config.value:
+            self._lib.LGBM_FastConfigFree(config)

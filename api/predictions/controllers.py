@@ -20,6 +20,7 @@ from api.predictions.batch_rows import BatchRows, decode_batch_body
 from api.predictions.scoring.results import scoring_results
 from api.predictions.scoring.submit import ScoringJobRequest, submit_scoring_job
 from api.predictions.services import PredictionService
+from api.predictions.single import SinglePredictionService
 from api.schemas import Offset, Page, RowId, VersionFilter
 from api.users.services import Principal
 from models.features import ALIASES, LEGACY_ALIASES
@@ -31,7 +32,13 @@ def provide_prediction_service(
     return PredictionService(db_session, request.app.state.resources)
 
 
+def provide_single_predictions(request: Request[Any, Any, Any]) -> SinglePredictionService:
+    return SinglePredictionService(request.app.state.resources)
+
+
 Predictions = NamedDependency[PredictionService]
+# The single-prediction routes take no database session: the writer stores the row (api/predictions/single.py).
+Single = NamedDependency[SinglePredictionService]
 AuthedRequest = Request[Principal, Any, Any]
 ResultLimit = Annotated[int | None, QueryParameter(ge=1, le=10_000, description="한 번에 받을 행 수 (1~10,000)")]
 _ERROR_AT = re.compile(r" - at `\$\.(.+)`$")
@@ -84,17 +91,18 @@ class _BatchOperation(Operation):
 class PredictionController(Controller):
     path = "/api"
     tags = ["predictions"]
-    dependencies = {"predictions": Provide(provide_prediction_service, sync_to_thread=False)}
+    dependencies = {
+        "predictions": Provide(provide_prediction_service, sync_to_thread=False),
+        "single": Provide(provide_single_predictions, sync_to_thread=False),
+    }
 
     @get("/predict/schema", summary="예측 입력 스키마")
-    async def schema(self, predictions: Predictions) -> s.PredictSchema:
-        return predictions.schema()
+    async def schema(self, single: Single) -> s.PredictSchema:
+        return single.schema()
 
     @post("/predict/eclo", status_code=200, summary="ECLO 예측 (한 건)", description=PREDICT_DESCRIPTION)
-    async def predict(
-        self, request: AuthedRequest, predictions: Predictions, data: JSONBody[dict[str, Any]]
-    ) -> s.Prediction:
-        return await predictions.predict_one(request.user, data)
+    async def predict(self, request: AuthedRequest, single: Single, data: JSONBody[dict[str, Any]]) -> s.Prediction:
+        return await single.predict_one(request.user, data)
 
     @post("/predict/eclo/batch", status_code=200, summary="ECLO 예측 (최대 10,000행)", operation_class=_BatchOperation)
     async def predict_batch(self, request: AuthedRequest, predictions: Predictions) -> s.BatchPrediction:

@@ -1,4 +1,4 @@
-"""ECLO predictions: one row (latency-bound, in the event loop) and sync batches (in a thread)."""
+"""ECLO predictions: sync batches (in a thread) and the caller's history. One row: api/predictions/single.py."""
 
 from __future__ import annotations
 
@@ -9,31 +9,28 @@ from collections.abc import Awaitable, Callable, Iterator
 from itertools import repeat
 from typing import Any, TypeVar, cast
 
-import asyncpg
 import msgspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.errors import ErrorInfo, InvalidInput, PayloadTooLarge, ServiceUnavailable
+from api.errors import ErrorInfo, InvalidInput, PayloadTooLarge
 from api.observability.metrics import PredictionSource, count_predictions
 from api.predictions import schemas as s
 from api.predictions.batch_rows import BatchRows
 from api.predictions.repository import PredictionRepository
+from api.predictions.single import active_model
 from api.resources import Resources
 from api.schemas import Page
 from api.users.services import Principal
 from models.features import (
-    ACCEPTED_ALIASES,
     NUMERIC_RANGES,
     EncodedBatch,
     FeatureError,
     encode_frame,
     encode_row,
-    feature_schema,
 )
 from models.loaded import LoadedModel
 from models.metadata import ModelMetadata, PerMetadata
@@ -47,25 +44,10 @@ PARALLEL_BATCH_ROWS = 2000
 # PostgreSQL COPYs the first part on another; the second COPY then overlaps building the answer. On 2 cores,
 # shares 0.6–0.9 were tried and 0.75–0.8 were best (docs/decisions/0006).
 HEAD_SHARE = 0.75
-RAW_ROW_FIELDS = ["사고일시", "기상상태", "노면상태", "도로형태", "사고유형", "시군구", "요일"]
-
-
-def feature_error(exc: FeatureError) -> InvalidInput:
-    return InvalidInput(exc.message, detail=exc.to_detail())
-
-
-def decode_features(row: np.ndarray, model: LoadedModel) -> dict[str, Any]:
-    """The 11 model features of an encoded row, as names and readable values (what is stored)."""
-    meta = model.metadata
-    out: dict[str, Any] = {}
-    for name, value in zip(meta.feature_order, row.tolist(), strict=True):
-        vocabulary = meta.categories.get(name)
-        out[name] = vocabulary[int(value)] if vocabulary is not None else int(value)
-    return out
 
 
 class _FeaturesJson:
-    """features_json(decode_features(row)) for a whole encoded matrix at once, for the batch COPY.
+    """features_json(LoadedModel.decode_row(row)) for a whole encoded matrix at once, for the batch COPY.
 
     Every feature takes few values (a vocabulary, or an integer range), so each column's `"name":value` JSON
     fragments are made once per model; a batch is then one Arrow take() per column and one join, in C
@@ -113,59 +95,6 @@ class PredictionService:
         self.resources = resources
         self.predictions = PredictionRepository(session)
 
-    def model(self) -> LoadedModel:
-        model = self.resources.models.current
-        if model is None:
-            raise ServiceUnavailable(
-                "활성화된 ECLO 모델이 없습니다. 관리자가 `hab train --activate` 등으로 모델을 활성화해야 합니다.",
-                detail={"reason": "no_active_model"},
-            )
-        return model
-
-    def schema(self) -> s.PredictSchema:
-        model = self.model()
-        specs = [s.FeatureSpecOut(**spec.to_dict()) for spec in feature_schema(model.metadata)]
-        return s.PredictSchema(
-            model_version=model.version,
-            features=specs,
-            raw_row_fields=RAW_ROW_FIELDS,
-            aliases=dict(ACCEPTED_ALIASES),
-            bands=[b.to_dict() for b in model.metadata.bands],
-            synthetic_data=model.synthetic,
-            notice=model.caveat.strip() or None,
-        )
-
-    async def predict_one(self, user: Principal, body: dict[str, Any]) -> s.Prediction:
-        body = dict(body)
-        explain = bool(body.pop("explain", False))
-        model = self.model()  # one reference for the whole request: a swap mid-request changes nothing here
-        try:
-            matrix = encode_row(body, model.metadata)
-        except FeatureError as exc:
-            raise feature_error(exc) from None
-        eclo = float(model.predict(matrix)[0])
-        features = decode_features(matrix[0], model)
-        try:
-            prediction_id = await self.resources.prediction_writer.add(
-                owner_id=user.id, model_version=model.version, features=features, eclo=eclo
-            )
-        except (OSError, SQLAlchemyError, asyncpg.PostgresError) as exc:
-            raise ServiceUnavailable(
-                "예측 결과를 저장하지 못했습니다. 잠시 후 다시 시도해 주세요.", detail={"reason": type(exc).__name__}
-            ) from None
-        count_predictions(model.version, PredictionSource.SINGLE)
-        label, detail = model.interpret(eclo)
-        return s.Prediction(
-            eclo=round(eclo, 4),
-            interpretation=label,
-            detail=detail,
-            percentile=round(model.percentile(eclo), 1),
-            model_version=model.version,
-            prediction_id=prediction_id,
-            features=features,
-            contributions=model.contributions_named(matrix[0]) if explain else None,
-        )
-
     async def predict_batch(self, user: Principal, rows: BatchRows) -> s.BatchPrediction:
         if rows.count > s.MAX_SYNC_BATCH:
             raise PayloadTooLarge(
@@ -175,7 +104,7 @@ class PredictionService:
             )
         if not rows.count:
             raise InvalidInput("rows가 비어 있습니다. 예측할 행을 하나 이상 보내 주세요.", detail={"field": "rows"})
-        model = self.model()
+        model = active_model(self.resources)
         version = model.version
         # Ids for every input row are reserved while the rows are parsed and encoded (the round trip is then off
         # the critical path); those of invalid rows stay unused, a gap like any other in a sequence.

@@ -5,6 +5,13 @@ than the prediction itself. Requests hand their row to this writer and wait; the
 has accumulated while the previous COPY ran, so under load one round trip stores many rows and at low
 load a row waits for exactly one COPY. Ids come from blocks reserved from the table's identity
 sequence, so each request knows its prediction id without a query of its own.
+
+The writer keeps one connection for its COPYs instead of checking one out of the pool per group commit:
+the pool's pre-ping (a BEGIN and a ROLLBACK before every checkout) cost more than the COPY under load
+(docs/decisions/0010). What the pre-ping guarded against is handled here instead: when a COPY on the kept
+connection fails (PostgreSQL restarted, the backend was terminated), the connection is dropped and the COPY
+is tried once more on a fresh one. A retry cannot store a row twice: ids are assigned before the COPY and
+are the primary key, so a COPY that did commit before its answer was lost makes the retry fail instead.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import logging
 from collections import deque
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.predictions.repository import allocate_ids, copy_rows, features_json
 
@@ -34,7 +41,9 @@ class PredictionWriter:
         self._pending: list[tuple[Record, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._connection: AsyncConnection | None = None  # used by _run only, one COPY at a time
         self.flushes = 0
+        self.reconnects = 0
 
     async def _next_id(self) -> int:
         if not self._ids:
@@ -78,8 +87,29 @@ class PredictionWriter:
                             done.set_result(None)
 
     async def _copy(self, records: list[Record]) -> None:
-        async with self.engine.connect() as conn:
-            await copy_rows(conn, records)
+        kept = self._connection
+        if kept is not None:
+            try:
+                await copy_rows(kept, records)
+                return
+            except Exception as exc:
+                logger.info("the kept connection failed (%s); copying on a fresh one", type(exc).__name__)
+                self.reconnects += 1
+                await self._drop_connection()
+        self._connection = await self.engine.connect()
+        try:
+            await copy_rows(self._connection, records)
+        except BaseException:
+            await self._drop_connection()
+            raise
+
+    async def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
+            with contextlib.suppress(Exception):
+                await connection.close()
 
     async def close(self) -> None:
         if self._task is not None:
@@ -92,3 +122,7 @@ class PredictionWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+            self._connection = None

@@ -29,13 +29,14 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not token:
             raise NotAuthorizedException()
         resources = connection.app.state.resources
-        principal = resources.principals.get(token)
-        if principal is None:
+
+        async def lookup(token: str) -> Principal | None:
             async with resources.sessions() as session:
-                principal = await UserService(session).authenticate(token)
-            if principal is None:
-                raise NotAuthorizedException()
-            resources.principals.put(token, principal)
+                return await UserService(session).authenticate(token)
+
+        principal = await resources.principals.get_or_load(token, lookup)
+        if principal is None:
+            raise NotAuthorizedException()
         return AuthenticationResult(user=principal, auth=None)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,21 +72,53 @@ class UserService:
 class PrincipalCache:
     """Token-hash → principal for a short time, so hot endpoints skip a database round trip per request.
 
-    The TTL bounds how long a deleted user or rotated token keeps working in this process.
+    The TTL bounds how long a deleted user or rotated token keeps working in this process. Requests that
+    miss together (every connection of a busy client when an entry expires) share one lookup: without that,
+    each opened a session and, past the pool's size, a new PostgreSQL connection (docs/decisions/0010).
     """
 
     def __init__(self, ttl_seconds: float = 30.0, max_entries: int = 10_000) -> None:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, Principal]] = {}
+        self._loading: dict[str, asyncio.Task[Principal | None]] = {}
+        self.lookups = 0  # lookups started (each shared by the requests that missed together)
 
     def get(self, token: str) -> Principal | None:
-        entry = self._entries.get(hash_token(token))
+        return self._cached(hash_token(token))
+
+    def put(self, token: str, principal: Principal) -> None:
+        self._store(hash_token(token), principal)
+
+    async def get_or_load(self, token: str, load: Callable[[str], Awaitable[Principal | None]]) -> Principal | None:
+        """The cached principal, else `load(token)`'s, awaited once however many requests are waiting for it."""
+        key = hash_token(token)
+        principal = self._cached(key)
+        if principal is not None:
+            return principal
+        loading = self._loading.get(key)
+        if loading is None:
+            self.lookups += 1
+            loading = asyncio.create_task(self._load(key, token, load))
+            self._loading[key] = loading
+        return await asyncio.shield(loading)  # one waiter's cancellation does not cancel the others' lookup
+
+    async def _load(self, key: str, token: str, load: Callable[[str], Awaitable[Principal | None]]) -> Principal | None:
+        try:
+            principal = await load(token)
+            if principal is not None:
+                self._store(key, principal)
+            return principal
+        finally:
+            self._loading.pop(key, None)
+
+    def _cached(self, key: str) -> Principal | None:
+        entry = self._entries.get(key)
         if entry is None or entry[0] < time.monotonic():
             return None
         return entry[1]
 
-    def put(self, token: str, principal: Principal) -> None:
+    def _store(self, key: str, principal: Principal) -> None:
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[hash_token(token)] = (time.monotonic() + self.ttl, principal)
+        self._entries[key] = (time.monotonic() + self.ttl, principal)

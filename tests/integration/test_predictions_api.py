@@ -9,13 +9,15 @@ import json
 import re
 import zipfile
 
+import asyncpg
 import msgspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, event, func, select, text
 
+from api.db.engine import to_libpq_url
 from api.db.tables import ModelVersion, Prediction
 from api.predictions import services
 from api.predictions.batch_rows import decode_batch_body
@@ -284,6 +286,65 @@ async def test_concurrent_predictions_share_commits_and_are_all_stored(client, a
     assert stored == ids
 
 
+async def test_a_prediction_checks_out_no_pooled_connection(client, alice, resources, versions):
+    """The route opens no session and the writer keeps its connection: no pool checkout (and so no pre-ping)
+    per request once the principal is cached and the writer has connected."""
+    warm = await client.post("/api/predict/eclo", json=FEATURES, headers=alice.headers)
+    assert warm.status_code == 200
+    checkouts: list[object] = []
+
+    def on_checkout(*args: object) -> None:
+        checkouts.append(args)
+
+    pool = resources.engine.sync_engine.pool
+    event.listen(pool, "checkout", on_checkout)
+    try:
+        before = await prediction_count_raw(resources)
+        responses = await asyncio.gather(
+            *(client.post("/api/predict/eclo", json=FEATURES, headers=alice.headers) for _ in range(20))
+        )
+        assert [r.status_code for r in responses] == [200] * 20
+        during = len(checkouts)
+    finally:
+        event.remove(pool, "checkout", on_checkout)
+    # 20 requests, no checkout of their own; at most one from this process's 30 s model re-check landing here.
+    assert during <= 1
+    assert await prediction_count_raw(resources) == before + 20  # still every one stored
+
+
+async def test_the_writer_survives_its_connection_being_terminated(client, alice, resources, versions):
+    """What the pool's pre-ping used to cover: a PostgreSQL restart (here: the writer's backend terminated)
+    costs the next group commit a reconnect, not an error."""
+    first = await client.post("/api/predict/eclo", json=FEATURES, headers=alice.headers)
+    assert first.status_code == 200
+    writer = resources.prediction_writer
+    assert writer._connection is not None
+    driver = (await writer._connection.get_raw_connection()).driver_connection
+    backend = driver.get_server_pid()
+    async with resources.engine.connect() as conn:
+        assert (await conn.execute(text("select pg_terminate_backend(:pid)"), {"pid": backend})).scalar() is True
+    reconnects, before = writer.reconnects, await prediction_count_raw(resources)
+    responses = await asyncio.gather(
+        *(client.post("/api/predict/eclo", json=FEATURES, headers=alice.headers) for _ in range(5))
+    )
+    assert [r.status_code for r in responses] == [200] * 5
+    assert writer.reconnects == reconnects + 1
+    ids = {r.json()["prediction_id"] for r in responses}
+    async with resources.sessions() as session:
+        stored = set(await session.scalars(select(Prediction.id).where(Prediction.id.in_(ids))))
+    assert stored == ids
+    assert await prediction_count_raw(resources) == before + 5
+
+
+async def prediction_count_raw(resources) -> int:
+    """Rows in predictions, on a connection of its own (not counted as a request's checkout)."""
+    conn = await asyncpg.connect(to_libpq_url(resources.database_url))
+    try:
+        return int(await conn.fetchval("select count(*) from predictions"))
+    finally:
+        await conn.close()
+
+
 # ---- sync batch internals: parsing paths, stored rows, id allocation --------------------------------------
 
 
@@ -365,7 +426,7 @@ async def test_batch_request_errors(client, alice, resources, versions):
 
 
 async def test_batch_stores_every_row_with_its_features(client, alice, resources, versions, demo_train_table):
-    """A batch large enough for the two-part pipeline: every stored row is the answer's, with decode_features()."""
+    """A batch large enough for the two-part pipeline: every stored row is the answer's, with decode_row()."""
     raw = demo_train_table.select(list(RAW_ROW)).slice(0, 3000).to_pylist()
     for row in raw:
         row["사고일시"] = row["사고일시"].strftime("%Y-%m-%d %H")
@@ -385,7 +446,7 @@ async def test_batch_stores_every_row_with_its_features(client, alice, resources
     for record in stored:
         answer = answers[record.id]
         row = rows[answer["index"]]
-        assert record.features == services.decode_features(encode_row(row, model.metadata)[0], model)
+        assert record.features == model.decode_row(encode_row(row, model.metadata)[0])
         assert round(record.eclo, 4) == answer["eclo"] == round(model.predict_row(row), 4)
         assert (record.owner_id, record.model_version, record.source) == (alice.id, versions[0], "batch")
         assert record.job_id is None and record.row_index is None
@@ -403,7 +464,7 @@ async def test_features_json_many_is_byte_identical(resources, versions):
             low, high = NUMERIC_RANGES[name]
             columns.append(np.r_[low, high, rng.integers(low, high + 1, 498)])
     matrix = np.column_stack(columns).astype(np.float64)
-    expected = [features_json(services.decode_features(row, model)) for row in matrix]
+    expected = [features_json(model.decode_row(row)) for row in matrix]
     assert services.features_json_many(matrix, meta) == expected
     assert services.features_json_many(matrix[:0], meta) == []
 

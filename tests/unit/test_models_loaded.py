@@ -118,3 +118,16 @@ def test_describe_many_matches_one_by_one():
     for i, value in enumerate(eclo.tolist()):
         assert (labels[i], sentences[i]) == model.interpret(value)
         assert pct[i] == model.percentile(value)
+
+
+def test_predict_one_is_predict_of_that_row(model, matrix):
+    """LightGBM's single-row path gives predict()'s numbers exactly, and a busy FastConfig falls back."""
+    matrix = matrix[:300]
+    expected = model.predict(matrix)
+    assert [model.predict_one(row) for row in matrix] == expected.tolist()
+    with model._single._lock:  # another thread predicting one row: this call uses Booster.predict
+        assert model.predict_one(matrix[0]) == expected[0]
+    with pytest.raises(ValueError):
+        model.predict_one(matrix[:2])
+    for value in expected[:50].tolist():
+        assert model.describe_one(value) == (*model.interpret(value), model.percentile(value))
