@@ -7,7 +7,7 @@ load a row waits for exactly one COPY. Ids come from blocks reserved from the ta
 sequence, so each request knows its prediction id without a query of its own.
 
 The writer keeps one connection for its COPYs instead of checking one out of the pool per group commit:
-the pool's pre-ping (a BEGIN and a ROLLBACK before every checkout) cost more than the COPY under load
+a checkout with its ping (a BEGIN and a ROLLBACK) cost more than the COPY under load
 (docs/decisions/0010). What the pre-ping guarded against is handled here instead: when a COPY on the kept
 connection fails (PostgreSQL restarted, the backend was terminated), the connection is dropped and the COPY
 is tried once more on a fresh one. A retry cannot store a row twice: ids are assigned before the COPY and
