@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from api.datasets.reprofile import ProfileRefresher
 from api.datasets.repository import DatasetRepository, ShareLinkRepository
+from api.datasets.reprofile import ProfileRefresher
 
 
 async def purge_unreferenced_blobs(ctx: dict[str, Any]) -> int:

@@ -20,8 +20,8 @@ from api.datasets.ingest import parse_csv
 from api.datasets.kinds import Visibility
 from api.datasets.map_points import sample_points
 from api.datasets.parquet import to_parquet
-from api.datasets.reprofile import ProfileRefresher, column_infos
 from api.datasets.repository import DatasetRepository, ShareLinkRepository
+from api.datasets.reprofile import ProfileRefresher, column_infos
 from api.datasets.sampling import MAX_SAMPLE_ROWS, PairSample, sample_pair
 from api.db.tables import Dataset, ShareLink
 from api.errors import Forbidden, Gone, InvalidInput, NotFound

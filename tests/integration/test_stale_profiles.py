@@ -48,7 +48,9 @@ async def _make_stale(resources, dataset_id: int) -> None:
 
 async def _stored(resources, dataset_id: int) -> tuple[int, dict | None]:
     async with resources.sessions() as session:
-        row = (await session.execute(select(Dataset.profile_version, Dataset.summary).where(Dataset.id == dataset_id))).one()
+        row = (
+            await session.execute(select(Dataset.profile_version, Dataset.summary).where(Dataset.id == dataset_id))
+        ).one()
         return row.profile_version, row.summary["coordinates"]
 
 
