@@ -6,8 +6,8 @@ the stored Parquet blob (`api.datasets.reprofile`: on read, on a re-upload of th
 worker's `refresh_stale_profiles` maintenance job, which also runs when a worker starts). The recomputation
 is not done here: it needs the profiling code of the running release, which a migration must not freeze.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0007'
-down_revision: str | None = '0006'
+revision: str = '0008'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -26,7 +26,7 @@ def test_migrations_match_models_and_run_both_ways(services):
 
 
 def test_datasets_stored_before_profile_versions_count_as_stale(services):
-    """Rows that exist when 0007 runs were profiled by the old code: version 1, which the app recomputes."""
+    """Rows that exist when 0008 runs were profiled by the old code: version 1, which the app recomputes."""
     import asyncpg
 
     from api.db.engine import to_libpq_url
@@ -44,7 +44,7 @@ def test_datasets_stored_before_profile_versions_count_as_stale(services):
             await connection.close()
 
     try:
-        command.upgrade(alembic_config(url), "0006")
+        command.upgrade(alembic_config(url), "0007")
         asyncio.run(sql("insert into users (name, role, token_hash) values ('old', 'member', 'h')"))
         asyncio.run(sql("insert into dataset_blobs (content_sha256, parquet, parquet_bytes) values ('a', 'x', 1)"))
         asyncio.run(

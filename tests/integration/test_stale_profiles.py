@@ -1,7 +1,7 @@
 """Profiles stored by older profiling code (before x좌표/y좌표 were recognised as coordinates) are recomputed.
 
 Each test stores a dataset through the API, then writes the row back as the old code left it: the profile's
-`coordinates` empty and `profile_version` 1 (what migration 0007 gives rows that existed before it).
+`coordinates` empty and `profile_version` 1 (what migration 0008 gives rows that existed before it).
 """
 
 from __future__ import annotations
