@@ -12,7 +12,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from frontend.client import ApiError
-from frontend.session import get_client, init_session
+from frontend.session import get_anonymous_client, get_client, init_session
 from frontend.sidebar import backend_problem, render_sidebar
 from frontend.ui import show_error
 
@@ -35,9 +35,10 @@ PAGES = [
 ]
 
 init_session()
-client = get_client()
+shared = bool(st.query_params.get("share"))
+client = get_anonymous_client() if shared else get_client()  # a share page never sends the viewer's token
 status = client.ready()
-if st.query_params.get("share"):
+if shared:
     # A share link (`/?share=shr_…`): one read-only page for someone without an account; no sidebar.
     page = st.navigation([st.Page("views/shared.py", title="공유된 데이터셋", icon="🔗")], position="hidden")
 else:

@@ -1,4 +1,5 @@
-"""Objects shared by every page: one API client per (URL, token), and this browser session's settings."""
+"""Objects shared by every page: one API client per (URL, token), a tokenless one for share links, and this
+browser session's settings."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ def get_client() -> HabClient:
     """The client for the configured API; re-reading the configuration is cheap and follows its changes."""
     config = load_config()
     return _client(config.api_url, config.api_token, config.request_timeout, config.upload_timeout)
+
+
+def get_anonymous_client() -> HabClient:
+    """A client for the same API that carries no token: what a share link's page (and share-link reads on the
+    explore page) use, so opening someone's link never sends the viewer's token along."""
+    config = load_config()
+    return _client(config.api_url, "", config.request_timeout, config.upload_timeout)
 
 
 def init_session() -> None:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from frontend import labels
 from frontend.client import ApiError
-from frontend.session import get_client
+from frontend.session import get_anonymous_client, get_client
 
 T = TypeVar("T")
 
@@ -45,7 +45,9 @@ def require(call: Callable[..., T], *args: Any, context: str | None = None, **kw
 
 
 def kind_label(kind: str) -> str:
-    return labels.dataset_kind(get_client(), kind)
+    # A share link's page sends no token (the labels are public).
+    client = get_anonymous_client() if st.query_params.get("share") else get_client()
+    return labels.dataset_kind(client, kind)
 
 
 def dataset_label(dataset: dict[str, Any]) -> str:

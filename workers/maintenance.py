@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from api.datasets.repository import DatasetRepository, ShareLinkRepository
+from api.datasets.reprofile import ProfileRefresher
 
 
 async def purge_unreferenced_blobs(ctx: dict[str, Any]) -> int:
@@ -20,6 +21,14 @@ async def purge_unreferenced_blobs(ctx: dict[str, Any]) -> int:
         for sha in shas:
             resources.tables.discard(sha)
         return len(shas)
+
+
+async def refresh_stale_profiles(ctx: dict[str, Any]) -> int:
+    """Recompute the stored profiles older profiling code made (e.g. before x좌표/y좌표 were recognised as
+    coordinates); returns how many dataset rows were updated. Runs when a worker starts and every hour."""
+    resources = ctx["resources"]
+    async with resources.sessions() as session:
+        return await ProfileRefresher(session, resources).refresh_all()
 
 
 async def expire_share_links(ctx: dict[str, Any]) -> int:

@@ -18,7 +18,12 @@ from api.jobs.kinds import JobKind
 from api.jobs.payloads import deserialize_job, serialize_job
 from api.settings import Settings, get_settings
 from workers.jobs import FUNCTIONS, score_job_part, sweep_forever
-from workers.maintenance import expire_share_links, prune_arq_results, purge_unreferenced_blobs
+from workers.maintenance import (
+    expire_share_links,
+    prune_arq_results,
+    purge_unreferenced_blobs,
+    refresh_stale_profiles,
+)
 from workers.presence import Presence
 
 logger = logging.getLogger("hab.worker")
@@ -62,11 +67,14 @@ class WorkerSettings:
         func(FUNCTIONS[JobKind.CHAT], timeout=1800, max_tries=3, keep_result=3600),
         func(purge_unreferenced_blobs, timeout=300, max_tries=2),
         func(expire_share_links, timeout=60, max_tries=2),
+        func(refresh_stale_profiles, timeout=1800, max_tries=2),
     ]
     cron_jobs = [
         cron(purge_unreferenced_blobs, minute={7, 37}, unique=True, timeout=300),
         cron(expire_share_links, minute={12}, unique=True, timeout=60),
         cron(prune_arq_results, minute={23}, unique=True, timeout=120),
+        # At start too: after an upgrade that bumps PROFILE_VERSION, listings catch up within seconds.
+        cron(refresh_stale_profiles, minute={47}, unique=True, timeout=1800, run_at_startup=True),
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -38,6 +38,12 @@ from api.datasets.kinds import DatasetKind
 
 Role = Literal["numeric", "categorical", "datetime", "text"]
 
+# Which profiling code made a stored summary (`datasets.profile_version`). Bump it when `summarize` would
+# give a different result for the same table; stored rows of an older version are then recomputed from
+# their Parquet blob (api/datasets/reprofile.py). 1: coordinates by column name only; 2: x좌표/y좌표-style
+# pairs recognised by their WGS84 values.
+PROFILE_VERSION = 2
+
 # A string column is categorical when at most this share of its non-missing values is distinct, or
 # when it has at most this many distinct values and some value repeats; otherwise it is free text
 # (IDs, addresses, names: a column whose every value is distinct is never categorical). Booleans are

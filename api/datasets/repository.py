@@ -7,7 +7,7 @@ import hashlib
 from typing import Any, NamedTuple, cast
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import CursorResult, Result, Select, delete, exists, func, or_, select, text
+from sqlalchemy import CursorResult, Result, Select, delete, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import defer
 
@@ -104,6 +104,28 @@ class DatasetRepository(SQLAlchemyAsyncRepository[Dataset]):
         return await self.session.scalar(
             select(Dataset).where(Dataset.content_sha256 == sha).order_by(Dataset.id).limit(1)
         )
+
+    async def stale_profiles(self, version: int, *, limit: int) -> list[tuple[str, str]]:
+        """(content hash, kind) of datasets whose stored profile was made by profiling code older than
+        `version`, one entry per hash."""
+        rows = await self.session.execute(
+            select(Dataset.content_sha256, func.min(Dataset.kind))
+            .where(Dataset.profile_version < version)
+            .group_by(Dataset.content_sha256)
+            .order_by(Dataset.content_sha256)
+            .limit(limit)
+        )
+        return [(sha, kind) for sha, kind in rows.all()]
+
+    async def store_profile(self, sha: str, summary: dict[str, Any], columns: list[Any], version: int) -> int:
+        """Give every dataset made from these bytes whose profile is older than `version` this profile."""
+        result = await self.session.execute(
+            update(Dataset)
+            .where(Dataset.content_sha256 == sha, Dataset.profile_version < version)
+            .values(summary=summary, columns=columns, profile_version=version)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result)
 
     async def blob_exists(self, sha: str) -> bool:
         return bool(await self.session.scalar(select(exists().where(DatasetBlob.content_sha256 == sha))))

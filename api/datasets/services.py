@@ -21,6 +21,7 @@ from api.datasets.kinds import Visibility
 from api.datasets.map_points import sample_points
 from api.datasets.parquet import to_parquet
 from api.datasets.repository import DatasetRepository, ShareLinkRepository
+from api.datasets.reprofile import ProfileRefresher, column_infos
 from api.datasets.sampling import MAX_SAMPLE_ROWS, PairSample, sample_pair
 from api.db.tables import Dataset, ShareLink
 from api.errors import Forbidden, Gone, InvalidInput, NotFound
@@ -55,10 +56,6 @@ def _clean_name(name: str | None, filename: str | None) -> str:
     if not cleaned or len(cleaned) > 200:
         raise InvalidInput("데이터셋 이름은 1~200자여야 합니다.", detail={"field": "name"})
     return cleaned
-
-
-def _column_infos(summary: profile.DatasetSummary) -> list[dict[str, Any]]:
-    return [{"name": c.name, "dtype": c.dtype, "missing_ratio": c.missing_ratio} for c in summary.columns]
 
 
 def to_dataset_out(row: Dataset, owner: str, coordinates: dict[str, Any] | None = None) -> s.Dataset:
@@ -142,9 +139,12 @@ class DatasetService:
         )
         existing = await self.datasets.any_with_content(sha)
         if existing is not None:
-            # Identical bytes were parsed and profiled before: reuse them, store nothing twice.
+            # Identical bytes were parsed and profiled before: reuse them, store nothing twice (a profile
+            # made by older profiling code is brought up to date first).
+            await ProfileRefresher(self.session, self.resources).refresh(existing)
             row.kind, row.rows, row.encoding = existing.kind, existing.rows, existing.encoding
             row.columns, row.summary = existing.columns, existing.summary
+            row.profile_version = existing.profile_version
             reused = await self._add(user, row)
             count_upload("reused")
             return reused
@@ -168,7 +168,8 @@ class DatasetService:
             elif not summarizing.cancelled():
                 summarizing.exception()  # retrieved, so asyncio does not log it as never seen
         row.kind, row.rows, row.encoding = parsed.kind.value, parsed.table.num_rows, parsed.encoding
-        row.columns, row.summary = _column_infos(summary), msgspec.to_builtins(summary)
+        row.columns, row.summary = column_infos(summary), msgspec.to_builtins(summary)
+        row.profile_version = profile.PROFILE_VERSION
 
         out = await self._add(user, row)
         self.resources.tables.put(sha, parsed.table)
@@ -201,6 +202,7 @@ class DatasetService:
 
     async def detail(self, user: Principal, dataset_id: int) -> s.DatasetDetail:
         row, owner = await self.visible(user, dataset_id)
+        await ProfileRefresher(self.session, self.resources).refresh(row)
         out = to_dataset_out(row, owner)
         return s.DatasetDetail(**msgspec.structs.asdict(out), summary=to_summary(row))
 
@@ -330,6 +332,7 @@ class DatasetService:
 
     async def shared_detail(self, token: str) -> s.SharedDataset:
         row, link = await self.shared(token)
+        await ProfileRefresher(self.session, self.resources).refresh(row)
         return s.SharedDataset(
             id=row.id,
             name=row.name,

@@ -94,8 +94,10 @@ class Dataset(Base):
     source_filename: Mapped[str | None] = mapped_column(Text)
     # Synthetic demo data is flagged so that nobody mistakes it for real figures.
     is_demo: Mapped[bool] = mapped_column(Boolean, server_default=false())
-    # The profile is computed once at upload: datasets are immutable, so it never goes stale.
+    # The profile is computed once at upload (datasets are immutable); `profile_version` says by which
+    # profiling code (api.datasets.profile.PROFILE_VERSION), so rows profiled by older code are recomputed.
     summary: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    profile_version: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[dt.datetime] = _created_at()
 
 

@@ -44,6 +44,8 @@ class LabelController(Controller):
     path = "/api/labels"
     tags = ["meta"]
 
-    @get("/", summary="화면에 쓰는 한국어 이름 (데이터셋 종류, 작업 종류·상태)")
+    # Public: a share link's page (a viewer without an account) names the dataset's kind with it; the labels
+    # are the fixed vocabulary of the API's enums, nothing about users or their data.
+    @get("/", summary="화면에 쓰는 한국어 이름 (데이터셋 종류, 작업 종류·상태)", exclude_from_auth=True)
     async def labels(self) -> Labels:
         return LABELS

@@ -1,4 +1,7 @@
-"""The proximity use case: both datasets visible and with coordinates, the radius checked, one page."""
+"""The proximity use case: both datasets visible and with coordinates, the radius checked, one page.
+
+The figures are cached by both datasets' content hashes and the radius (cache.py), so paging through an
+answer or asking it again computes nothing but the page."""
 
 from __future__ import annotations
 
@@ -8,12 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from api.datasets.column_values import coordinate_masks
-from api.datasets.kinds import find_coordinate_columns
+from api.datasets.column_values import coordinate_masks, find_table_coordinates
 from api.datasets.narration import pct
 from api.datasets.services import MAX_ROWS_PAGE, DatasetService
 from api.db.tables import Dataset
 from api.errors import BadRequest, InvalidInput
+from api.proximity import cache
 from api.proximity import schemas as s
 from api.proximity.geo import proximity
 from api.users.services import Principal
@@ -31,7 +34,7 @@ class Points:
 
 def valid_points(table: pa.Table) -> Points | None:
     """The rows with valid coordinates (inside Korea, not zero), or None when there are no coordinate columns."""
-    cols = find_coordinate_columns(table.column_names)
+    cols = find_table_coordinates(table)
     if cols is None:
         return None
     lat, lon, valid, _ = coordinate_masks(table, cols)
@@ -87,15 +90,23 @@ class ProximityService:
         source_row, _ = await self.datasets.visible(user, request.source_dataset_id)
         target_row, _ = await self.datasets.visible(user, request.target_dataset_id)
         sources = await self._points(source_row, "source")
-        targets = await self._points(target_row, "target")
-        found = await asyncio.to_thread(proximity, sources.lat, sources.lon, targets.lat, targets.lon, radius)
+        redis = self.datasets.resources.redis
+        key = cache.cache_key(source_row.content_sha256, target_row.content_sha256, radius)
+        cached = await cache.read(redis, key, len(sources.rows))
+        if cached is not None:
+            found, target_count = cached.found, cached.targets
+        else:
+            targets = await self._points(target_row, "target")
+            found = await asyncio.to_thread(proximity, sources.lat, sources.lon, targets.lat, targets.lon, radius)
+            target_count = len(targets.rows)
+            await cache.write(redis, key, target_count, found)
         n = len(sources.rows)
         summary = s.ProximitySummary(
             source_dataset_id=source_row.id,
             target_dataset_id=target_row.id,
             radius_m=radius,
             sources=n,
-            targets=len(targets.rows),
+            targets=target_count,
             sources_with_target=int((found.counts > 0).sum()),
             share_with_target=round(100.0 * float((found.counts > 0).sum()) / n, 1) if n else 0.0,
             mean_count=float(found.counts.mean()) if n else 0.0,

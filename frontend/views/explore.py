@@ -11,7 +11,7 @@ import streamlit as st
 from frontend import charts
 from frontend.client import DatasetSource, HabClient
 from frontend.insights import render_insights_section
-from frontend.session import get_client
+from frontend.session import get_anonymous_client, get_client
 from frontend.tables import DTYPE_LABELS, blank_missing, column_info, describe_table
 from frontend.ui import (
     MISSING_WARN_RATIO,
@@ -33,7 +33,9 @@ def choose_source(client: HabClient) -> tuple[DatasetSource, dict[str, Any]]:
     link's dataset with no choice; `?dataset=ID` preselects one of the user's datasets."""
     linked_token = share_token_from(st.query_params.get("share", ""))
     if linked_token:
-        return DatasetSource(share_token=linked_token), require(client.shared, linked_token, context="공유 링크")
+        return DatasetSource(share_token=linked_token), require(
+            get_anonymous_client().shared, linked_token, context="공유 링크"
+        )
     mode = st.radio("무엇을 볼까요?", ["내 데이터셋", "공유 링크 열기"], horizontal=True, key="explore_mode")
     if mode == "공유 링크 열기":
         pasted = st.text_input("공유 링크 주소 (또는 shr_ 토큰)", key="explore_share")
@@ -43,7 +45,7 @@ def choose_source(client: HabClient) -> tuple[DatasetSource, dict[str, Any]]:
                 st.warning("주소에서 shr_로 시작하는 공유 토큰을 찾지 못했습니다.")
             st.info("공유받은 링크를 붙여 넣으면 계정 없이도 그 데이터셋을 볼 수 있습니다.")
             st.stop()
-        detail = require(client.shared, token, context="공유 링크")
+        detail = require(get_anonymous_client().shared, token, context="공유 링크")
         expires = str(detail.get("expires_at") or "")[:16].replace("T", " ")
         st.caption(
             f"공유 링크로 보는 중 · {detail['name']} v{detail['version']}" + (f" · 만료 {expires}" if expires else "")
@@ -193,6 +195,8 @@ client = get_client()
 if not st.query_params.get("share"):  # the share page has its own title
     st.title("데이터 탐색")
 source, detail = choose_source(client)
+if source.share_token:  # a share link's reads go without this user's token
+    client = get_anonymous_client()
 summary = detail["summary"]
 show_metrics(detail)
 # ---- insight text ----

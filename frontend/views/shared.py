@@ -12,13 +12,13 @@ from pathlib import Path
 import streamlit as st
 
 from frontend.client import ApiError, DatasetSource
-from frontend.session import get_client, map_max_points
+from frontend.session import get_anonymous_client, map_max_points
 from frontend.ui import is_mappable, share_token_from
 from frontend.views import map as map_view
 
 GONE_HELP = "링크를 보낸 분께 새 공유 링크를 요청해 주세요."
 
-client = get_client()
+client = get_anonymous_client()  # /api/shared/* needs no token, and the viewer's must not travel with it
 token = share_token_from(st.query_params.get("share", ""))
 if token is None:
     st.error("공유 링크 주소가 올바르지 않습니다. " + GONE_HELP, icon="🔗")

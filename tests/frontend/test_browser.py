@@ -337,3 +337,41 @@ def test_a_share_link_opens_its_page_and_a_revoked_one_says_so(ui, browser, stac
     wait_text(driver, "공유가 취소된 링크입니다.", "새 공유 링크를 요청해 주세요")
     assert zones["name"] not in _body_text(driver)
     shot(driver, "08-share-revoked")
+
+
+# Node labels of frontend/views/about.py's graph; a label with a line break is two <text> elements.
+ARCHITECTURE_LABELS = ("브라우저", "Streamlit 화면", "API", "Litestar (api/)", "작업자", "PostgreSQL", "Redis",
+                       "Anthropic API", "ECLO 모델", "LightGBM")  # fmt: skip
+
+
+def graph_texts(driver) -> list[str]:
+    """The text of every <text> of the SVG Streamlit drew for st.graphviz_chart (empty until it is drawn)."""
+    return driver.execute_script(
+        "const chart = document.querySelector(\"[data-testid='stGraphVizChart']\");"
+        "if (!chart) return [];"
+        "return Array.from(chart.querySelectorAll('svg text')).map(t => t.textContent.trim());"
+    )
+
+
+def test_the_about_page_draws_the_architecture_graph_offline(ui, browser):
+    driver = browser
+    requested_urls(driver)  # drop what earlier tests requested
+    driver.get(f"{ui}/about")
+    wait_text(driver, "구조", "화면은 API와 HTTP로만 이야기합니다.")
+    deadline = time.monotonic() + WAIT_SECONDS
+    texts: list[str] = []
+    while time.monotonic() < deadline and not set(ARCHITECTURE_LABELS) <= set(texts):
+        texts = graph_texts(driver)
+        time.sleep(0.25)
+    assert set(ARCHITECTURE_LABELS) <= set(texts), (texts, driver.get_log("browser"))
+    # Drawn, not just present: the SVG has a size and a shape for every node.
+    size = driver.execute_script(
+        "const svg = document.querySelector(\"[data-testid='stGraphVizChart'] svg\");"
+        "const box = svg.getBoundingClientRect();"
+        "return [box.width, box.height, svg.querySelectorAll('g.node').length];"
+    )
+    assert size[0] > 200 and size[1] > 100 and size[2] == 9, size
+    no_traceback(driver)
+    shot(driver, "09-about-graph")
+    remote = [u for u in requested_urls(driver) if not u.startswith(LOCAL_PREFIXES)]
+    assert remote == []

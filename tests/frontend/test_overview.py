@@ -150,6 +150,31 @@ def test_a_share_link_opens_a_read_only_page_with_rows_and_map(frontend_env, mon
     assert at.dataframe[0].value.shape[0] == 10  # the first page of rows
 
 
+def test_a_share_page_never_sends_the_viewers_token(frontend_env, monkeypatch):
+    """The UI is configured with a token (a signed-in user opens a link): not one request carries it."""
+    from tests.frontend.recording_proxy import RecordingProxy
+
+    dataset, token = _share(frontend_env, "데모 대구 어린이 보호 구역 정보")
+    with RecordingProxy(frontend_env.url) as proxy:
+        monkeypatch.setenv("HAB_API_URL", proxy.url)  # HAB_API_TOKEN stays the admin's (frontend_env)
+        at = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT)
+        at.query_params["share"] = token
+        at.run()
+        assert_clean(at)
+        assert at.title[0].value == f"🔗 {dataset['name']}"
+        shown = metrics(at)
+        assert shown["행 수"] == f"{dataset['rows']:,}"
+        kinds = {k["value"]: k["label"] for k in httpx.get(f"{frontend_env.url}/api/labels").json()["dataset_kinds"]}
+        assert shown["종류"] == kinds[dataset["kind"]] != dataset["kind"]  # the Korean name, fetched without a token
+        seen = list(proxy.seen)
+    shared = [r.path for r in seen if r.path.startswith(f"/api/shared/{token}")]
+    assert any(p.startswith(f"/api/shared/{token}/rows") for p in shared)
+    assert any(p.startswith(f"/api/shared/{token}/points") for p in shared)
+    assert [r for r in seen if r.authorization is not None] == []
+    public = ("/api/shared/", "/api/labels")  # nothing that needs an account is asked for
+    assert not [r.path for r in seen if r.path.startswith("/api/") and not r.path.startswith(public)]
+
+
 def test_a_revoked_share_link_says_so_in_korean(frontend_env):
     _, token = _share(frontend_env, "데모 대구 CCTV 정보")
     headers = {"Authorization": f"Bearer {frontend_env.admin_token}"}

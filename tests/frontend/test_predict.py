@@ -118,3 +118,65 @@ def test_batch_scoring_of_an_uploaded_csv(frontend_env):
     table = at.dataframe[-1].value
     assert list(table["ID"]) == ["MY_1", "MY_2"]
     assert metrics(at)["예측한 행"] == "2"
+
+
+DEMO_WARNING = "합성(가상) 데모 데이터로 학습한 데모 모델"
+
+
+def _warnings(at) -> list[str]:
+    return [str(w.value) for w in at.warning]
+
+
+def _serving(stack, version: int, timeout: float = 15) -> bool:
+    """The server predicts with `version` (activation hot-swaps every process)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if frontend_schema(stack)["model_version"] == version:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def frontend_schema(stack) -> dict:
+    return stack.get("/api/predict/schema").json()
+
+
+def test_the_demo_model_is_called_a_demo_and_a_real_model_is_not(frontend_env):
+    import subprocess
+
+    from tests import legacy_model
+    from tests.frontend.conftest import HAB
+
+    first, _ = frontend_env.model_versions
+    schema = frontend_schema(frontend_env)
+    assert schema["model_version"] == first and schema["synthetic_data"] is True  # the seeded demo model
+    at = open_page(PAGE)
+    assert any(DEMO_WARNING in w for w in _warnings(at)), _warnings(at)
+
+    if not legacy_model.available():
+        import pytest
+
+        pytest.skip(legacy_model.SKIP_REASON)
+    # The v1.2.5 model (trained on real data), imported from a copy of its files and activated.
+    imported = subprocess.run(
+        [HAB, "models", "import-legacy", str(legacy_model.local_copy()), "--activate"],
+        env=frontend_env.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert imported.returncode == 0, imported.stderr
+    active = frontend_env.get("/api/models/active").json()
+    try:
+        assert active["version"] not in frontend_env.model_versions
+        assert _serving(frontend_env, active["version"])
+        assert frontend_schema(frontend_env)["synthetic_data"] is False
+        at = open_page(PAGE)
+        assert any(f"모델 버전 {active['version']}" in c for c in texts(at.caption))
+        assert not any(DEMO_WARNING in w for w in _warnings(at)), _warnings(at)
+    finally:  # the other pages' tests expect the seeded demo model
+        headers = {"Authorization": f"Bearer {frontend_env.admin_token}"}
+        httpx.post(f"{frontend_env.url}/api/models/{first}/activate", headers=headers, timeout=30)
+        assert _serving(frontend_env, first)

@@ -79,7 +79,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{SHARED}/insights"): Rule(SHARE),
     # Any member.
     ("GET", "/api/me"): Rule(MEMBER),
-    ("GET", "/api/labels"): Rule(MEMBER),
+    ("GET", "/api/labels"): Rule(PUBLIC),  # the fixed Korean names; a share link's page needs them
     ("GET", "/api/analysis/tools"): Rule(MEMBER),
     ("GET", "/api/predict/schema"): Rule(MEMBER),
     ("GET", "/api/models"): Rule(MEMBER),

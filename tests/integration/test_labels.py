@@ -26,7 +26,9 @@ async def test_labels_cover_every_value_the_api_can_send(client, alice):
     assert {"accident", "accident_test", "cctv", "lights", "zones", "parking", "generic"} == set(kinds)
     assert kinds["lights"]["label"] == "보안등" and not kinds["lights"]["scorable"]
     assert {v for v, k in kinds.items() if k["scorable"]} == {"accident", "accident_test"}
-    assert (await client.get("/api/labels")).status_code == 401
+    # Public (a share link's page has no account), and the same for everyone.
+    anonymous = await client.get("/api/labels")
+    assert anonymous.status_code == 200 and anonymous.json() == body
 
 
 async def test_a_chat_job_is_listed_with_its_korean_kind_and_status(client, alice, resources):

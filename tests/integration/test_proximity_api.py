@@ -164,3 +164,77 @@ async def test_another_members_private_dataset_is_not_found(client, alice, bob, 
         assert response.json()["error"]["message"] == missing.json()["error"]["message"]
         assert "근접-" not in response.text
     assert await stored_counts(resources) == before
+
+
+async def _proximity_lookups(client) -> dict[str, float]:
+    """hab_cache_requests for the proximity cache, read from /metrics: {"hit": n, "miss": n}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (await client.get("/metrics")).text
+    out = {"hit": 0.0, "miss": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "hab_cache_requests_total" and sample.labels.get("cache") == "proximity":
+                out[sample.labels["result"]] += sample.value
+    return out
+
+
+async def _sha(client, account, dataset_id: int) -> str:
+    return (await client.get(f"/api/datasets/{dataset_id}", headers=account.headers)).json()["content_sha256"]
+
+
+async def test_a_repeated_question_is_answered_from_the_cache(client, alice, ids, resources):
+    from api.proximity.cache import cache_key
+
+    radius = 321.0  # a radius no other test asks for, so the first request here is a miss
+    key = cache_key(await _sha(client, alice, ids["source"]), await _sha(client, alice, ids["target"]), radius)
+    await resources.redis.delete(key)
+    body = {"source_dataset_id": ids["source"], "target_dataset_id": ids["target"], "radius_m": radius}
+
+    before = await _proximity_lookups(client)
+    first = await client.post("/api/analysis/proximity", headers=alice.headers, json=body)
+    assert first.status_code == 200, first.text
+    after_first = await _proximity_lookups(client)
+    assert (after_first["hit"], after_first["miss"]) == (before["hit"], before["miss"] + 1)
+    assert await resources.redis.exists(key) and 0 < await resources.redis.ttl(key) <= 24 * 3600
+
+    second = await client.post("/api/analysis/proximity", headers=alice.headers, json=body)
+    assert second.json() == first.json()
+    after_second = await _proximity_lookups(client)
+    assert (after_second["hit"], after_second["miss"]) == (after_first["hit"] + 1, after_first["miss"])
+
+    # Another page of the same answer is served from the same entry.
+    page = await client.post("/api/analysis/proximity", headers=alice.headers, json=body, params={"offset": 1})
+    assert [i["row_index"] for i in page.json()["items"]] == [1, 2]
+    assert (await _proximity_lookups(client))["hit"] == after_second["hit"] + 1
+
+
+async def test_a_new_version_of_a_dataset_gets_fresh_figures(client, alice, resources):
+    source = await _upload(client, alice, csv("대상시설명", SOURCES), "근접-버전-원본")
+    old_target = await _upload(client, alice, csv("보안등위치명", TARGETS), "근접-버전-대상")
+    body = {"source_dataset_id": source, "target_dataset_id": old_target, "radius_m": 300}
+    old = (await client.post("/api/analysis/proximity", headers=alice.headers, json=body)).json()
+    assert [i["count"] for i in old["items"]] == [3, 1, 0]
+
+    # The next version of the target adds a point 50 m north of the centre and one 10 m from the southern source.
+    extra = [north(CENTRE, 50.0), north(north(CENTRE, -3000.0), 10.0)]
+    new_target = await _upload(client, alice, csv("보안등위치명", TARGETS + extra), "근접-버전-대상")
+    assert new_target != old_target
+    before = await _proximity_lookups(client)
+    body["target_dataset_id"] = new_target
+    new = (await client.post("/api/analysis/proximity", headers=alice.headers, json=body)).json()
+    assert (await _proximity_lookups(client))["miss"] == before["miss"] + 1
+    assert [i["count"] for i in new["items"]] == [4, 1, 1]
+    assert new["summary"]["targets"] == len(TARGETS) + 2
+    assert new["items"][0]["nearest_m"] == pytest.approx(50.0, abs=0.01)
+    assert new["items"][2]["nearest_m"] == pytest.approx(10.0, abs=0.01)
+
+
+async def test_x_y_coordinate_columns_count_as_points(client, alice, ids):
+    """A source whose coordinates are x좌표/y좌표 (recognised by their values, as the map does)."""
+    lines = ["설치장소,x좌표,y좌표"] + [f"지점{i},{p[1]:.9f},{p[0]:.9f}" for i, p in enumerate(SOURCES[:3])]
+    source = await _upload(client, alice, ("\n".join(lines) + "\n").encode(), "근접-xy")
+    body = {"source_dataset_id": source, "target_dataset_id": ids["target"], "radius_m": 300}
+    response = await client.post("/api/analysis/proximity", headers=alice.headers, json=body)
+    assert response.status_code == 200, response.text
+    assert [(i["row_index"], i["count"]) for i in response.json()["items"]] == [(0, 3), (1, 1), (2, 0)]
