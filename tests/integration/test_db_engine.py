@@ -4,6 +4,9 @@ ago is trusted."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -23,10 +26,12 @@ async def _terminate(services, pid: int) -> None:
         async with admin.connect() as conn:
             assert await conn.scalar(text("select pg_terminate_backend(:pid)"), {"pid": pid})
             # Gone once PostgreSQL lists it no more (terminate only signals the backend).
-            for _ in range(500):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
                 alive = await conn.scalar(text("select count(*) from pg_stat_activity where pid = :pid"), {"pid": pid})
                 if not alive:
                     return
+                await asyncio.sleep(0.02)  # poll interval, bounded by the deadline
             raise AssertionError(f"backend {pid} still listed after pg_terminate_backend")
     finally:
         await admin.dispose()
