@@ -274,6 +274,19 @@ def require_legacy_model() -> None:
         raise RuntimeError(f"v1.2.5 model files not found in {LEGACY_DIR} (set BENCH_LEGACY_MODEL_DIR)")
 
 
+def legacy_loaded_model() -> Any:
+    """The v1.2.5 files imported in this process as a `LoadedModel` (the pickles' version warnings silenced)."""
+    import warnings
+
+    from models.legacy import import_legacy
+    from models.loaded import LoadedModel
+
+    require_legacy_model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return LoadedModel(import_legacy(LEGACY_DIR))
+
+
 def import_legacy_model(services: BenchServices) -> str:
     """`hab models import-legacy LEGACY_DIR --activate`, so hab serves the trees the baselines unpickle."""
     return hab_cli(["models", "import-legacy", str(LEGACY_DIR), "--activate"], services.env()).strip()

@@ -21,13 +21,12 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.common import LEGACY_DIR, render_table, repeat, require_legacy_model
+from bench.common import legacy_loaded_model, render_table, repeat
 from bench.headline import Headline, ratio_text
 
 NAME = "compiled_predict"
@@ -56,14 +55,9 @@ def _rows_per_s(function: Any, x: np.ndarray, runs: int) -> tuple[float, list[fl
 
 def run() -> dict[str, Any]:
     from models.compiled import CompiledPredictor, compile_library
-    from models.legacy import import_legacy
-    from models.loaded import LoadedModel
 
-    require_legacy_model()
     runs = repeat(3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = LoadedModel(import_legacy(LEGACY_DIR))
+    model = legacy_loaded_model()
     x = _matrix(model)
     with tempfile.TemporaryDirectory(prefix="hab-bench-compiled-") as folder:
         started = time.perf_counter()

@@ -25,14 +25,13 @@ import io
 import statistics
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.common import LEGACY_DIR, bench_services, render_table, repeat, require_legacy_model
+from bench.common import bench_services, legacy_loaded_model, render_table, repeat
 from bench.headline import Headline, ratio_text
 
 NAME = "scoring_stages"
@@ -127,14 +126,9 @@ def run() -> dict[str, Any]:
     from api.predictions.scoring.chunks import ScoringTally, score_chunk
     from models.compiled import CompiledPredictor, compile_library
     from models.features import encode_frame
-    from models.legacy import import_legacy
-    from models.loaded import LoadedModel
 
-    require_legacy_model()
     runs = repeat(3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = LoadedModel(import_legacy(LEGACY_DIR))
+    model = legacy_loaded_model()
     train = next(d for d in generate_demo_datasets(scale=1.0) if d.key == "train")
     source = parse_csv(train.csv_bytes).table
     table = pa.concat_tables([source] * (ROWS // source.num_rows + 1)).slice(0, ROWS).combine_chunks()

@@ -18,6 +18,7 @@ import numpy as np
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from api.datasets.profile import PROFILE_VERSION
 from api.observability.metrics import count_cache
 from api.proximity.geo import Proximity
 
@@ -46,7 +47,9 @@ _decoder = msgspec.msgpack.Decoder(_Entry)
 
 def cache_key(source_sha256: str, target_sha256: str, radius_m: float) -> str:
     # repr() of a float is exact and round-trips, so 300 and 300.0 share an entry and 300.0001 does not.
-    return f"{PREFIX}v{PROXIMITY_VERSION}:{source_sha256}:{target_sha256}:{float(radius_m)!r}"
+    # Which columns hold coordinates is the profiling code's decision: its version is part of the answer.
+    version = f"v{PROXIMITY_VERSION}.p{PROFILE_VERSION}"
+    return f"{PREFIX}{version}:{source_sha256}:{target_sha256}:{float(radius_m)!r}"
 
 
 async def read(redis: Redis, key: str, sources: int) -> CachedProximity | None:
