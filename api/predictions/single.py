@@ -68,7 +68,7 @@ class SinglePredictionService:
             prediction_id = await self.resources.prediction_writer.add(
                 owner_id=user.id, model_version=model.version, features=features, eclo=eclo
             )
-        except (OSError, SQLAlchemyError, asyncpg.PostgresError) as exc:
+        except (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ServiceUnavailable(
                 "예측 결과를 저장하지 못했습니다. 잠시 후 다시 시도해 주세요.", detail={"reason": type(exc).__name__}
             ) from None

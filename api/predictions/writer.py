@@ -10,8 +10,10 @@ The writer keeps one connection for its COPYs instead of checking one out of the
 a checkout with its ping (a BEGIN and a ROLLBACK) cost more than the COPY under load
 (docs/decisions/0010). What the pre-ping guarded against is handled here instead: when a COPY on the kept
 connection fails (PostgreSQL restarted, the backend was terminated), the connection is dropped and the COPY
-is tried once more on a fresh one. A retry cannot store a row twice: ids are assigned before the COPY and
-are the primary key, so a COPY that did commit before its answer was lost makes the retry fail instead.
+is tried once more on a fresh one. Only a lost connection is retried: a COPY that PostgreSQL refused on a
+live connection would be refused again. A retry cannot store a row twice: ids are assigned before the COPY
+and are the primary key, so when a COPY committed but its answer was lost, the retry's unique violation
+means the rows are stored (a COPY is one statement: all of its rows or none).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import logging
 from collections import deque
 from typing import Any
 
+import asyncpg
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.predictions.repository import allocate_ids, copy_rows, features_json
@@ -29,6 +33,21 @@ from api.predictions.repository import allocate_ids, copy_rows, features_json
 logger = logging.getLogger("hab.predictions.writer")
 
 Record = tuple[Any, ...]
+
+# What a dead or dying connection raises: class 08 (connection exceptions), class 57P (the server shut the
+# backend down), and the client-side errors of a closed socket or connection object.
+_CONNECTION_LOST = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc.orig, _CONNECTION_LOST)
+    return isinstance(exc, _CONNECTION_LOST)
 
 
 class PredictionWriter:
@@ -93,12 +112,21 @@ class PredictionWriter:
                 await copy_rows(kept, records)
                 return
             except Exception as exc:
+                if not connection_lost(exc):
+                    raise
                 logger.info("the kept connection failed (%s); copying on a fresh one", type(exc).__name__)
                 self.reconnects += 1
                 await self._drop_connection()
+            retry = True
+        else:
+            retry = False
         self._connection = await self.engine.connect()
         try:
             await copy_rows(self._connection, records)
+        except asyncpg.UniqueViolationError:
+            if not retry:
+                raise
+            logger.info("the lost COPY of %d predictions had committed; they are stored", len(records))
         except BaseException:
             await self._drop_connection()
             raise
