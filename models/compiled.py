@@ -7,8 +7,9 @@ docs/decisions/0009-compiled-predictor.md). LightGBM stays the reference and the
 - a library is used only after it reproduced LightGBM on a probe matrix (every category of every
   categorical feature, missing values) to ``EQUALITY_TOLERANCE``;
 - single rows stay on LightGBM, which is faster below ``COMPILED_MIN_ROWS`` rows (a tl2cgen call pays for
-  building its matrix), and a batch that finds the compiled predictor busy uses LightGBM rather than wait
-  (tl2cgen's ``Predictor.predict`` may be called by one thread at a time).
+  building its matrix). tl2cgen's ``Predictor.predict`` may be called by one thread at a time, so a loaded
+  library keeps one ``Predictor`` per thread predicting at once (up to ``MAX_CONCURRENT``): a job's two
+  scoring loops predict side by side on the compiled code instead of one of them falling back to LightGBM.
 
 Libraries are cached in a folder keyed by the SHA-256 of the model's trees (plus the tl2cgen version and the
 machine), so each version is compiled once per folder; a lock file keeps two processes sharing the folder
@@ -28,7 +29,7 @@ import tempfile
 import threading
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -111,27 +112,51 @@ def compile_library(model_text: str, directory: Path, *, threads: int = 1) -> Pa
 
 
 class CompiledPredictor:
-    """One loaded library; ``raw_predict`` answers None when another thread is using it."""
+    """One loaded library. Each thread predicting at once gets a tl2cgen ``Predictor`` of its own (they share
+    the mapped library; each keeps its own buffers); ``raw_predict`` answers None only past MAX_CONCURRENT."""
+
+    MAX_CONCURRENT = 8
 
     def __init__(self, library: Path, n_features: int) -> None:
-        import tl2cgen
-
         self.library = library
         self._n_features = n_features
-        self._predictor = tl2cgen.Predictor(library, nthread=1)
-        if self._predictor.num_feature != n_features:
-            raise CompileError(f"library has {self._predictor.num_feature} features, the model {n_features}")
-        self._busy = threading.Lock()
+        self._lock = threading.Lock()
+        self._free = [self._load()]
+        self.loaded = 1
+
+    def _load(self) -> Any:
+        import tl2cgen
+
+        predictor = tl2cgen.Predictor(self.library, nthread=1)
+        if predictor.num_feature != self._n_features:
+            raise CompileError(f"library has {predictor.num_feature} features, the model {self._n_features}")
+        return predictor
+
+    def _take(self) -> Any | None:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+            if self.loaded >= self.MAX_CONCURRENT:
+                return None
+            self.loaded += 1
+        try:
+            return self._load()
+        except Exception:
+            with self._lock:
+                self.loaded -= 1
+            raise
 
     def raw_predict(self, x: np.ndarray) -> np.ndarray | None:
         import tl2cgen
 
-        if not self._busy.acquire(blocking=False):
+        predictor = self._take()
+        if predictor is None:
             return None
         try:
-            out = self._predictor.predict(tl2cgen.DMatrix(x, dtype="float64"), pred_margin=True)
+            out = predictor.predict(tl2cgen.DMatrix(x, dtype="float64"), pred_margin=True)
         finally:
-            self._busy.release()
+            with self._lock:
+                self._free.append(predictor)
         return np.asarray(out, dtype=np.float64).reshape(len(x))
 
 

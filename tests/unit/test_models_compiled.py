@@ -169,3 +169,32 @@ def test_without_a_compiler_the_model_stays_on_lightgbm(trained, tmp_path, monke
     assert compiler.accelerate(model) is PredictorBackend.LIGHTGBM
     assert not (tmp_path / "cache").exists()
     assert os.environ["PATH"] == str(tmp_path)
+
+
+def test_batches_predicting_at_once_all_use_the_library_with_the_same_outputs(trained, cache):
+    from concurrent.futures import ThreadPoolExecutor
+
+    predictor = CompiledPredictor(
+        compile_library(trained.artifact.model_text, cache), len(trained.metadata.feature_order)
+    )
+    x = every_category_matrix(trained)
+    reference = trained.lightgbm_raw_predict(x)
+    held = predictor._take()  # another thread is in the middle of a prediction
+    try:
+        out = predictor.raw_predict(x)
+        assert out is not None, "a second thread fell back to LightGBM"
+        np.testing.assert_allclose(out, reference, rtol=EQUALITY_TOLERANCE, atol=0)
+        assert predictor.loaded == 2
+    finally:
+        predictor._free.append(held)
+
+    # Several threads at once, many times: each answer is the library's and right.
+    def predict_many(seed: int) -> list[bool]:
+        rows = np.random.default_rng(seed).permutation(len(x))
+        results = [predictor.raw_predict(x[rows]) for _ in range(25)]
+        return [r is not None and np.allclose(r, reference[rows], rtol=EQUALITY_TOLERANCE, atol=0) for r in results]
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = [ok for oks in pool.map(predict_many, range(4)) for ok in oks]
+    assert answers == [True] * 100
+    assert predictor.loaded <= 4
