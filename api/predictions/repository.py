@@ -163,8 +163,8 @@ async def score_free_part(
                         columns=_JOB_ROW_COLUMNS,
                         format="binary",
                     )
-                # NO KEY UPDATE: the COPY above holds KEY SHARE on the job row (the foreign key), and so do the
-                # other parts' transactions; FOR UPDATE would wait for theirs while they wait for ours.
+                # Locked last and briefly: parts' transactions overlap until here, and the cancel flag read
+                # under this lock cannot change before the commit. NO KEY UPDATE is all the updates below need.
                 job = await driver.fetchrow(
                     "select cancel_requested, summary from jobs where id = $1 for no key update", job_id
                 )
