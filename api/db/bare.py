@@ -5,6 +5,9 @@ Each statement on one commits by itself, and returning it to the pool costs no r
 rolls back only a transaction SQLAlchemy began). At most the pool's size are checked out at once: past it,
 every checkout opened (and on return closed) an overflow connection, whose connect, type introspection and
 statement preparation cost more CPU than the statements it ran; a caller waits for a kept one instead.
+
+Statements on the driver bypass SQLAlchemy's disconnect detection, so a connection found lost here is
+invalidated explicitly: the pool replaces it instead of handing the dead one to the next caller.
 """
 
 from __future__ import annotations
@@ -15,6 +18,16 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+# What a dead or dying connection raises: class 08, class 57P (the server shut the backend down), the client
+# side's closed socket or connection, and a protocol left mid-operation by the server's goodbye.
+_CONNECTION_LOST = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 class BareConnections:
@@ -27,4 +40,9 @@ class BareConnections:
         async with self._gate, self.engine.connect() as connection:
             driver = (await connection.get_raw_connection()).driver_connection
             assert driver is not None
-            yield driver
+            try:
+                yield driver
+            except BaseException as exc:
+                if driver.is_closed() or isinstance(exc, _CONNECTION_LOST):
+                    await connection.invalidate()
+                raise

@@ -5,14 +5,24 @@ the one-statement turn store (new conversation, later turn, a conversation that 
 from __future__ import annotations
 
 import secrets
+import time
 
-from sqlalchemy import func, select
+import asyncpg
+import pytest
+from sqlalchemy import event, func, select, text
 
 from api.chat.repository import ConversationRepository, StoredTurn
 from api.db.tables import ChatMessage, Conversation
 from api.observability.metrics import CACHE_REQUESTS
 
 KEY = "sk-ant-test-" + "h" * 20
+LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
 
 
 def key_headers(account) -> dict[str, str]:
@@ -180,3 +190,26 @@ async def test_a_cached_answer_is_refused_for_a_dataset_or_conversation_the_call
         "/api/chat/message", json={**follow, "conversation_id": b["conversation_id"]}, headers=key_headers(alice)
     )
     assert own.status_code == 200 and own.json()["cache_hit"] is True
+
+
+async def test_a_bare_connection_found_lost_is_invalidated_not_returned_to_the_pool(resources):
+    invalidated: list[object] = []
+    pool = resources.engine.sync_engine.pool
+
+    def record(_dbapi_connection, connection_record, _exception):
+        invalidated.append(connection_record)
+
+    event.listen(pool, "invalidate", record)
+    try:
+        with pytest.raises(LOST):
+            async with resources.bare_connections.driver() as driver:
+                async with resources.sessions() as session:  # another connection: this one is checked out
+                    await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": driver.get_server_pid()})
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:  # until the backend's end reaches this client
+                    await driver.fetchval("SELECT 1")
+        assert len(invalidated) == 1
+        async with resources.bare_connections.driver() as driver:
+            assert await driver.fetchval("SELECT 1") == 1
+    finally:
+        event.remove(pool, "invalidate", record)
