@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
@@ -200,17 +201,30 @@ def handle_undecodable(request: Request[Any, Any, Any], exc: Exception) -> Respo
     return error_response(400, "bad_json", _BAD_BODY_MESSAGE, {"reason": type(exc).__name__})
 
 
+def _bad_value(request: Request[Any, Any, Any], sqlstate: str | None) -> Response[ErrorBody]:
+    logger.info("refused value on %s %s (sqlstate %s)", request.method, request.url.path, sqlstate)
+    return error_response(
+        400,
+        "invalid_value",
+        "저장하거나 찾을 수 없는 값이 들어 있습니다 (NUL 문자, 잘못된 문자, 범위를 벗어난 숫자 등).",
+        {"sqlstate": sqlstate},
+    )
+
+
 def handle_database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[ErrorBody]:
     sqlstate = getattr(exc.orig, "sqlstate", None)
     # asyncpg refuses to encode some arguments itself (an int beyond int64): a DataError without a SQLSTATE.
     if sqlstate in _BAD_VALUE_SQLSTATES or (sqlstate is None and isinstance(exc, DataError)):
-        logger.info("refused value on %s %s (sqlstate %s)", request.method, request.url.path, sqlstate)
-        return error_response(
-            400,
-            "invalid_value",
-            "저장하거나 찾을 수 없는 값이 들어 있습니다 (NUL 문자, 잘못된 문자, 범위를 벗어난 숫자 등).",
-            {"sqlstate": sqlstate},
-        )
+        return _bad_value(request, sqlstate)
+    return handle_unexpected(request, exc)
+
+
+def handle_driver_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """The same refusals from statements run on the driver itself, outside SQLAlchemy (a chat cache hit)."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    # The driver's own refusal to encode an argument is the bare class-22 DataError (22000).
+    if sqlstate in _BAD_VALUE_SQLSTATES or type(exc) is asyncpg.DataError:
+        return _bad_value(request, sqlstate)
     return handle_unexpected(request, exc)
 
 
@@ -235,5 +249,6 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     UnicodeDecodeError: handle_undecodable,
     RecursionError: handle_undecodable,
     DBAPIError: handle_database_error,
+    asyncpg.PostgresError: handle_driver_error,
     Exception: handle_unexpected,
 }

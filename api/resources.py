@@ -17,6 +17,7 @@ from api.chat.cache import ChatCache
 from api.chat.llm import AnthropicGateway, AnthropicUnavailable, AnthropicUnreachable
 from api.chat.tools import FrameCache
 from api.datasets.store import TableCache
+from api.db.bare import BareConnections
 from api.db.engine import create_engine, create_session_factory
 from api.jobs.payloads import deserialize_job, serialize_job
 from api.local.services import resolve_services
@@ -50,6 +51,7 @@ class Resources:
     llm: AnthropicGateway
     chat_cache: ChatCache
     frames: FrameCache
+    bare_connections: BareConnections
     # Work that outlives its request (streamed chat turns keep going after a client leaves); drained at close.
     background: set[asyncio.Task[None]] = field(default_factory=set)
     # Feature importance per model artifact (artifacts are content-addressed, so an entry never goes stale).
@@ -120,6 +122,7 @@ async def open_resources(settings: Settings, *, follow_models: bool = False) -> 
             redis, ttl_seconds=settings.cache_ttl, shared_errors=(AnthropicUnavailable, AnthropicUnreachable)
         ),
         frames=FrameCache(),
+        bare_connections=BareConnections(engine, limit=settings.db_pool_size),
     )
     if follow_models:
         await resources.model_sync.start()

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.chat import schemas as s
 from api.chat.conversations import ConversationService
+from api.chat.hits import ChatAsk
 from api.chat.llm import KEY_HEADER, MAX_KEY_LENGTH, require_key
 from api.chat.turns import TurnService
 from api.jobs.schemas import JobAccepted
@@ -33,11 +34,17 @@ ApiKeyHeader = Annotated[
     ),
 ]
 Chat = NamedDependency[TurnService]
+# POST /message takes no database session: a cache hit runs on bare pooled connections (api/chat/hits.py).
+Ask = NamedDependency[ChatAsk]
 Conversations = NamedDependency[ConversationService]
 
 
 def provide_turn_service(db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any]) -> TurnService:
     return TurnService(db_session, request.app.state.resources)
+
+
+def provide_chat_ask(request: Request[Any, Any, Any]) -> ChatAsk:
+    return ChatAsk(request.app.state.resources)
 
 
 def provide_conversation_service(
@@ -54,7 +61,10 @@ async def _sse(events: AsyncIterator[tuple[str, dict[str, Any]]]) -> AsyncIterat
 class ChatController(Controller):
     path = "/api/chat"
     tags = ["chat"]
-    dependencies = {"chat": Provide(provide_turn_service, sync_to_thread=False)}
+    dependencies = {
+        "chat": Provide(provide_turn_service, sync_to_thread=False),
+        "ask": Provide(provide_chat_ask, sync_to_thread=False),
+    }
 
     @get("/models", summary="사용할 수 있는 Claude 모델")
     async def models(self, chat: Chat) -> s.ChatModels:
@@ -62,11 +72,9 @@ class ChatController(Controller):
 
     @post("/message", status_code=200, summary="질문하고 답 받기")
     async def message(
-        self, request: AuthedRequest, chat: Chat, data: JSONBody[s.ChatRequest], api_key: ApiKeyHeader = None
+        self, request: AuthedRequest, ask: Ask, data: JSONBody[s.ChatRequest], api_key: ApiKeyHeader = None
     ) -> s.ChatResponse:
-        key = require_key(api_key)
-        turn = await chat.prepare(request.user, data)
-        return await chat.answer(turn, key)
+        return await ask.ask(request.user, data, require_key(api_key))
 
     @post("/stream", status_code=200, summary="질문하고 답을 스트리밍으로 받기 (SSE)", media_type="text/event-stream")
     async def stream(

@@ -2,59 +2,106 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import bindparam, delete, func, select, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import delete, func, select
 
 from api.db.tables import ChatMessage, Conversation
 
-# A turn is stored by one textual statement, prepared once: built as a Core statement per call, its
-# construction and cache key cost more CPU than PostgreSQL spends running it (a cache hit is mostly this).
-# `target` is the conversation row (inserted or updated); without it (not found) nothing is inserted.
+# A turn is stored by one statement in the driver's own form ($n parameters), prepared once: built as a Core
+# statement per call, its construction and cache key cost more CPU than PostgreSQL spends running it (a cache
+# hit is mostly this). It runs on a session's connection (in its transaction) or, for a cache hit, alone on a
+# bare pooled connection, where it commits by itself (api/chat/hits.py). `target` is the conversation row
+# (inserted or updated); without it (not found) nothing is inserted. $1 owner, $2 title (first turn) or
+# conversation id (later turn), $3 model, $4 dataset ids (JSON), $5-$7 tokens and cost, $8 question,
+# $9 answer, $10 tool calls (JSON), $11 cache hit.
 _STORE_MESSAGES = """
 INSERT INTO chat_messages
     (conversation_id, role, content, model, tool_calls, input_tokens, output_tokens, cost_usd, cache_hit, dataset_ids)
 SELECT target.id, turn.role, turn.content, turn.model, turn.tool_calls, turn.input_tokens, turn.output_tokens,
-       turn.cost_usd, turn.cache_hit, CAST(:dataset_ids AS jsonb)
+       turn.cost_usd, turn.cache_hit, CAST($4 AS jsonb)
 FROM target, (VALUES
-    (0, 'user', CAST(:question AS text), CAST(NULL AS varchar), CAST('[]' AS jsonb), CAST(0 AS bigint),
+    (0, 'user', CAST($8 AS text), CAST(NULL AS varchar), CAST('[]' AS jsonb), CAST(0 AS bigint),
      CAST(0 AS bigint), CAST(0 AS double precision), false),
-    (1, 'assistant', :answer, :model, CAST(:tool_calls AS jsonb), :input_tokens, :output_tokens, :cost_usd,
-     :cache_hit)
+    (1, 'assistant', $9, $3, CAST($10 AS jsonb), $5, $6, $7, $11)
 ) AS turn (ord, role, content, model, tool_calls, input_tokens, output_tokens, cost_usd, cache_hit)
 ORDER BY turn.ord
 RETURNING id, conversation_id
 """
-_TURN_PARAMS = (bindparam("dataset_ids", type_=JSONB), bindparam("tool_calls", type_=JSONB))
-_START_TURN = text(
+_START_TURN = (
     """
 WITH target AS (
     INSERT INTO conversations
         (owner_id, title, model, dataset_ids, message_count, input_tokens, output_tokens, cost_usd)
-    VALUES (:owner_id, :title, :model, CAST(:dataset_ids AS jsonb), 2, :input_tokens, :output_tokens, :cost_usd)
+    VALUES ($1, CAST($2 AS text), CAST($3 AS varchar), CAST($4 AS jsonb), 2, CAST($5 AS bigint), CAST($6 AS bigint),
+            CAST($7 AS double precision))
     RETURNING id
 )"""
     + _STORE_MESSAGES
-).bindparams(*_TURN_PARAMS)
-_NEXT_TURN = text(
+)
+_NEXT_TURN = (
     """
 WITH target AS (
     UPDATE conversations SET
-        model = :model,
-        dataset_ids = CAST(:dataset_ids AS jsonb),
+        model = CAST($3 AS varchar),
+        dataset_ids = CAST($4 AS jsonb),
         message_count = message_count + 2,
-        input_tokens = input_tokens + :input_tokens,
-        output_tokens = output_tokens + :output_tokens,
-        cost_usd = cost_usd + :cost_usd,
+        input_tokens = input_tokens + CAST($5 AS bigint),
+        output_tokens = output_tokens + CAST($6 AS bigint),
+        cost_usd = cost_usd + CAST($7 AS double precision),
         updated_at = now()
-    WHERE id = :conversation_id AND owner_id = :owner_id
+    WHERE id = CAST($2 AS bigint) AND owner_id = $1
     RETURNING id
 )"""
     + _STORE_MESSAGES
-).bindparams(*_TURN_PARAMS)
+)
+# The caller's conversation and its latest messages in one round trip: no row when it is not the caller's,
+# one row of NULLs when it has no messages.
+HISTORY_SQL = """
+SELECT m.role, m.content FROM conversations c
+LEFT JOIN LATERAL (
+    SELECT id, role, content FROM chat_messages WHERE conversation_id = c.id ORDER BY id DESC LIMIT $3
+) m ON true
+WHERE c.id = $1 AND c.owner_id = $2
+ORDER BY m.id
+"""
+
+_json = msgspec.json.Encoder()
+
+
+def store_turn_sql(turn: StoredTurn) -> tuple[str, tuple[Any, ...]]:
+    """The statement storing this turn and its arguments (JSON values as text: the driver's jsonb codec)."""
+    args = (
+        turn.owner_id,
+        turn.title if turn.conversation_id is None else turn.conversation_id,
+        turn.model,
+        _json.encode(turn.dataset_ids).decode(),
+        turn.input_tokens,
+        turn.output_tokens,
+        turn.cost_usd,
+        turn.question,
+        turn.answer,
+        _json.encode(turn.tool_calls).decode(),
+        turn.cache_hit,
+    )
+    return (_START_TURN if turn.conversation_id is None else _NEXT_TURN), args
+
+
+def stored_ids(rows: Sequence[Sequence[Any]]) -> tuple[int, int] | None:
+    """(conversation id, the answer's message id) from the store statement's rows; None when nothing was stored."""
+    if not rows:
+        return None
+    return int(rows[0][1]), max(int(r[0]) for r in rows)
+
+
+def history_of(rows: Sequence[Sequence[Any]]) -> list[tuple[str, str]] | None:
+    """HISTORY_SQL's rows as (role, content), oldest first; None when the conversation is not the caller's."""
+    if not rows:
+        return None
+    return [(r[0], r[1]) for r in rows if r[0] is not None]
 
 
 class StoredTurn(msgspec.Struct, kw_only=True):
@@ -101,18 +148,6 @@ class ConversationRepository(SQLAlchemyAsyncRepository[Conversation]):
         )
         return list(rows)
 
-    async def history(self, conversation_id: int, *, limit: int) -> list[tuple[str, str]]:
-        """The latest `limit` messages as (role, content), oldest first."""
-        rows = (
-            await self.session.execute(
-                select(ChatMessage.role, ChatMessage.content)
-                .where(ChatMessage.conversation_id == conversation_id)
-                .order_by(ChatMessage.id.desc())
-                .limit(limit)
-            )
-        ).all()
-        return [(r[0], r[1]) for r in reversed(rows)]
-
     async def remove(self, conversation: Conversation) -> None:
         await self.session.execute(delete(Conversation).where(Conversation.id == conversation.id))
 
@@ -124,23 +159,6 @@ class ConversationRepository(SQLAlchemyAsyncRepository[Conversation]):
         stores nothing when the conversation is gone or not the owner's (None). The question is inserted
         before the answer, so it gets the smaller id (messages are read in id order).
         """
-        params: dict[str, Any] = {
-            "owner_id": turn.owner_id,
-            "model": turn.model,
-            "dataset_ids": turn.dataset_ids,
-            "question": turn.question,
-            "answer": turn.answer,
-            "tool_calls": turn.tool_calls,
-            "input_tokens": turn.input_tokens,
-            "output_tokens": turn.output_tokens,
-            "cost_usd": turn.cost_usd,
-            "cache_hit": turn.cache_hit,
-        }
-        if turn.conversation_id is None:
-            stmt, params["title"] = _START_TURN, turn.title
-        else:
-            stmt, params["conversation_id"] = _NEXT_TURN, turn.conversation_id
-        rows = (await self.session.execute(stmt, params)).all()
-        if not rows:
-            return None
-        return int(rows[0][1]), max(int(r[0]) for r in rows)
+        connection = await self.session.connection()
+        result = await connection.exec_driver_sql(*store_turn_sql(turn))
+        return stored_ids(result.all())

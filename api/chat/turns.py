@@ -14,19 +14,27 @@ import anthropic
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.analysis import TOOL_SCHEMA_VERSION, tool_schemas, tool_uses_dataset
+from api.analysis import tool_schemas, tool_uses_dataset
 from api.chat import keybox
 from api.chat import schemas as s
 from api.chat.agent import EventSink, TurnDeps, run_turn
-from api.chat.cache import CachedAnswer, ChatCache, digest
-from api.chat.conversations import tool_calls_out
-from api.chat.llm import map_anthropic_error, price_usd, usd_to_krw
-from api.chat.prompt import PROMPT_VERSION, SAMPLE_ROWS, DatasetContext, system_prompt
-from api.chat.repository import ConversationRepository, StoredTurn
+from api.chat.cache import CachedAnswer, ChatCache
+from api.chat.llm import map_anthropic_error
+from api.chat.prompt import SAMPLE_ROWS, DatasetContext, system_prompt
+from api.chat.repository import ConversationRepository
 from api.chat.tools import TurnDataset, TurnTools
+from api.chat.turn_parts import (
+    PreparedTurn,
+    chat_response,
+    chosen_model,
+    prepare_turn,
+    session_fetch,
+    stored_turn,
+    token_usage,
+)
 from api.datasets.repository import DatasetRepository
 from api.db.tables import Job
-from api.errors import DomainError, InvalidInput, NotFound
+from api.errors import DomainError, NotFound
 from api.jobs.schemas import JobAccepted
 from api.jobs.services import JobService
 from api.observability.metrics import count_cache
@@ -36,33 +44,7 @@ from api.users.services import Principal
 
 logger = logging.getLogger("hab.chat")
 
-# Prior messages sent back to Claude (and hashed into the cache key) per turn.
-HISTORY_MESSAGES = 40
-TITLE_CHARS = 60
 EMPTY_ANSWER = "죄송합니다. 이번 질문에는 답변을 만들지 못했습니다. 질문을 조금 바꿔 다시 물어봐 주세요."
-
-
-@dataclass(frozen=True)
-class SelectedDataset:
-    id: int
-    label: str
-    name: str
-    kind: str
-    rows: int
-    sha: str
-
-
-@dataclass(frozen=True)
-class PreparedTurn:
-    """Everything a turn needs, as plain values (it outlives the request's database session when streaming)."""
-
-    owner_id: int
-    message: str
-    model: str
-    conversation_id: int | None
-    datasets: list[SelectedDataset]
-    history: list[tuple[str, str]]
-    cache_key: str
 
 
 @dataclass
@@ -79,35 +61,6 @@ INTERNAL_ERROR = "답변을 만드는 중 서버 오류가 발생했습니다. �
 async def _drain(queue: asyncio.Queue[tuple[str, dict[str, Any]] | None]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     while (item := await queue.get()) is not None:
         yield item
-
-
-def selected_ids(request: s.ChatRequest) -> list[int]:
-    """The request's datasets, in order without repeats: `dataset_ids`, or the guide's single `dataset_id`."""
-    if request.dataset_id is not None and request.dataset_ids:
-        raise InvalidInput(
-            "dataset_id와 dataset_ids 중 하나만 보내 주세요.",
-            detail={"fields": ["dataset_id", "dataset_ids"]},
-        )
-    ids = list(dict.fromkeys(request.dataset_ids if request.dataset_id is None else [request.dataset_id]))
-    if len(ids) > s.MAX_DATASETS:
-        raise InvalidInput(
-            f"한 번에 질문할 수 있는 데이터셋은 최대 {s.MAX_DATASETS}개입니다 ({len(ids)}개를 골랐습니다). "
-            "데이터셋이 많을수록 Claude가 읽어야 할 설명이 길어져 답이 느리고 비싸지므로, "
-            f"질문과 관련된 데이터셋을 {s.MAX_DATASETS}개 이하로 골라 주세요.",
-            detail={"field": "dataset_ids", "count": len(ids), "limit": s.MAX_DATASETS},
-        )
-    return ids
-
-
-def _labels(rows: list[Any]) -> list[str]:
-    """Tool-facing dataset names: the dataset's name, made unique with its id when two share one."""
-    names = [r.name for r in rows]
-    return [r.name if names.count(r.name) == 1 else f"{r.name} #{r.id}" for r in rows]
-
-
-def _title(message: str) -> str:
-    line = " ".join(message.split())
-    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
 
 
 @dataclass
@@ -130,72 +83,14 @@ class TurnService:
     def models(self) -> s.ChatModels:
         return s.ChatModels(default=self.settings.chat_default_model, models=list(self.settings.chat_models))
 
-    def _model(self, requested: str | None) -> str:
-        model = self.settings.chat_default_model if requested is None else requested  # "" is no model name
-        if model not in self.settings.chat_models:
-            raise InvalidInput(
-                "사용할 수 없는 모델입니다.",
-                detail={"field": "model", "value": model, "valid": list(self.settings.chat_models)},
-            )
-        return model
-
     def usage(self, model: str, input_tokens: int, output_tokens: int) -> s.TokenUsage:
-        usd = price_usd(self.settings, model, input_tokens, output_tokens)
-        return s.TokenUsage(
-            input=input_tokens, output=output_tokens, cost_usd=usd, cost_krw=usd_to_krw(self.settings, usd)
-        )
+        return token_usage(self.settings, model, input_tokens, output_tokens)
 
     # -- preparing a turn --------------------------------------------------------------------------
 
     async def prepare(self, user: Principal, request: s.ChatRequest) -> PreparedTurn:
         """Validate the request (model, datasets, conversation) and compute its cache key. Stores nothing."""
-        model = self._model(request.model)
-        message = request.message.strip()
-        if not message:
-            raise DomainError("질문 내용이 비어 있습니다.", detail={"field": "message"})
-        ids = selected_ids(request)
-        visible = await DatasetRepository(session=self.session).visible_briefs(ids, user)
-        missing = [dataset_id for dataset_id in ids if dataset_id not in visible]
-        if missing:
-            raise NotFound("데이터셋을 찾을 수 없습니다.", detail={"dataset_id": missing[0]})
-        rows = [visible[dataset_id] for dataset_id in ids]
-        history: list[tuple[str, str]] = []
-        if request.conversation_id is not None:
-            conversation = await self.conversations.owned(request.conversation_id, user.id)
-            if conversation is None:
-                raise NotFound("대화를 찾을 수 없습니다.", detail={"conversation_id": request.conversation_id})
-            history = await self.conversations.history(conversation.id, limit=HISTORY_MESSAGES)
-            while history and history[0][0] != "user":
-                history.pop(0)
-        datasets = [
-            SelectedDataset(id=r.id, label=label, name=r.name, kind=r.kind, rows=r.rows, sha=r.sha)
-            for r, label in zip(rows, _labels(rows), strict=True)
-        ]
-        active = self.resources.models.current
-        key = digest(
-            {
-                "model": model,
-                "params": {
-                    "max_tokens": self.settings.chat_max_tokens,
-                    "iterations": self.settings.chat_max_iterations,
-                },
-                "prompt": PROMPT_VERSION,
-                "tools": TOOL_SCHEMA_VERSION,
-                "datasets": [[d.label, d.sha] for d in datasets],
-                "eclo_model": active.version if active is not None else None,
-                "history": history,
-                "message": message,
-            }
-        )
-        return PreparedTurn(
-            owner_id=user.id,
-            message=message,
-            model=model,
-            conversation_id=request.conversation_id,
-            datasets=datasets,
-            history=history,
-            cache_key=key,
-        )
+        return await prepare_turn(self.resources, session_fetch(self.session), user, request)
 
     # -- answering ---------------------------------------------------------------------------------
 
@@ -206,14 +101,16 @@ class TurnService:
         *,
         emit: EventSink | None = None,
         finalize: Finalize | None = None,
+        peek: bool = True,
     ) -> s.ChatResponse:
         """Answer from the cache or one LLM run (shared by identical concurrent requests), then store the turn.
 
         `finalize` runs inside the storing transaction (a chat job marks itself done there, atomically).
+        `peek=False`: the caller has just found no cached answer (hits.py), so single flight starts at once.
         """
         usage = Usage()
         # A cached answer is stored in prepare()'s transaction: one connection and one commit per hit.
-        peeked = await self.cache.get_answer(turn.cache_key)
+        peeked = await self.cache.get_answer(turn.cache_key) if peek else None
         if peeked is not None:
             cached, hit = peeked, True
         else:
@@ -349,35 +246,8 @@ class TurnService:
         """Append the question and the answer to the conversation (created on the first turn): one statement,
         in the session's transaction, committed here (with `finalize`'s writes)."""
         usage = self.usage(turn.model, *tokens)
-        stored = await self.conversations.store_turn(
-            StoredTurn(
-                owner_id=turn.owner_id,
-                conversation_id=turn.conversation_id,
-                title=_title(turn.message),
-                model=turn.model,
-                dataset_ids=[d.id for d in turn.datasets],
-                question=turn.message,
-                answer=answer.response,
-                tool_calls=answer.tool_calls,
-                input_tokens=usage.input,
-                output_tokens=usage.output,
-                cost_usd=usage.cost_usd,
-                cache_hit=cache_hit,
-            )
-        )
-        if stored is None:  # the conversation was deleted while the answer was being made
-            raise NotFound("대화를 찾을 수 없습니다.", detail={"conversation_id": turn.conversation_id})
-        conversation_id, message_id = stored
-        response = s.ChatResponse(
-            conversation_id=conversation_id,
-            message_id=message_id,
-            response=answer.response,
-            tool_calls=tool_calls_out(answer.tool_calls),
-            token_usage=usage,
-            cache_hit=cache_hit,
-            model=turn.model,
-            hit_iteration_limit=answer.hit_limit,
-        )
+        stored = await self.conversations.store_turn(stored_turn(turn, answer, usage, cache_hit=cache_hit))
+        response = chat_response(turn, answer, stored, usage, cache_hit=cache_hit)
         if finalize is not None:
             await finalize(self.session, response)
         await self.session.commit()
@@ -386,7 +256,7 @@ class TurnService:
     # -- the key check -----------------------------------------------------------------------------
 
     async def verify_key(self, api_key: str, model: str | None) -> s.VerifyKeyResult:
-        chosen = self._model(model)
+        chosen = chosen_model(self.settings, model)
         client = self.resources.llm.client(api_key)
         try:
             await client.messages.create(model=chosen, max_tokens=1, messages=[{"role": "user", "content": "ping"}])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, cast
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -24,12 +25,21 @@ class DatasetBrief(NamedTuple):
     sha: str
 
 
-# Textual and prepared once: every chat turn (cache hits included) runs it, and building the Core form per
-# call costs more CPU than the query itself.
-_VISIBLE_BRIEFS = text(
-    "SELECT id, name, kind, rows, content_sha256 FROM datasets WHERE id = ANY(CAST(:ids AS bigint[]))"
-    " AND (:admin OR owner_id = :user_id OR visibility = :team)"
+# In the driver's own form ($n parameters) and prepared once: every chat turn (cache hits included) runs it,
+# on a session's connection or on a bare pooled one (api/chat/hits.py), and building a Core statement per call
+# costs more CPU than the query itself.
+VISIBLE_BRIEFS_SQL = (
+    "SELECT id, name, kind, rows, content_sha256 FROM datasets WHERE id = ANY($1::bigint[])"
+    " AND ($2::boolean OR owner_id = $3 OR visibility = $4)"
 )
+
+
+def visible_briefs_args(dataset_ids: list[int], user: Principal) -> tuple[Any, ...]:
+    return (dataset_ids, user.is_admin, user.id, Visibility.TEAM.value)
+
+
+def briefs_by_id(rows: Iterable[Sequence[Any]]) -> dict[int, DatasetBrief]:
+    return {r[0]: DatasetBrief(id=r[0], name=r[1], kind=r[2], rows=r[3], sha=r[4]) for r in rows}
 
 
 def _rowcount(result: Result[Any]) -> int:
@@ -70,13 +80,6 @@ class DatasetRepository(SQLAlchemyAsyncRepository[Dataset]):
         """Those of these datasets the user may see, by id, in one query."""
         rows = await self.session.execute(self._visible_to(user).where(Dataset.id.in_(dataset_ids)))
         return {dataset.id: dataset for dataset, _ in rows.all()}
-
-    async def visible_briefs(self, dataset_ids: list[int], user: Principal) -> dict[int, DatasetBrief]:
-        """Like visible_by_id, without the profile and the column list: the JSONB a chat turn reads only when
-        it asks Claude (summaries()), never for an answer from the cache."""
-        params = {"ids": dataset_ids, "user_id": user.id, "admin": user.is_admin, "team": Visibility.TEAM.value}
-        rows = await self.session.execute(_VISIBLE_BRIEFS, params)
-        return {r[0]: DatasetBrief(id=r[0], name=r[1], kind=r[2], rows=r[3], sha=r[4]) for r in rows.all()}
 
     async def summaries(self, dataset_ids: list[int]) -> dict[int, dict[str, Any]]:
         """The stored profiles of these datasets, by id (those that still exist)."""
