@@ -17,17 +17,25 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 # What a dead or dying connection raises: class 08, class 57P (the server shut the backend down), the client
 # side's closed socket or connection, and a protocol left mid-operation by the server's goodbye.
-_CONNECTION_LOST = (
+CONNECTION_LOST = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
 )
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether `exc` (raised by the driver, or wrapped by SQLAlchemy) means the connection is gone."""
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc.orig, CONNECTION_LOST)
+    return isinstance(exc, CONNECTION_LOST)
 
 
 class BareConnections:
@@ -43,6 +51,6 @@ class BareConnections:
             try:
                 yield driver
             except BaseException as exc:
-                if driver.is_closed() or isinstance(exc, _CONNECTION_LOST):
+                if driver.is_closed() or isinstance(exc, CONNECTION_LOST):
                     await connection.invalidate()
                 raise

@@ -25,29 +25,14 @@ from collections import deque
 from typing import Any
 
 import asyncpg
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from api.db.bare import connection_lost
 from api.predictions.repository import allocate_ids, copy_rows, features_json
 
 logger = logging.getLogger("hab.predictions.writer")
 
 Record = tuple[Any, ...]
-
-# What a dead or dying connection raises: class 08 (connection exceptions), class 57P (the server shut the
-# backend down), and the client-side errors of a closed socket or connection object.
-_CONNECTION_LOST = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.InterfaceError,
-)
-
-
-def connection_lost(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated) or isinstance(exc.orig, _CONNECTION_LOST)
-    return isinstance(exc, _CONNECTION_LOST)
 
 
 class PredictionWriter:
