@@ -136,9 +136,12 @@ def _options_answer(route: HTTPRoute) -> Any:
 # fields, and the Meta of list items (ids in ChatRequest.dataset_ids) is dropped. Applied to the generated
 # document once, in place, by the JSON and Swagger renderers below (the only ways it is served).
 _ITEM_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {("ChatRequest", "dataset_ids"): BIG_ID_SCHEMA}
-# Number ranges a service checks itself (so that its refusal can name the range in Korean), documented here.
+# Number ranges a service checks itself (so that its refusal can name the range in Korean), and bounds the
+# generator drops, documented here.
 _PROPERTY_BOUNDS: dict[tuple[str, str], dict[str, Any]] = {
     ("ProximityRequest", "radius_m"): {"minimum": 1, "maximum": 5000},
+    # A BigId | None with a Meta of its own (a description) loses BigId's bounds in Litestar's generator.
+    ("ChatRequest", "dataset_id"): {"minimum": 1, "maximum": INT64_MAX},
 }
 _FINISHED = "x-hab-finished"
 

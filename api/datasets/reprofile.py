@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from api.datasets import profile
 from api.datasets.kinds import DatasetKind
@@ -59,8 +60,11 @@ class ProfileRefresher:
         summary, columns = recomputed
         await self.datasets.store_profile(row.content_sha256, summary, columns, profile.PROFILE_VERSION)
         await self.session.commit()
-        # The UPDATE bypassed the identity map: give the loaded object the values it wrote.
-        row.summary, row.columns, row.profile_version = summary, columns, profile.PROFILE_VERSION
+        # The UPDATE bypassed the identity map: give the loaded object the values it wrote, as loaded values
+        # (plain assignment would mark them changed, and the caller's next commit would write them again).
+        set_committed_value(row, "summary", summary)
+        set_committed_value(row, "columns", columns)
+        set_committed_value(row, "profile_version", profile.PROFILE_VERSION)
 
     async def refresh_all(self, *, batch: int = 20) -> int:
         """Recompute every stale stored profile, one content hash per transaction; returns the rows updated."""

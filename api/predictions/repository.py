@@ -210,6 +210,7 @@ _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4
 _COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
 _JOB_ROW_COLUMNS = ["job_id", "row_index", "model_version", "eclo", "source"]
 _SOURCE = b"job"
+_INT32_MAX = 2**31 - 1
 _JOB_ROW = np.dtype(
     [
         ("fields", ">i2"),
@@ -224,6 +225,9 @@ _JOB_ROW = np.dtype(
 
 def job_rows_copy(job_id: int, row_index: np.ndarray, eclo: np.ndarray, model_version: int) -> io.BytesIO:
     """A part's rows as a binary COPY stream of `_JOB_ROW_COLUMNS`."""
+    # numpy casts into the record's int32 without complaint: a row index past the column's range would wrap.
+    if len(row_index) and (int(row_index.min()) < 0 or int(row_index.max()) > _INT32_MAX):
+        raise ValueError("row_index outside the integer column's range")
     rows = np.empty(len(row_index), dtype=_JOB_ROW)
     rows["fields"] = len(_JOB_ROW_COLUMNS)
     rows["job_id_len"], rows["job_id"] = 8, job_id

@@ -69,6 +69,11 @@ class UserService:
         return None if user is None else Principal(id=user.id, name=user.name, role=user.role)
 
 
+def _mark_retrieved(task: asyncio.Task[Principal | None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class PrincipalCache:
     """Token-hash → principal for a short time, so hot endpoints skip a database round trip per request.
 
@@ -100,6 +105,9 @@ class PrincipalCache:
         if loading is None:
             self.lookups += 1
             loading = asyncio.create_task(self._load(key, token, load))
+            # When every waiter was cancelled, nobody awaits a failure: mark it seen (each waiter that is still
+            # there gets it raised anyway), so asyncio does not log "exception was never retrieved".
+            loading.add_done_callback(_mark_retrieved)
             self._loading[key] = loading
         return await asyncio.shield(loading)  # one waiter's cancellation does not cancel the others' lookup
 

@@ -237,6 +237,13 @@ async def test_the_openapi_documents_the_real_error_body(client, alice):
     assert job_id["maximum"] == INT64_MAX and isinstance(job_id["maximum"], int)  # exact, not a float
     assert schemas["ChatRequest"]["additionalProperties"] is False
     assert schemas["ChatRequest"]["properties"]["dataset_ids"]["items"]["maximum"] == INT64_MAX
+    # Every id a request body takes documents the bounds the server enforces (a fuzzer sends what is allowed).
+    for name, schema in schemas.items():
+        if schema.get("additionalProperties") is not False:
+            continue  # not a request body
+        for field, prop in schema.get("properties", {}).items():
+            if field.endswith("_id"):
+                assert (prop.get("minimum"), prop.get("maximum")) == (1, INT64_MAX), (name, field, prop)
     models = schemas["ChatRequest"]["properties"]["model"]["oneOf"][0]["enum"]
     assert models == (await client.get("/api/chat/models", headers=alice.headers)).json()["models"]
 

@@ -223,7 +223,8 @@ async def test_a_new_version_of_a_dataset_gets_fresh_figures(client, alice, reso
     # Redis outlives the suite's database: an earlier run on the same Redis may have cached this exact answer.
     from api.proximity.cache import cache_key
 
-    await resources.redis.delete(cache_key(await _sha(client, alice, source), await _sha(client, alice, new_target), 300))
+    new_key = cache_key(await _sha(client, alice, source), await _sha(client, alice, new_target), 300)
+    await resources.redis.delete(new_key)
     before = await _proximity_lookups(client)
     body["target_dataset_id"] = new_target
     new = (await client.post("/api/analysis/proximity", headers=alice.headers, json=body)).json()

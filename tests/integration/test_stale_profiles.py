@@ -119,3 +119,20 @@ async def test_the_maintenance_job_recomputes_stale_profiles_once(client, alice,
     again = await resources.arq.enqueue_job("refresh_stale_profiles")
     await run_worker(settings)
     assert await again.result(timeout=5) == 0  # idempotent: nothing left to do
+
+
+async def test_a_refreshed_row_carries_the_new_profile_without_pending_changes(client, alice, resources):
+    from sqlalchemy import inspect
+
+    from api.datasets.reprofile import ProfileRefresher
+
+    dataset = await _upload(client, alice, _csv(), "재계산-세션")
+    await _make_stale(resources, dataset["id"])
+    async with resources.sessions() as session:
+        row = await session.get(Dataset, dataset["id"])
+        assert row is not None and row.profile_version == 1
+        await ProfileRefresher(session, resources).refresh(row)
+        assert row.profile_version == PROFILE_VERSION and row.summary["coordinates"] is not None
+        # Loaded values, not edits: the caller's next commit has nothing of this row to write again.
+        assert not inspect(row).modified and row not in session.dirty
+    assert (await _stored(resources, dataset["id"]))[0] == PROFILE_VERSION

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
 
 import pytest
 
@@ -63,3 +65,36 @@ async def test_an_expired_entry_is_looked_up_again(ttl):
     await asyncio.sleep(0.001)
     await cache.get_or_load("hab_t", load)
     assert cache.lookups == 2
+
+
+async def test_a_failed_lookup_whose_waiters_all_left_is_not_reported_as_unretrieved():
+    cache = PrincipalCache()
+    started, release = asyncio.Event(), asyncio.Event()
+    reported: list[dict] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+
+    async def load(token: str) -> Principal | None:
+        started.set()
+        await release.wait()
+        raise ConnectionResetError("database gone")
+
+    try:
+        waiter = asyncio.create_task(cache.get_or_load("hab_token", load))
+        await started.wait()
+        waiter.cancel()  # the request went away; the shared lookup goes on without anyone awaiting it
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        lookup = next(iter(cache._loading.values()))
+        release.set()
+        deadline = time.monotonic() + 10
+        while not lookup.done():  # watched, not awaited: awaiting would retrieve the failure on the cache's behalf
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0)
+        assert not lookup.cancelled() and not cache._loading  # failed (asking how would retrieve it)
+        del lookup, waiter
+        gc.collect()  # a task whose failure nobody retrieved reports it to the loop when collected
+    finally:
+        loop.set_exception_handler(previous)
+    assert reported == []
