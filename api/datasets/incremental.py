@@ -29,8 +29,6 @@ from api.datasets.csv_pieces import CannotParseInPieces, PieceLayout, parse_firs
 from api.datasets.csv_reader import Unreadable
 from api.datasets.ingest import ParsedDataset, sha256_hex
 from api.datasets.parquet import parquet_writer
-from api.datasets.profile import FoldedColumn
-from api.datasets.profile_fold import ProfileFold
 from api.errors import DomainError, PayloadTooLarge
 
 logger = logging.getLogger("hab.datasets")
@@ -48,8 +46,7 @@ def upload_too_large(limit: int, **sizes: int) -> PayloadTooLarge:
 class UploadedCsv:
     """An upload's bytes, kept as the pieces they arrived in, with their size and SHA-256.
 
-    `early` is the table and its Parquet encoding when they were made while the body arrived, and `folded`
-    the parts of its profile folded meanwhile (`profile.summarize`'s `folded`).
+    `early` is the table and its Parquet encoding when they were made while the body arrived.
     """
 
     def __init__(
@@ -59,13 +56,11 @@ class UploadedCsv:
         size: int,
         sha256: str | None,
         early: tuple[ParsedDataset, bytes] | None = None,
-        folded: list[FoldedColumn] | None = None,
     ) -> None:
         self.pieces = pieces
         self.size = size
         self._sha256 = sha256
         self.early = early
-        self.folded = folded if early is not None else None
 
     @classmethod
     def from_bytes(cls, data: bytes) -> UploadedCsv:
@@ -88,8 +83,7 @@ class UploadedCsv:
 
 
 class _PieceWork:
-    """The thread side: pieces parsed in order on one thread, written to Parquet (and their profile parts
-    folded) in order on another."""
+    """The thread side: pieces parsed in order on one thread, written to Parquet in order on another."""
 
     def __init__(self) -> None:
         self.failed = False
@@ -98,7 +92,6 @@ class _PieceWork:
         self._tables: list[pa.Table] = []
         self._sink = pa.BufferOutputStream()
         self._writer: pq.ParquetWriter | None = None
-        self._fold = ProfileFold()
 
     def give_up(self) -> None:
         """Stop, and drop what was parsed and encoded so far (a piece still being parsed is dropped when done)."""
@@ -106,7 +99,6 @@ class _PieceWork:
             self.failed = True
             self._tables = []
         self._sink = pa.BufferOutputStream()
-        self._fold = ProfileFold()
 
     def parse(self, piece: bytes, first: bool, last: bool) -> pa.Table | None:
         if self.failed:
@@ -142,25 +134,6 @@ class _PieceWork:
         except BaseException:
             self.failed = True  # never a table with a piece missing
             raise
-
-    def fold(self, parsed: Future[pa.Table | None]) -> None:
-        table = parsed.result()
-        if table is None or self.failed:
-            return
-        try:
-            self._fold.add(table)
-        except Exception:
-            logger.exception("folding an upload's profile in pieces failed; it is profiled whole instead")
-
-    def folded(self) -> list[FoldedColumn] | None:
-        """The folded profile parts; call once every piece is folded."""
-        if self.failed:
-            return None
-        try:
-            return self._fold.result()
-        except Exception:
-            logger.exception("merging an upload's folded profile failed; it is profiled whole instead")
-            return None
 
     def result(self, size: int, sha256: str) -> tuple[ParsedDataset, bytes] | None:
         writer, self._writer = self._writer, None
@@ -239,7 +212,6 @@ class StreamingUpload:
             self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="upload-parquet")
         parsed = self._parse_thread.submit(self._work.parse, piece, first, last)
         self._write_thread.submit(self._work.write, parsed)
-        self._write_thread.submit(self._work.fold, parsed)
 
     async def finish(self) -> UploadedCsv:
         """Wait for the last piece; the body with, when the pieces all parsed cleanly, its table and Parquet."""
@@ -247,16 +219,16 @@ class StreamingUpload:
             self._emit(b"".join(self._pending), last=True)
             self._pending, self._pending_size = [], 0
         sha = self._digest.hexdigest()
-        early, folded = None, None
+        early = None
         try:
             if self._write_thread is not None:
-                # The write thread takes tasks in order: once this has run, every piece is written and folded.
-                folded = await asyncio.wrap_future(self._write_thread.submit(self._work.folded))
+                # The write thread takes tasks in order: once this no-op has run, every piece is done.
+                await asyncio.wrap_future(self._write_thread.submit(lambda: None))
                 early = await asyncio.to_thread(self._work.result, self.size, sha)
         finally:
             self._finished = True
             self._shutdown()
-        return UploadedCsv(self._pieces, size=self.size, sha256=sha, early=early, folded=folded)
+        return UploadedCsv(self._pieces, size=self.size, sha256=sha, early=early)
 
     def abort(self) -> None:
         """Stop the work and drop the body received so far. A refused upload's exception and its traceback

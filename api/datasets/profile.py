@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
@@ -125,18 +124,8 @@ class _ColumnResult(msgspec.Struct, kw_only=True):
     dates: DateRange | None = None
 
 
-@dataclass(slots=True)
-class FoldedColumn:
-    """What was folded piece by piece for one column while its table arrived (profile_fold.py): exactly what
-    the whole column would give. None: not folded, computed from the whole column."""
-
-    unique: int | None = None  # distinct non-missing values (numbers, dates)
-    counts: tuple[pa.Array, np.ndarray] | None = None  # value_counts() of the column as strings
-
-
-def _profile_column(name: str, col: pa.ChunkedArray, folded: FoldedColumn | None = None) -> _ColumnResult:
+def _profile_column(name: str, col: pa.ChunkedArray) -> _ColumnResult:
     dtype = dtype_of(col.type)
-    folded = folded or FoldedColumn()
     rows = len(col)
 
     def profile(missing: int, unique: int, role: Role) -> ColumnProfile:
@@ -159,7 +148,7 @@ def _profile_column(name: str, col: pa.ChunkedArray, folded: FoldedColumn | None
             p75=finite(quartiles[2]),
             max=finite(high.as_py()) if high is not None else None,
         )
-        unique = _distinct(col, folded) if count else 0
+        unique = pc.count_distinct(col).as_py() if count else 0
         return _ColumnResult(profile=profile(col.null_count, unique, "numeric"), numeric=numeric)
 
     if dtype == "datetime":
@@ -171,16 +160,14 @@ def _profile_column(name: str, col: pa.ChunkedArray, folded: FoldedColumn | None
         if low is not None and high is not None:
             days = (_as_date(high) - _as_date(low)).days + 1
         dates = DateRange(column=name, min=iso(low), max=iso(high), days=days)
-        unique = _distinct(col, folded) if count else 0
+        unique = pc.count_distinct(col).as_py() if count else 0
         return _ColumnResult(profile=profile(col.null_count, unique, "datetime"), dates=dates)
 
     strings = as_strings(col)
     non_missing = rows - strings.null_count
-    # The probe can only find more than CATEGORICAL_MAX_DISTINCT distinct values in a column that has them.
-    few = folded.counts is not None and len(folded.counts[0]) <= CATEGORICAL_MAX_DISTINCT
-    if dtype != "boolean" and not few and _looks_all_distinct(strings):
+    if dtype != "boolean" and _looks_all_distinct(strings):
         return _ColumnResult(profile=profile(strings.null_count, non_missing, "text"))
-    values, counts = folded.counts if folded.counts is not None else value_counts(strings)
+    values, counts = value_counts(strings)
     unique = len(values)
     is_categorical = (
         dtype == "boolean"
@@ -192,10 +179,6 @@ def _profile_column(name: str, col: pa.ChunkedArray, folded: FoldedColumn | None
     top, other = top_values(values, counts, SUMMARY_TOP_VALUES)
     categorical = CategoricalSummary(column=name, values=top, other_count=other)
     return _ColumnResult(profile=profile(strings.null_count, unique, "categorical"), categorical=categorical)
-
-
-def _distinct(col: pa.ChunkedArray, folded: FoldedColumn) -> int:
-    return folded.unique if folded.unique is not None else int(pc.count_distinct(col).as_py())
 
 
 def _looks_all_distinct(strings: pa.ChunkedArray) -> bool:
@@ -211,21 +194,16 @@ def _as_date(value: date | datetime) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
-def summarize(table: pa.Table, kind: DatasetKind, folded: list[FoldedColumn] | None = None) -> DatasetSummary:
-    """Column types, missing values, describe-style statistics, top values, date ranges, coordinates.
-
-    `folded` (one per column, from profile_fold.py) holds the hashing-heavy parts already computed piece by
-    piece while the table arrived; the summary is the same as without it.
-    """
+def summarize(table: pa.Table, kind: DatasetKind) -> DatasetSummary:
+    """Column types, missing values, describe-style statistics, top values, date ranges, coordinates."""
     names, columns = table.column_names, table.columns
-    parts = folded if folded is not None and len(folded) == len(columns) else [FoldedColumn() for _ in columns]
     workers = min(4, os.cpu_count() or 1)
     if table.num_rows >= _PARALLEL_MIN_ROWS and workers > 1 and len(columns) > 1:
         # pyarrow and numpy release the GIL, so columns are profiled in parallel
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="profile") as pool:
-            results = list(pool.map(_profile_column, names, columns, parts))
+            results = list(pool.map(_profile_column, names, columns))
     else:
-        results = [_profile_column(n, c, f) for n, c, f in zip(names, columns, parts, strict=True)]
+        results = [_profile_column(n, c) for n, c in zip(names, columns, strict=True)]
 
     coordinates = None
     cols = find_table_coordinates(table)

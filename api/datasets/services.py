@@ -156,9 +156,7 @@ class DatasetService:
             parsed = await asyncio.to_thread(lambda: parse_csv(upload.content(), content_sha256=sha))
             parquet = None
         # The profile is computed in a thread while the Parquet blob is made and sent.
-        summarizing = asyncio.ensure_future(
-            asyncio.to_thread(profile.summarize, parsed.table, parsed.kind, upload.folded)
-        )
+        summarizing = asyncio.ensure_future(asyncio.to_thread(profile.summarize, parsed.table, parsed.kind))
         try:
             if parquet is None:
                 parquet = await asyncio.to_thread(to_parquet, parsed.table)
