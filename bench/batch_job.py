@@ -32,7 +32,7 @@ What is measured (one run, the same v1.2.5 trees everywhere):
   DEFAULT_HOUR_BANDS; models.features.encode_frame is NOT used), raw `lightgbm.Booster(model_str=…)
   .predict(num_threads=1)` (and once with 2), expm1 and clip at 0 like hab, the result rows as CSV built
   by Arrow, and ONE `COPY predictions (job_id, row_index, model_version, eclo, source)` in one
-  transaction (a dummy `jobs` row is inserted first, outside the clock, for the foreign key).
+  transaction (a dummy `jobs` row is inserted first, outside the clock, so its rows belong to a real job).
 * Every measurement starts with `TRUNCATE predictions`, so each COPY goes into an empty table, and with
   the prefault of bench.measure (BENCH_PREFAULT_MB).
 * Cross-checks: hab's stored ECLO of rows 0–1,999 against the per-row path's values, and the floor's
