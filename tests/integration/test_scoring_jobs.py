@@ -494,3 +494,27 @@ async def test_sweeper_gives_up_a_chat_job_and_drops_its_sealed_key(alice, resou
     assert failed.status == "failed" and failed.summary["error"]["code"] == "worker_lost"
     assert await _messages(resources, settings, job.id) == []  # given up, not re-queued
     assert await resources.redis.exists(keybox.redis_key(job.id)) == 0
+
+
+async def test_a_helper_delivery_reaching_the_process_scoring_the_job_is_passed_on(resources, settings):
+    """A process that scores a job (from the moment its run asks for help) passes helper deliveries of that
+    job on to other workers instead of adding loops beside its own."""
+    job_id = 987_654_321  # no such job: a delivery that is not passed on ends "idle"
+    ours = {f"hab-score-part:{job_id}:".encode()}
+
+    async def queued_for_job() -> list[bytes]:
+        members = await resources.arq.zrange(settings.queue_name, 0, -1)
+        return [m for m in members if any(m.startswith(prefix) for prefix in ours)]
+
+    before = await queued_for_job()
+    with scoring_parts.scoring_here(resources, job_id):
+        with scoring_parts.scoring_here(resources, job_id):  # the run's mark, then its score_parts' mark
+            assert await scoring_parts.help_score(resources, job_id) == "passed-on"
+        assert job_id in resources.scoring_jobs  # the inner mark left the outer one in place
+        assert await scoring_parts.help_score(resources, job_id) == "passed-on"
+    assert job_id not in resources.scoring_jobs
+    passed = [m for m in await queued_for_job() if m not in before]
+    assert len(passed) == 2  # each passed on as a deferred delivery for another worker
+    await resources.arq.zrem(settings.queue_name, *passed)
+    await resources.arq.delete(*[b"arq:job:" + m for m in passed])
+    assert await scoring_parts.help_score(resources, job_id) == "idle"

@@ -19,6 +19,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -49,6 +50,20 @@ BOUNCE_DELAY = dt.timedelta(seconds=0.3)
 
 def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextlib.contextmanager
+def scoring_here(resources: Resources, job_id: int) -> Iterator[None]:
+    """Mark the job as being scored by this process, so helper deliveries that reach it meanwhile are passed
+    on to other workers rather than adding loops here (nested marks keep the outermost one)."""
+    if job_id in resources.scoring_jobs:
+        yield
+        return
+    resources.scoring_jobs.add(job_id)
+    try:
+        yield
+    finally:
+        resources.scoring_jobs.discard(job_id)
 
 
 async def score_parts(
@@ -96,15 +111,14 @@ async def score_parts(
                 # the rest of the part's transaction: claim, COPY, summary, commit
                 count_scoring_stage(ScoringStage.WRITE, elapsed - result.encode_s - result.predict_s)
 
-    resources.scoring_jobs.add(job_id)
-    tasks = [asyncio.create_task(loop()) for _ in range(max(1, loops))]
-    try:
-        outcomes = await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        resources.scoring_jobs.discard(job_id)
+    with scoring_here(resources, job_id):
+        tasks = [asyncio.create_task(loop()) for _ in range(max(1, loops))]
+        try:
+            outcomes = await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     return PartOutcome.CANCELLED if PartOutcome.CANCELLED in outcomes else PartOutcome.NONE_FREE
 
 

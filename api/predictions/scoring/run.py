@@ -23,7 +23,7 @@ from api.jobs.run import JobRun
 from api.predictions.repository import PartOutcome, ensure_parts, job_summary, parts_left
 from api.predictions.scoring.chunks import ScoringTally
 from api.predictions.scoring.inputs import load_job_input
-from api.predictions.scoring.parts import score_parts
+from api.predictions.scoring.parts import score_parts, scoring_here
 from models.features import FeatureError
 from models.loaded import LoadedModel
 
@@ -56,8 +56,11 @@ class ScoringRun(JobRun):
         parts = await ensure_parts(
             self.resources.engine, self.job_id, start=int(job.progress), total=table.num_rows, part_rows=part_rows
         )
-        await self._ask_for_help(parts - 1, attempt=job.attempts + 1)
-        return await self._score(table, model)
+        # Marked before the helpers are asked: a helper delivery this process picks up within its 50 ms poll
+        # must be passed on, not become a second pair of loops beside the run's own.
+        with scoring_here(self.resources, self.job_id):
+            await self._ask_for_help(parts - 1, attempt=job.attempts + 1)
+            return await self._score(table, model)
 
     async def _ask_for_help(self, wanted: int, *, attempt: int) -> None:
         """Helper deliveries for the other workers (each scores free parts, then ends). Best effort: without
