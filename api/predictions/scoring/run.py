@@ -23,13 +23,25 @@ from api.jobs.run import JobRun
 from api.predictions.repository import PartOutcome, ensure_parts, job_summary, parts_left
 from api.predictions.scoring.chunks import ScoringTally
 from api.predictions.scoring.inputs import load_job_input
-from api.predictions.scoring.parts import score_parts, scoring_here
+from api.predictions.scoring.parts import LOOPS_PER_PROCESS, score_parts, scoring_here
 from models.features import FeatureError
 from models.loaded import LoadedModel
 
-CHUNK_ROWS = 100_000  # rows per part
+CHUNK_ROWS = 100_000  # rows per part, at most
+MIN_SPLIT_ROWS = 20_000  # smaller inputs are one part
 NO_MODEL = "활성화된 ECLO 모델이 없습니다."
 WAIT_FOR_HELPERS_SECONDS = 0.2  # how often the run looks whether the parts other workers hold are done
+
+
+def balanced_part_rows(rows: int, *, loops: int = LOOPS_PER_PROCESS) -> int:
+    """Rows per part: at most CHUNK_ROWS, in a number of parts that the process's loops share evenly. Three
+    parts of 100k on two loops left one loop idle for the last third (300k rows: 4 parts of 75k were faster,
+    164-179k against 133-165k rows/s in one probe)."""
+    if rows <= MIN_SPLIT_ROWS:  # one part: splitting would cost more transactions than it overlaps
+        return CHUNK_ROWS
+    parts = -(-rows // CHUNK_ROWS)
+    parts = -(-parts // loops) * loops
+    return max(1, -(-rows // parts))
 
 
 class ScoringRun(JobRun):
@@ -52,9 +64,10 @@ class ScoringRun(JobRun):
             except NotFound as exc:
                 return await self.finish(JobStatus.FAILED, error=exc.message)
         await self.set(total=table.num_rows, params={**job.params, "model_version": model.version})
-        part_rows = self.resources.settings.score_chunk_rows or CHUNK_ROWS
+        start = int(job.progress)
+        part_rows = self.resources.settings.score_chunk_rows or balanced_part_rows(table.num_rows - start)
         parts = await ensure_parts(
-            self.resources.engine, self.job_id, start=int(job.progress), total=table.num_rows, part_rows=part_rows
+            self.resources.engine, self.job_id, start=start, total=table.num_rows, part_rows=part_rows
         )
         # Marked before the helpers are asked: a helper delivery this process picks up within its 50 ms poll
         # must be passed on, not become a second pair of loops beside the run's own.
