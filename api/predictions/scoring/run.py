@@ -41,7 +41,7 @@ def balanced_part_rows(rows: int, *, loops: int = LOOPS_PER_PROCESS) -> int:
         return CHUNK_ROWS
     parts = -(-rows // CHUNK_ROWS)
     parts = -(-parts // loops) * loops
-    return max(1, -(-rows // parts))
+    return -(-rows // parts)
 
 
 class ScoringRun(JobRun):
