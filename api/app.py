@@ -27,7 +27,6 @@ from api.proximity.controllers import ProximityController
 from api.registry.controllers import ModelController
 from api.resources import close_resources, freeze_startup_objects, open_resources
 from api.settings import Settings, get_settings
-from api.timing import server_timing_middleware
 from api.users.auth import auth_middleware
 from api.users.controllers import UserController
 
@@ -71,7 +70,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         lifespan=[lifespan],
         dependencies={"db_session": Provide(provide_db_session)},
-        middleware=[observability_middleware, server_timing_middleware, auth_middleware],
+        middleware=[observability_middleware, auth_middleware],
         before_send=[add_request_id],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.upload_max_bytes + _MULTIPART_OVERHEAD,

@@ -195,7 +195,7 @@ def _raised_in(exc: BaseException, module_prefixes: tuple[str, ...]) -> bool:
 def handle_undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     """A JSON body that is not UTF-8 or nests deeper than the decoder goes: msgspec raises UnicodeDecodeError or
     RecursionError, which Litestar does not turn into a 400. Raised anywhere else, they are bugs (a 500)."""
-    if not _raised_in(exc, ("litestar.serialization", "api.predictions.batch_rows")):
+    if not _raised_in(exc, ("litestar.serialization", "api.predictions.batch_rows", "api.predictions.single_http")):
         return handle_unexpected(request, exc)
     logger.info("undecodable JSON body on %s %s: %s", request.method, request.url.path, type(exc).__name__)
     return error_response(400, "bad_json", _BAD_BODY_MESSAGE, {"reason": type(exc).__name__})

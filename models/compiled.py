@@ -6,10 +6,14 @@ docs/decisions/0009-compiled-predictor.md). LightGBM stays the reference and the
 - on a machine without a C compiler (a student's laptop) nothing is compiled and LightGBM serves;
 - a library is used only after it reproduced LightGBM on a probe matrix (every category of every
   categorical feature, missing values) to ``EQUALITY_TOLERANCE``;
-- single rows stay on LightGBM, which is faster below ``COMPILED_MIN_ROWS`` rows (a tl2cgen call pays for
-  building its matrix). tl2cgen's ``Predictor.predict`` may be called by one thread at a time, so a loaded
-  library keeps one ``Predictor`` per thread predicting at once (up to ``MAX_CONCURRENT``): a job's two
-  scoring loops predict side by side on the compiled code instead of one of them falling back to LightGBM.
+- small batches (below ``COMPILED_MIN_ROWS`` rows) stay on LightGBM: a tl2cgen call pays for building its
+  matrix. tl2cgen's ``Predictor.predict`` may be called by one thread at a time, so a loaded library keeps
+  one ``Predictor`` per thread predicting at once (up to ``MAX_CONCURRENT``): a job's two scoring loops
+  predict side by side on the compiled code instead of one of them falling back to LightGBM.
+- one row (a single prediction) calls the library's own ``predict`` function through ctypes, with the row
+  laid out as tl2cgen's ``union Entry`` array: no matrix, no predictor, no lock (the generated function
+  reads only its arguments and constant tables). About half of LightGBM's single-row API per call, and
+  checked against LightGBM on every probe row like the batch path (docs/decisions/0010).
 
 Libraries are cached in a folder keyed by the SHA-256 of the model's trees (plus the tl2cgen version and the
 machine), so each version is compiled once per folder; a lock file keeps two processes sharing the folder
@@ -19,6 +23,7 @@ from compiling the same version twice.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import logging
@@ -123,6 +128,16 @@ class CompiledPredictor:
         self._lock = threading.Lock()
         self._free = [self._load()]
         self.loaded = 1
+        self._row_predict = self._load_row_function()
+        self._entries = ctypes.c_double * n_features  # one `union Entry` is 8 bytes: a double or an int
+
+    def _load_row_function(self) -> Any:
+        # The generated `void predict(union Entry* data, int pred_margin, double* result)`; the handle is the
+        # one tl2cgen's Predictor opened (dlopen counts references), so the library stays mapped while used.
+        function = ctypes.CDLL(str(self.library)).predict
+        function.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+        function.restype = None
+        return function
 
     def _load(self) -> Any:
         import tl2cgen
@@ -159,6 +174,19 @@ class CompiledPredictor:
                 self._free.append(predictor)
         return np.asarray(out, dtype=np.float64).reshape(len(x))
 
+    def raw_predict_one(self, row: np.ndarray) -> float:
+        """The raw output (pred_margin) of one row of n_features values, NaN meaning missing."""
+        values = row.tolist()
+        entries = self._entries(*values)  # written by `predict` (it quantizes in place): one per call
+        if any(v != v for v in values):  # NaN: tl2cgen marks a missing entry by its int member set to -1
+            as_ints = ctypes.cast(entries, ctypes.POINTER(ctypes.c_int32))
+            for i, v in enumerate(values):
+                if v != v:
+                    as_ints[2 * i] = -1  # the int member is an Entry's first 4 bytes
+        result = (ctypes.c_double * 1)()  # `predict` adds to it: it starts at 0.0
+        self._row_predict(entries, 1, result)
+        return result[0]
+
 
 def probe_matrix(model: LoadedModel) -> np.ndarray:
     """Rows that visit every category code of every categorical feature, unknown codes and missing values,
@@ -181,14 +209,16 @@ def probe_matrix(model: LoadedModel) -> np.ndarray:
 
 
 def verify(model: LoadedModel, predictor: CompiledPredictor) -> float:
-    """The largest relative difference between the library and LightGBM on the probe matrix; raises when it
-    exceeds the tolerance."""
+    """The largest relative difference between the library (as a batch and row by row) and LightGBM on the
+    probe matrix; raises when it exceeds the tolerance."""
     x = probe_matrix(model)
     reference = model.lightgbm_raw_predict(x)
     compiled = predictor.raw_predict(x)
     if compiled is None:  # nothing else can hold a predictor that is not attached yet
         raise CompileError("compiled predictor busy during verification")
-    difference = float(np.max(np.abs(compiled - reference) / np.maximum(np.abs(reference), 1e-12)))
+    one_by_one = np.array([predictor.raw_predict_one(row) for row in x])
+    scale = np.maximum(np.abs(reference), 1e-12)
+    difference = float(max(np.max(np.abs(batch - reference) / scale) for batch in (compiled, one_by_one)))
     if not difference <= EQUALITY_TOLERANCE:
         raise CompileError(f"compiled outputs differ from LightGBM by {difference:.3g} (relative)")
     return difference

@@ -18,6 +18,8 @@ grounding and the share of training accidents that fall in it, computed from the
 
 from __future__ import annotations
 
+import bisect
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,13 +55,41 @@ class PercentileScale:
         self._values, first = np.unique(q, return_index=True)
         last = len(q) - 1 - np.unique(q[::-1], return_index=True)[1]
         self._first, self._last = grid[first], grid[last]
+        # The same tables as Python lists, for one float at a time (a single prediction): two np.interp
+        # calls on a scalar cost several times the arithmetic.
+        self._value_list = self._values.tolist()
+        self._first_list, self._last_list = self._first.tolist(), self._last.tolist()
 
     def __call__(self, eclo: float | np.ndarray) -> Any:
         """Takes a float (returns a float) or an array (returns an array)."""
+        if isinstance(eclo, float | int):
+            return self._one(float(eclo))
         low = np.interp(eclo, self._values, self._first, left=0.0, right=100.0)
         high = np.interp(eclo, self._values, self._last, left=0.0, right=100.0)
         result = np.clip((low + high) / 2.0, 0.0, 100.0)
         return float(result) if np.ndim(result) == 0 else result
+
+    def _one(self, x: float) -> float:
+        """The array path's value for one float, computed as np.interp computes it (so equal to the bit)."""
+        xs = self._value_list
+        if x != x:  # NaN stays NaN, as through np.interp and np.clip
+            return x
+        if x < xs[0]:
+            return 0.0
+        if x > xs[-1]:
+            return 100.0
+        j = bisect.bisect_right(xs, x) - 1  # xs[j] <= x < xs[j + 1], or x == xs[-1]
+        if xs[j] == x:
+            low, high = self._first_list[j], self._last_list[j]
+        else:
+            low = _between(x, xs[j], xs[j + 1], self._first_list[j], self._first_list[j + 1])
+            high = _between(x, xs[j], xs[j + 1], self._last_list[j], self._last_list[j + 1])
+        return min(max((low + high) / 2.0, 0.0), 100.0)
+
+
+def _between(x: float, x0: float, x1: float, y0: float, y1: float) -> float:
+    """np.interp's formula between two knots (numpy's compiled_base.c: slope first, then from the left)."""
+    return (y1 - y0) / (x1 - x0) * (x - x0) + y0
 
 
 def percentile(eclo: float | np.ndarray, quantiles: Sequence[float]) -> Any:
@@ -106,6 +136,7 @@ def _span(band: InterpretationBand) -> str:
     return f"ECLO {band.lower:g} 이상" + (f" {band.upper:g} 미만" if band.upper is not None else "")
 
 
+@functools.lru_cache(maxsize=64)  # bands are frozen and few: every single prediction asks for its band's
 def sentence_parts(band: InterpretationBand) -> tuple[str, str, str]:
     """describe()'s sentence for a band around its two numbers: (before ECLO, between ECLO and percentile,
     after). Batches build it from these, computed once per band."""

@@ -11,9 +11,10 @@ Threads and latency (LightGBM 4.7; figures in docs/decisions/0008-lightgbm-threa
 - More threads help only on idle cores: with the cores busy (API, workers, other jobs), OpenMP's waiting
   made 2-thread LightGBM work many times slower. Keep 1 unless the process owns the machine.
 - LightGBM's OpenMP pool may hang in a process forked after it was used: start workers with spawn.
-- One row (``predict_one``) goes through LightGBM's single-row "fast" C API (a FastConfig made once per
-  model): ``Booster.predict`` builds a predictor and validates its input on every call, which cost more than
-  walking the trees (docs/decisions/0010). A FastConfig is not safe for concurrent calls, so it is used
+- One row (``predict_one``) goes through the compiled library's row function once one is attached
+  (models/compiled.py), else through LightGBM's single-row "fast" C API (a FastConfig made once per
+  model): ``Booster.predict`` builds a predictor and validates its input on every call, which cost more
+  than walking the trees (docs/decisions/0010). A FastConfig is not safe for concurrent calls, so it is used
   under a lock taken without waiting; a caller that finds it busy uses ``Booster.predict``.
 """
 
@@ -104,11 +105,13 @@ class LoadedModel:
         return np.maximum(np.expm1(raw) if self._log1p else raw, 0.0)
 
     def predict_one(self, row: np.ndarray) -> float:
-        """predict() of one encoded row (shape (n_features,)), by LightGBM's single-row path."""
+        """predict() of one encoded row (shape (n_features,)): by the compiled library's row function once one
+        is attached, else by LightGBM's single-row path."""
         x = np.ascontiguousarray(row, dtype=np.float64)
         if x.shape != (self._n_features,):
             raise ValueError(f"입력 행의 모양 {x.shape}이(가) ({self._n_features},)가 아닙니다.")
-        raw = self._single.raw_predict(x)
+        compiled = self._compiled
+        raw = compiled.raw_predict_one(x) if compiled is not None else self._single.raw_predict(x)
         if raw is None:
             raw = float(self._booster.predict(x.reshape(1, -1), num_threads=1)[0])
         return max(float(np.expm1(raw)) if self._log1p else raw, 0.0)

@@ -10,8 +10,10 @@ from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response.base import ASGIResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.answers import json_answer, ok_response
 from api.chat import schemas as s
 from api.chat.conversations import ConversationService
 from api.chat.hits import ChatAsk
@@ -35,16 +37,11 @@ ApiKeyHeader = Annotated[
 ]
 Chat = NamedDependency[TurnService]
 # POST /message takes no database session: a cache hit runs on bare pooled connections (api/chat/hits.py).
-Ask = NamedDependency[ChatAsk]
 Conversations = NamedDependency[ConversationService]
 
 
 def provide_turn_service(db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any]) -> TurnService:
     return TurnService(db_session, request.app.state.resources)
-
-
-def provide_chat_ask(request: Request[Any, Any, Any]) -> ChatAsk:
-    return ChatAsk(request.app.state.resources)
 
 
 def provide_conversation_service(
@@ -63,18 +60,19 @@ class ChatController(Controller):
     tags = ["chat"]
     dependencies = {
         "chat": Provide(provide_turn_service, sync_to_thread=False),
-        "ask": Provide(provide_chat_ask, sync_to_thread=False),
     }
 
     @get("/models", summary="사용할 수 있는 Claude 모델")
     async def models(self, chat: Chat) -> s.ChatModels:
         return chat.models()
 
-    @post("/message", status_code=200, summary="질문하고 답 받기")
+    @post("/message", status_code=200, summary="질문하고 답 받기", responses=ok_response(s.ChatResponse))
     async def message(
-        self, request: AuthedRequest, ask: Ask, data: JSONBody[s.ChatRequest], api_key: ApiKeyHeader = None
-    ) -> s.ChatResponse:
-        return await ask.ask(request.user, data, require_key(api_key))
+        self, request: AuthedRequest, data: JSONBody[s.ChatRequest], api_key: ApiKeyHeader = None
+    ) -> ASGIResponse:
+        """A cache hit's hot path: no dependency to resolve, the answer encoded once (api/answers.py)."""
+        answer = await ChatAsk(request.app.state.resources).ask(request.user, data, require_key(api_key))
+        return json_answer(answer)
 
     @post("/stream", status_code=200, summary="질문하고 답을 스트리밍으로 받기 (SSE)", media_type="text/event-stream")
     async def stream(

@@ -30,6 +30,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         "port": port or settings.api_port,
         "log_level": settings.log_level.lower(),
         "access_log": False,
+        "server_header": False,  # one header less on every response, and the server's name is nobody's business
         "log_config": logging_config(settings),  # applied again in each worker process
         "timeout_graceful_shutdown": 10,
     }

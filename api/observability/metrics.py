@@ -76,6 +76,7 @@ MODEL_COMPILED = Gauge(
 )
 
 
+@functools.lru_cache(maxsize=256)  # model versions x sources: a single prediction counts without a label lookup
 def prediction_counter(model_version: int | None, source: PredictionSource) -> Counter:
     """The labelled child, for callers that count many times against one model (cheap: no label lookup)."""
     return PREDICTIONS.labels(model_version=str(model_version or 0), source=source.value)
@@ -87,7 +88,12 @@ def count_predictions(model_version: int | None, source: PredictionSource, count
 
 
 def count_cache(cache: str, hit: bool) -> None:
-    CACHE_REQUESTS.labels(cache=cache, result=CacheResult.HIT if hit else CacheResult.MISS).inc()
+    _cache_counter(cache, hit).inc()
+
+
+@functools.lru_cache(maxsize=64)  # a few cache names x hit/miss; a chat cache hit counts without a label lookup
+def _cache_counter(cache: str, hit: bool) -> Counter:
+    return CACHE_REQUESTS.labels(cache=cache, result=CacheResult.HIT if hit else CacheResult.MISS)
 
 
 def count_llm_call(model: str, outcome: str, input_tokens: int = 0, output_tokens: int = 0) -> None:

@@ -12,8 +12,10 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException, ValidationException
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.response.base import ASGIResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.answers import json_answer, ok_response
 from api.jobs.schemas import JobAccepted
 from api.predictions import schemas as s
 from api.predictions.batch_rows import BatchRows, decode_batch_body
@@ -21,6 +23,7 @@ from api.predictions.scoring.results import scoring_results
 from api.predictions.scoring.submit import ScoringJobRequest, submit_scoring_job
 from api.predictions.services import PredictionService
 from api.predictions.single import SinglePredictionService
+from api.predictions.single_http import ObjectBodyOperation, read_object_body
 from api.schemas import Offset, Page, RowId, VersionFilter
 from api.users.services import Principal
 from models.features import ALIASES, LEGACY_ALIASES
@@ -32,13 +35,14 @@ def provide_prediction_service(
     return PredictionService(db_session, request.app.state.resources)
 
 
-def provide_single_predictions(request: Request[Any, Any, Any]) -> SinglePredictionService:
+def single_predictions(request: Request[Any, Any, Any]) -> SinglePredictionService:
+    """The single-prediction routes take no database session (the writer stores the row) and no dependency:
+    they build their service themselves, as resolving a dependency costs a measurable share of a request on
+    this hot path (docs/decisions/0010)."""
     return SinglePredictionService(request.app.state.resources)
 
 
 Predictions = NamedDependency[PredictionService]
-# The single-prediction routes take no database session: the writer stores the row (api/predictions/single.py).
-Single = NamedDependency[SinglePredictionService]
 AuthedRequest = Request[Principal, Any, Any]
 ResultLimit = Annotated[int | None, QueryParameter(ge=1, le=10_000, description="한 번에 받을 행 수 (1~10,000)")]
 _ERROR_AT = re.compile(r" - at `\$\.(.+)`$")
@@ -93,16 +97,24 @@ class PredictionController(Controller):
     tags = ["predictions"]
     dependencies = {
         "predictions": Provide(provide_prediction_service, sync_to_thread=False),
-        "single": Provide(provide_single_predictions, sync_to_thread=False),
     }
 
     @get("/predict/schema", summary="예측 입력 스키마")
-    async def schema(self, single: Single) -> s.PredictSchema:
-        return single.schema()
+    async def schema(self, request: AuthedRequest) -> s.PredictSchema:
+        return single_predictions(request).schema()
 
-    @post("/predict/eclo", status_code=200, summary="ECLO 예측 (한 건)", description=PREDICT_DESCRIPTION)
-    async def predict(self, request: AuthedRequest, single: Single, data: JSONBody[dict[str, Any]]) -> s.Prediction:
-        return await single.predict_one(request.user, data)
+    @post(
+        "/predict/eclo",
+        status_code=200,
+        summary="ECLO 예측 (한 건)",
+        description=PREDICT_DESCRIPTION,
+        operation_class=ObjectBodyOperation,
+        responses=ok_response(s.Prediction),
+    )
+    async def predict(self, request: AuthedRequest) -> ASGIResponse:
+        """Body and answer bypass Litestar's generic handling on this hot path (api/predictions/single_http.py)."""
+        body = await read_object_body(request)
+        return json_answer(await single_predictions(request).predict_one(request.user, body))
 
     @post("/predict/eclo/batch", status_code=200, summary="ECLO 예측 (최대 10,000행)", operation_class=_BatchOperation)
     async def predict_batch(self, request: AuthedRequest, predictions: Predictions) -> s.BatchPrediction:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+import asyncpg
 import msgspec
 import numpy as np
 from sqlalchemy import func, select
@@ -41,6 +42,11 @@ async def copy_rows(connection: AsyncConnection, records: Iterable[tuple[Any, ..
     """COPY (id, owner_id, model_version, features, eclo, source, job_id, row_index) rows."""
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
+    await copy_driver_rows(driver, records)
+
+
+async def copy_driver_rows(driver: asyncpg.Connection, records: Iterable[tuple[Any, ...]]) -> None:
+    """copy_rows() on the driver's connection itself (for a caller that keeps one: no lookup per COPY)."""
     await driver.copy_records_to_table("predictions", records=records, columns=COPY_COLUMNS)
 
 

@@ -28,7 +28,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.db.bare import connection_lost
-from api.predictions.repository import allocate_ids, copy_rows, features_json
+from api.predictions.repository import allocate_ids, copy_driver_rows, features_json
 
 logger = logging.getLogger("hab.predictions.writer")
 
@@ -46,6 +46,7 @@ class PredictionWriter:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._connection: AsyncConnection | None = None  # used by _run only, one COPY at a time
+        self._driver: asyncpg.Connection | None = None  # the kept connection's asyncpg connection
         self.flushes = 0
         self.reconnects = 0
 
@@ -68,7 +69,9 @@ class PredictionWriter:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
         self._wakeup.set()
-        await asyncio.shield(done)
+        # Not shielded: a cancelled request cancels only its own future; its row stays in the batch and is
+        # stored, and the writer skips futures that are already done.
+        await done
         return prediction_id
 
     async def _run(self) -> None:
@@ -91,10 +94,10 @@ class PredictionWriter:
                             done.set_result(None)
 
     async def _copy(self, records: list[Record]) -> None:
-        kept = self._connection
+        kept = self._driver
         if kept is not None:
             try:
-                await copy_rows(kept, records)
+                await copy_driver_rows(kept, records)
                 return
             except Exception as exc:
                 if not connection_lost(exc):
@@ -107,7 +110,10 @@ class PredictionWriter:
             retry = False
         self._connection = await self.engine.connect()
         try:
-            await copy_rows(self._connection, records)
+            driver = (await self._connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            self._driver = driver
+            await copy_driver_rows(driver, records)
         except asyncpg.UniqueViolationError:
             if not retry:
                 raise
@@ -117,7 +123,7 @@ class PredictionWriter:
             raise
 
     async def _drop_connection(self) -> None:
-        connection, self._connection = self._connection, None
+        connection, self._connection, self._driver = self._connection, None, None
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.invalidate()
@@ -138,4 +144,4 @@ class PredictionWriter:
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 await self._connection.close()
-            self._connection = None
+            self._connection = self._driver = None

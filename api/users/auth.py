@@ -9,6 +9,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
+from litestar.types import Scope
 
 from api.errors import Forbidden
 from api.users.services import Principal, UserService
@@ -23,21 +24,31 @@ warnings.filterwarnings("ignore", message=r"Middleware 'BearerAuthMiddleware' ex
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        header = connection.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
+        scheme, _, token = _authorization(connection.scope).partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise NotAuthorizedException()
         resources = connection.app.state.resources
-
-        async def lookup(token: str) -> Principal | None:
-            async with resources.sessions() as session:
-                return await UserService(session).authenticate(token)
-
-        principal = await resources.principals.get_or_load(token, lookup)
+        principal = resources.principals.get(token)
         if principal is None:
-            raise NotAuthorizedException()
+
+            async def lookup(token: str) -> Principal | None:
+                async with resources.sessions() as session:
+                    return await UserService(session).authenticate(token)
+
+            principal = await resources.principals.get_or_load(token, lookup)
+            if principal is None:
+                raise NotAuthorizedException()
         return AuthenticationResult(user=principal, auth=None)
+
+
+def _authorization(scope: Scope) -> str:
+    """The Authorization header, read from the raw header list: this runs on every request, and building
+    Litestar's Headers parses them all."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return value.decode("latin-1")
+    return ""
 
 
 auth_middleware = DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS)

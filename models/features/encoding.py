@@ -73,9 +73,12 @@ def hour_band(hour: int, meta: ModelMetadata) -> str:
 
 
 def _absent(value: Any) -> bool:
+    kind = type(value)
+    if kind is int:  # with str, what a JSON body holds: decided before the slower isinstance checks
+        return False
     if value is None:
         return True
-    if isinstance(value, str):
+    if kind is str or isinstance(value, str):
         return not value.strip()
     if isinstance(value, float | np.floating):
         return math.isnan(value)
@@ -106,7 +109,9 @@ def _parse_datetime(value: Any, meta: ModelMetadata) -> tuple[int, int, int, int
 
 def _parse_integer(field: str, value: Any, meta: ModelMetadata) -> int:
     number: int | None = None
-    if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+    if type(value) is int:  # a JSON number (bool is a subclass, not this type)
+        number = value
+    elif isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
         number = int(value)
     elif isinstance(value, float | np.floating):
         number = int(value) if float(value).is_integer() else None
@@ -139,14 +144,14 @@ def encode_row(row: Mapping[str, Any], meta: ModelMetadata) -> np.ndarray:
             numbers[field] = _parse_integer(field, given[field], meta)
         else:
             numbers[field] = parts[position] if parts is not None else None
-    out = np.empty((1, len(compiled.order)), dtype=np.float64)
-    for i, field in enumerate(compiled.order):
+    out: list[float] = []  # one array at the end: item assignment into an ndarray costs more per value
+    for field in compiled.order:
         codes = compiled.codes.get(field)
         if codes is None:
             number = numbers[field]
             if number is None:
                 raise missing_value(field, meta)
-            out[0, i] = number
+            out.append(number)
             continue
         value = given.get(field)
         if value is None:
@@ -161,5 +166,5 @@ def encode_row(row: Mapping[str, Any], meta: ModelMetadata) -> np.ndarray:
             code = codes.get(str(value).strip())
             if code is None:
                 raise invalid_value(field, value, meta)
-        out[0, i] = code
-    return out
+        out.append(code)
+    return np.array([out], dtype=np.float64)

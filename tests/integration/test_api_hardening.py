@@ -157,6 +157,39 @@ async def test_error_bodies_echo_a_short_prefix_of_a_huge_value(client, alice, r
     assert await _counts(resources) == before
 
 
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"[1]", "invalid_input"),
+        (b"null", "invalid_input"),
+        (b'"x"', "invalid_input"),
+        (b"", "invalid_input"),
+        (b"{bad", "bad_request"),
+    ],
+)
+async def test_a_single_prediction_body_that_is_not_an_object_is_400(client, alice, resources, body, code):
+    before = await _counts(resources)
+    response = await client.post(
+        "/api/predict/eclo", content=body, headers={**alice.headers, "Content-Type": "application/json"}
+    )
+    assert assert_korean_error(response, 400)["code"] == code
+    if code == "invalid_input":
+        assert response.json()["error"]["detail"]["errors"][0]["key"] == "data"
+    assert await _counts(resources) == before
+
+
+async def test_a_single_prediction_body_past_its_limit_is_413(client, alice, resources):
+    from api.predictions.single_http import MAX_BODY_BYTES
+
+    before = await _counts(resources)
+    body = b'{"x": "' + b"a" * MAX_BODY_BYTES + b'"}'
+    response = await client.post(
+        "/api/predict/eclo", content=body, headers={**alice.headers, "Content-Type": "application/json"}
+    )
+    assert assert_korean_error(response, 413)["code"] == "payload_too_large"
+    assert await _counts(resources) == before
+
+
 async def _chunks(total: int, size: int = 64 * 1024):
     yield b"a,b\n"
     sent = 0

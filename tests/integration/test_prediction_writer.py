@@ -58,3 +58,23 @@ async def test_a_refused_copy_on_a_live_connection_is_not_retried(resources):
         assert await _stored(resources, [r[0] for r in records + fresh]) == 3
     finally:
         await writer.close()
+
+
+async def test_a_cancelled_request_still_has_its_row_stored(resources):
+    import asyncio
+
+    writer = PredictionWriter(resources.engine)
+    try:
+        first = asyncio.create_task(writer.add(owner_id=None, model_version=1, features={"기상상태": "맑음"}, eclo=1.0))
+        deadline = asyncio.get_running_loop().time() + 10
+        while not writer._pending:  # until its row is queued: the request is waiting for the COPY
+            assert asyncio.get_running_loop().time() < deadline, "the row was never queued"
+            await asyncio.sleep(0)
+        queued = writer._pending[-1][0][0]
+        first.cancel()  # the client went away (or the server is stopping) while it waited
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        other = await writer.add(owner_id=None, model_version=1, features={"기상상태": "비"}, eclo=2.0)
+        assert await _stored(resources, [queued, other]) == 2
+    finally:
+        await writer.close()

@@ -100,6 +100,11 @@ def assert_equal_outputs(model: LoadedModel, predictor: CompiledPredictor) -> No
     assert compiled is not None
     relative = np.abs(compiled - reference) / np.maximum(np.abs(reference), 1e-12)
     assert float(relative.max()) <= EQUALITY_TOLERANCE, f"max relative difference {relative.max():.3g}"
+    # Row by row (a single prediction's path), missing values included.
+    assert np.isnan(x).any()
+    one_by_one = np.array([predictor.raw_predict_one(row) for row in x])
+    relative = np.abs(one_by_one - reference) / np.maximum(np.abs(reference), 1e-12)
+    assert float(relative.max()) <= EQUALITY_TOLERANCE, f"row by row: max relative difference {relative.max():.3g}"
     # The comparison is not vacuous: the model's outputs vary over these rows.
     assert np.unique(np.round(reference, 9)).size > 10
 
@@ -198,3 +203,23 @@ def test_batches_predicting_at_once_all_use_the_library_with_the_same_outputs(tr
         answers = [ok for oks in pool.map(predict_many, range(4)) for ok in oks]
     assert answers == [True] * 100
     assert predictor.loaded <= 4
+
+
+def test_single_rows_use_the_library_once_attached(trained, cache):
+    model = LoadedModel(trained.artifact)
+    x = every_category_matrix(model)
+    on_lightgbm = [model.predict_one(row) for row in x]
+
+    class Counting(CompiledPredictor):
+        calls = 0
+
+        def raw_predict_one(self, row):
+            Counting.calls += 1
+            return super().raw_predict_one(row)
+
+    model.attach_compiled(Counting(compile_library(model.artifact.model_text, cache), len(x[0])))
+    on_library = [model.predict_one(row) for row in x]
+    assert Counting.calls == len(x)
+    np.testing.assert_allclose(on_library, on_lightgbm, rtol=EQUALITY_TOLERANCE, atol=0)
+    # predict_one is predict() of that row, on the library too.
+    np.testing.assert_allclose(on_library, model.predict(x), rtol=EQUALITY_TOLERANCE, atol=0)
