@@ -39,13 +39,14 @@ def _incoming_id(scope: Scope) -> str:
     return f"{random.getrandbits(128):032x}"
 
 
-# Route templates and statuses are small closed sets, so these caches stay small.
-@functools.cache
+# Methods (httptools parses only the standard ones), route templates and statuses are small closed sets; the
+# bound is a guard, not a size anyone should reach.
+@functools.lru_cache(maxsize=4096)
 def _duration_child(method: str, route: str) -> Any:
     return HTTP_DURATION.labels(method, route)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4096)
 def _requests_child(method: str, route: str, status: int) -> Any:
     return HTTP_REQUESTS.labels(method, route, str(status))
 

@@ -67,3 +67,17 @@ def test_console_lines_are_readable_and_redacted() -> None:
     assert not line.startswith("{")
     assert "request_id=req-2" in line and "refused" in line
     assert TOKEN not in line
+
+
+def test_the_request_id_of_the_http_middleware_is_on_every_line() -> None:
+    from api.observability.logs import REQUEST_ID
+
+    formatter = make_formatter("json")
+    bound = REQUEST_ID.set("req-3")  # what api/observability/http.py binds for each request
+    try:
+        inside = json.loads(formatter.format(_record("while handling")))
+    finally:
+        REQUEST_ID.reset(bound)
+    outside = json.loads(formatter.format(_record("after the request")))
+    assert inside["request_id"] == "req-3"
+    assert "request_id" not in outside
