@@ -1,4 +1,4 @@
-"""A model version compiled to native code (treelite + tl2cgen), for batches.
+"""A model version compiled to native code (treelite + tl2cgen), for batches and single rows.
 
 LightGBM walks its trees in a generic interpreter; tl2cgen turns the same trees into C, compiled once per
 model version, which predicts the same numbers several times faster on batches (figures in
@@ -134,7 +134,17 @@ class CompiledPredictor:
     def _load_row_function(self) -> Any:
         # The generated `void predict(union Entry* data, int pred_margin, double* result)`; the handle is the
         # one tl2cgen's Predictor opened (dlopen counts references), so the library stays mapped while used.
-        function = ctypes.CDLL(str(self.library)).predict
+        library = ctypes.CDLL(str(self.library))
+        # The row function writes one double per target and class: the one-slot result below is right only
+        # for a single-output model (ECLO regression), so anything else is refused before it is called.
+        library.get_num_target.restype = ctypes.c_int32
+        classes = (ctypes.c_int32 * 1)()
+        if library.get_num_target() != 1:
+            raise CompileError(f"library has {library.get_num_target()} targets, the row function expects 1")
+        library.get_num_class(classes)
+        if classes[0] != 1:
+            raise CompileError(f"library has {classes[0]} classes, the row function expects 1")
+        function = library.predict
         function.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
         function.restype = None
         return function
@@ -218,7 +228,8 @@ def verify(model: LoadedModel, predictor: CompiledPredictor) -> float:
         raise CompileError("compiled predictor busy during verification")
     one_by_one = np.array([predictor.raw_predict_one(row) for row in x])
     scale = np.maximum(np.abs(reference), 1e-12)
-    difference = float(max(np.max(np.abs(batch - reference) / scale) for batch in (compiled, one_by_one)))
+    # One numpy max over both paths: a NaN anywhere makes the difference NaN, which the check below refuses.
+    difference = float(np.max(np.abs(np.stack([compiled, one_by_one]) - reference) / scale))
     if not difference <= EQUALITY_TOLERANCE:
         raise CompileError(f"compiled outputs differ from LightGBM by {difference:.3g} (relative)")
     return difference

@@ -72,6 +72,12 @@ class PercentileScale:
     def _one(self, x: float) -> float:
         """The array path's value for one float, computed as np.interp computes it (so equal to the bit)."""
         xs = self._value_list
+        if len(xs) == 1:  # np.interp with one knot: left below, right above, the knot's value otherwise (NaN too)
+            if x < xs[0]:
+                return 0.0
+            if x > xs[0]:
+                return 100.0
+            return min(max((self._first_list[0] + self._last_list[0]) / 2.0, 0.0), 100.0)
         if x != x:  # NaN stays NaN, as through np.interp and np.clip
             return x
         if x < xs[0]:

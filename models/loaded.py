@@ -75,7 +75,7 @@ class LoadedModel:
 
     @property
     def backend(self) -> PredictorBackend:
-        """What predicts batches: the compiled library once one is attached, else LightGBM."""
+        """What predicts batches (and single rows): the compiled library once one is attached, else LightGBM."""
         return PredictorBackend.LIGHTGBM if self._compiled is None else PredictorBackend.COMPILED
 
     def attach_compiled(self, predictor: CompiledPredictor) -> None:

@@ -6,7 +6,8 @@ map, `data` goes through the signature model, and a returned Struct becomes a `R
 `ASGIResponse` with its headers merged. Here the body is the request's ASGI messages joined and decoded by
 msgspec, and the answer is an `ASGIResponse` of the encoded Struct (api/answers.py; docs/decisions/0010).
 Errors answer as Litestar's own handling of a `JSONBody[dict[str, Any]]` did: the same statuses, codes and
-error shapes.
+error shapes. The body is consumed here and not kept in the scope: nothing on this route may call
+`request.body()` afterwards (it would wait for messages that never come).
 """
 
 from __future__ import annotations

@@ -13,11 +13,13 @@ from models.compiled import (
     COMPILED_MIN_ROWS,
     EQUALITY_TOLERANCE,
     CompiledPredictor,
+    CompileError,
     ModelCompiler,
     PredictorBackend,
     compile_library,
     find_compiler,
     library_name,
+    verify,
 )
 from models.loaded import LoadedModel
 from models.train import train_eclo
@@ -223,3 +225,16 @@ def test_single_rows_use_the_library_once_attached(trained, cache):
     np.testing.assert_allclose(on_library, on_lightgbm, rtol=EQUALITY_TOLERANCE, atol=0)
     # predict_one is predict() of that row, on the library too.
     np.testing.assert_allclose(on_library, model.predict(x), rtol=EQUALITY_TOLERANCE, atol=0)
+
+
+def test_a_row_function_answering_nan_is_refused(trained, cache):
+    class NanRows(CompiledPredictor):
+        def raw_predict_one(self, row):
+            return float("nan")
+
+    predictor = NanRows(compile_library(trained.artifact.model_text, cache), len(trained.metadata.feature_order))
+    with pytest.raises(CompileError):
+        verify(trained, predictor)
+    assert (
+        verify(trained, CompiledPredictor(predictor.library, len(trained.metadata.feature_order))) <= EQUALITY_TOLERANCE
+    )

@@ -28,5 +28,5 @@ def test_one_float_equals_the_array_path(decimals: int) -> None:
 
 def test_a_single_quantile_value() -> None:
     scale = PercentileScale([3.0] * 101)
-    for x in (2.0, 3.0, 4.0):
-        assert scale(x) == float(scale(np.array([x]))[0])
+    xs = [2.0, 3.0, 4.0, float("nan"), float("-inf"), float("inf")]
+    np.testing.assert_array_equal([scale(x) for x in xs], scale(np.array(xs)))
