@@ -72,20 +72,18 @@ class PercentileScale:
     def _one(self, x: float) -> float:
         """The array path's value for one float, computed as np.interp computes it (so equal to the bit)."""
         xs = self._value_list
-        if len(xs) == 1:  # np.interp with one knot: left below, right above, the knot's value otherwise (NaN too)
-            if x < xs[0]:
-                return 0.0
-            if x > xs[0]:
-                return 100.0
-            return min(max((self._first_list[0] + self._last_list[0]) / 2.0, 0.0), 100.0)
-        if x != x:  # NaN stays NaN, as through np.interp and np.clip
-            return x
         if x < xs[0]:
             return 0.0
         if x > xs[-1]:
             return 100.0
-        j = bisect.bisect_right(xs, x) - 1  # xs[j] <= x < xs[j + 1], or x == xs[-1]
-        if xs[j] == x:
+        if len(xs) == 1:  # one knot: np.interp answers its value, for NaN too
+            j, on_knot = 0, True
+        elif x != x:  # NaN stays NaN, as through np.interp and np.clip
+            return x
+        else:
+            j = bisect.bisect_right(xs, x) - 1  # xs[j] <= x < xs[j + 1], or x == xs[-1]
+            on_knot = xs[j] == x
+        if on_knot:
             low, high = self._first_list[j], self._last_list[j]
         else:
             low = _between(x, xs[j], xs[j + 1], self._first_list[j], self._first_list[j + 1])

@@ -95,6 +95,17 @@ def every_category_matrix(model: LoadedModel, seed: int = 7) -> np.ndarray:
     return np.vstack(blocks)
 
 
+def counting(method: str, library, n_features: int) -> CompiledPredictor:
+    """A CompiledPredictor that counts the calls of one of its methods (in its `calls`)."""
+    original = getattr(CompiledPredictor, method)
+
+    def counted(self, *args):
+        self.calls += 1
+        return original(self, *args)
+
+    return type("Counting", (CompiledPredictor,), {method: counted, "calls": 0})(library, n_features)
+
+
 def assert_equal_outputs(model: LoadedModel, predictor: CompiledPredictor) -> None:
     x = every_category_matrix(model)
     reference = model.lightgbm_raw_predict(x)
@@ -138,18 +149,12 @@ def test_accelerate_attaches_and_batches_use_the_library(trained, cache):
     x = every_category_matrix(model)
     np.testing.assert_allclose(model.raw_predict(x), model.lightgbm_raw_predict(x), rtol=EQUALITY_TOLERANCE, atol=0)
 
-    class Counting(CompiledPredictor):
-        calls = 0
-
-        def raw_predict(self, x):
-            Counting.calls += 1
-            return super().raw_predict(x)
-
-    model.attach_compiled(Counting(compile_library(model.artifact.model_text, cache), len(x[0])))
+    counted = counting("raw_predict", compile_library(model.artifact.model_text, cache), len(x[0]))
+    model.attach_compiled(counted)
     model.raw_predict(x[: COMPILED_MIN_ROWS - 1])  # small: LightGBM
-    assert Counting.calls == 0
+    assert counted.calls == 0
     model.raw_predict(x[:COMPILED_MIN_ROWS])
-    assert Counting.calls == 1
+    assert counted.calls == 1
 
 
 def test_a_library_that_does_not_reproduce_lightgbm_is_refused_and_discarded(trained, table, tmp_path):
@@ -212,16 +217,10 @@ def test_single_rows_use_the_library_once_attached(trained, cache):
     x = every_category_matrix(model)
     on_lightgbm = [model.predict_one(row) for row in x]
 
-    class Counting(CompiledPredictor):
-        calls = 0
-
-        def raw_predict_one(self, row):
-            Counting.calls += 1
-            return super().raw_predict_one(row)
-
-    model.attach_compiled(Counting(compile_library(model.artifact.model_text, cache), len(x[0])))
+    counted = counting("raw_predict_one", compile_library(model.artifact.model_text, cache), len(x[0]))
+    model.attach_compiled(counted)
     on_library = [model.predict_one(row) for row in x]
-    assert Counting.calls == len(x)
+    assert counted.calls == len(x)
     np.testing.assert_allclose(on_library, on_lightgbm, rtol=EQUALITY_TOLERANCE, atol=0)
     # predict_one is predict() of that row, on the library too.
     np.testing.assert_allclose(on_library, model.predict(x), rtol=EQUALITY_TOLERANCE, atol=0)
