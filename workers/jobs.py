@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from api.chat.jobs import ChatJobRun
 from api.jobs import recovery
 from api.jobs.kinds import SCORE_PART_FUNCTION, JobKind, function_name
+from api.jobs.locks import being_cancelled
 from api.jobs.run import JobRun
 from api.observability.exposition import sample_queue_depth
 from api.predictions.scoring.parts import help_score
@@ -37,15 +38,17 @@ def job_function(run: type[JobRun]) -> JobFunction:
         reporter = ctx.get("presence")  # the dashboard lists the job under this worker while it runs
         if reporter is not None:
             reporter.started(job_id)
+        runner = run(resources, job_id)
         try:
-            return await run(resources, job_id).run()
+            return await runner.run()
         except BaseException:
             # Shutdown (SIGTERM) cancels this task; an open transaction has rolled back. Put the job back in
-            # line now instead of waiting for the sweeper. Checked on the task rather than the exception type:
-            # a driver interrupted mid-query may report the cancellation as its own error. Run as background
-            # work so that closing the resources waits for it even if this task is abandoned.
-            if _being_cancelled():
-                await asyncio.shield(resources.run_in_background(recovery.requeue_at_shutdown(resources, job_id)))
+            # line now instead of waiting for the sweeper. Checked on the task rather than the exception type.
+            # Run as background work so that closing the resources waits for it even if this task is abandoned.
+            # When this run held the job's lock, the re-queue waits for the lock to be let go of.
+            if being_cancelled():
+                requeue = recovery.requeue_at_shutdown(resources, job_id, ours=runner.held)
+                await asyncio.shield(resources.run_in_background(requeue))
             raise
         finally:
             if reporter is not None:
@@ -53,11 +56,6 @@ def job_function(run: type[JobRun]) -> JobFunction:
 
     run_job.__name__ = run_job.__qualname__ = function_name(run.kind)
     return run_job
-
-
-def _being_cancelled() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 FUNCTIONS: dict[JobKind, JobFunction] = {kind: job_function(run) for kind, run in RUNS.items()}

@@ -16,24 +16,49 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 logger = logging.getLogger("hab.jobs")
 
 JOB_LOCK_NAMESPACE = 4201
+LOCK_POLL_SECONDS = 0.02
 
 
 @asynccontextmanager
-async def job_lock(engine: AsyncEngine, job_id: int) -> AsyncIterator[bool]:
-    """Yields whether this process now holds the job's lock (held on its own connection until exit)."""
+async def job_lock(engine: AsyncEngine, job_id: int, *, wait_seconds: float = 0.0) -> AsyncIterator[bool]:
+    """Yields whether this process now holds the job's lock (held on its own connection until exit).
+
+    `wait_seconds`: keep trying that long while another session holds it (a run of this process that is
+    still letting go of it); by default one try.
+    """
     async with engine.connect() as connection:
-        held = bool(await connection.scalar(select(func.pg_try_advisory_lock(JOB_LOCK_NAMESPACE, job_id))))
-        await connection.commit()
+        held = await _try_lock(connection, job_id, wait_seconds)
         try:
             yield held
         finally:
             if held:
-                await asyncio.shield(connection.execute(select(func.pg_advisory_unlock(JOB_LOCK_NAMESPACE, job_id))))
+                await _unlock(connection, job_id)
+
+
+async def _try_lock(connection: AsyncConnection, job_id: int, wait_seconds: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    while True:
+        held = bool(await connection.scalar(select(func.pg_try_advisory_lock(JOB_LOCK_NAMESPACE, job_id))))
+        await connection.commit()
+        if held or loop.time() >= deadline:
+            return held
+        await asyncio.sleep(LOCK_POLL_SECONDS)
+
+
+async def _unlock(connection: AsyncConnection, job_id: int) -> None:
+    """Release the lock; when that fails or is interrupted, close the connection instead, so that PostgreSQL
+    releases it with the session rather than the pool handing out a connection that still holds it."""
+    try:
+        await asyncio.shield(connection.execute(select(func.pg_advisory_unlock(JOB_LOCK_NAMESPACE, job_id))))
+    except BaseException:
+        await asyncio.shield(connection.invalidate())
+        raise
 
 
 @asynccontextmanager
@@ -62,4 +87,13 @@ async def _renew(engine: AsyncEngine, job_id: int, every: float) -> None:
             async with engine.begin() as connection:
                 await connection.execute(_RENEW, {"id": job_id})
         except Exception as exc:  # a database hiccup must never fail a run that is working; the next beat retries
+            if being_cancelled():  # the run ended mid-beat and the driver reported it as its own error
+                raise
             logger.warning("heartbeat of job %s failed (%s)", job_id, type(exc).__name__)
+
+
+def being_cancelled() -> bool:
+    """Whether the current task is being cancelled, whatever exception is propagating (a driver interrupted
+    mid-query may report the cancellation as an error of its own)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

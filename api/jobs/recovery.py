@@ -34,14 +34,17 @@ GiveUpHooks = Mapping[JobKind, Callable[[Resources, Job], Awaitable[None]]]
 
 REQUEUE_TRIES = 3
 REQUEUE_TRY_SECONDS = 5.0  # well inside the usual 10-30 s a process manager waits after SIGTERM
+LOCK_RELEASE_WAIT_SECONDS = 3.0  # within one try: how long the interrupted run's own lock may take to go
 
 
 @asynccontextmanager
-async def locked_running_job(resources: Resources, job_id: int) -> AsyncIterator[Job | None]:
+async def locked_running_job(
+    resources: Resources, job_id: int, *, wait_seconds: float = 0.0
+) -> AsyncIterator[Job | None]:
     """The job as it is now, read while holding its lock, if it is still running; None when a live run
     holds the lock (that run owns the job) or the job ended. Workers and the sweeper change a running job
-    they do not run only inside this."""
-    async with job_lock(resources.engine, job_id) as held:
+    they do not run only inside this. `wait_seconds`: how long to keep trying for the lock."""
+    async with job_lock(resources.engine, job_id, wait_seconds=wait_seconds) as held:
         job = None
         if held:
             async with resources.sessions() as session:
@@ -130,12 +133,18 @@ async def _give_up(resources: Resources, job: Job, hooks: GiveUpHooks) -> None:
 # ---- a run interrupted by its worker's shutdown ---------------------------------------------------------
 
 
-async def requeue_at_shutdown(resources: Resources, job_id: int) -> None:
-    """Mark the job queued and enqueue it again; failures are logged (the sweeper is the fallback)."""
+async def requeue_at_shutdown(resources: Resources, job_id: int, *, ours: bool = False) -> None:
+    """Mark the job queued and enqueue it again; failures are logged (the sweeper is the fallback).
+
+    `ours`: the interrupted run held the job's lock. Its connection may still be letting go of it (an
+    unlock in flight, a closed connection whose server session has not ended yet), so the re-queue waits
+    for it a while instead of taking it for another live run's.
+    """
+    wait = LOCK_RELEASE_WAIT_SECONDS if ours else 0.0
     for attempt in range(1, REQUEUE_TRIES + 1):
         try:
             async with asyncio.timeout(REQUEUE_TRY_SECONDS):
-                await requeue_one(resources, job_id)
+                await requeue_one(resources, job_id, lock_wait_seconds=wait)
             return
         except Exception as exc:  # e.g. a pooled connection broken by the cancelled query: try a fresh one
             logger.warning("re-queue of job %s at shutdown failed (%s, try %d)", job_id, type(exc).__name__, attempt)
@@ -143,9 +152,10 @@ async def requeue_at_shutdown(resources: Resources, job_id: int) -> None:
                 await asyncio.sleep(0.2 * attempt)
 
 
-async def requeue_one(resources: Resources, job_id: int) -> None:
-    async with locked_running_job(resources, job_id) as job:
+async def requeue_one(resources: Resources, job_id: int, *, lock_wait_seconds: float = 0.0) -> None:
+    async with locked_running_job(resources, job_id, wait_seconds=lock_wait_seconds) as job:
         if job is None:  # another worker's live run holds it, or it ended
+            await _log_not_requeued(resources, job_id)
             return
         await update_job(resources, job_id, status=JobStatus.QUEUED)
         logger.info("job %s re-queued at shutdown (progress %s)", job_id, job.progress)
@@ -153,3 +163,13 @@ async def requeue_one(resources: Resources, job_id: int) -> None:
         await enqueue(resources, job, attempt=job.attempts + 1)
     except Exception as exc:  # Redis gone too: the sweeper re-queues it later
         logger.warning("could not re-queue job %s at shutdown (%s)", job_id, type(exc).__name__)
+
+
+async def _log_not_requeued(resources: Resources, job_id: int) -> None:
+    async with resources.sessions() as session:
+        job = await JobRepository(session=session).get_one_or_none(id=job_id)
+    status = "gone" if job is None else job.status
+    if status == JobStatus.RUNNING:  # a run holds its lock: another worker's, or this one's that never let go
+        logger.warning("job %s not re-queued at shutdown: a run still holds its lock", job_id)
+    else:
+        logger.info("job %s not re-queued at shutdown: it is %s", job_id, status)

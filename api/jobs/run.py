@@ -38,6 +38,7 @@ class JobRun(abc.ABC):
         self.resources = resources
         self.job_id = job_id
         self._started = time.monotonic()
+        self.held = False  # whether this run took the job's lock (so, after a shutdown, the re-queue waits for it)
 
     async def run(self) -> str:
         """Run the job unless it is finished or another delivery holds it. Returns its status (or busy/missing)."""
@@ -45,6 +46,7 @@ class JobRun(abc.ABC):
         beat = self.resources.settings.job_heartbeat_seconds
         with job_context(self.job_id, self.kind):
             async with job_lease(self.resources.engine, self.job_id, heartbeat_seconds=beat) as held:
+                self.held = held
                 return await self._run() if held else BUSY
 
     async def _run(self) -> str:

@@ -162,7 +162,7 @@ def _start_worker(settings: Settings, log: Path, **kwargs) -> subprocess.Popen:
         return subprocess.Popen([HAB, "worker"], env=_worker_env(settings, **kwargs), stdout=out, stderr=out)
 
 
-def _tail(log: Path, lines: int = 40) -> str:
+def _tail(log: Path, lines: int = 150) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
 
 

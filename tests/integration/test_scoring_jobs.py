@@ -410,13 +410,53 @@ async def test_a_run_that_fails_without_shutdown_is_not_requeued(
 
 
 async def test_shutdown_requeue_skips_a_job_another_run_holds(
-    client, alice, resources, settings, train_dataset, monkeypatch
+    client, alice, resources, settings, train_dataset, monkeypatch, caplog
 ):
     job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"])
     async with job_lock(resources.engine, job_id) as held:  # another worker's live run
         assert held
-        await _cancel_mid_run(resources, job_id, monkeypatch, asyncio.CancelledError())
+        with caplog.at_level("INFO", logger="hab.jobs"):
+            await _cancel_mid_run(resources, job_id, monkeypatch, asyncio.CancelledError())
     assert await _status(resources, job_id) == "running" and await resources.arq.zcard(settings.queue_name) == 0
+    assert f"job {job_id} not re-queued at shutdown: a run still holds its lock" in caplog.messages
+
+
+async def test_shutdown_requeue_waits_for_the_interrupted_runs_own_lock(
+    client, alice, resources, settings, train_dataset
+):
+    """The interrupted run's connection may still hold the job's lock when the re-queue starts (its unlock in
+    flight, or a closed session the server has not ended yet): the re-queue waits for it to go instead of
+    taking it for another live run's and leaving the job running."""
+    from sqlalchemy import event
+
+    from api.jobs import recovery
+
+    job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"])
+    tries: list[str] = []
+    tried = asyncio.Event()
+
+    def count_tries(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "pg_try_advisory_lock" in statement:
+            tries.append(statement)
+            tried.set()
+
+    async with job_lock(resources.engine, job_id) as held:  # the interrupted run's connection, not yet let go
+        assert held
+        event.listen(resources.engine.sync_engine, "after_cursor_execute", count_tries)
+        try:
+            requeue = asyncio.create_task(recovery.requeue_at_shutdown(resources, job_id, ours=True))
+            await asyncio.wait_for(tried.wait(), 10)
+            assert await _status(resources, job_id) == "running"  # tried while the lock was still held
+        except BaseException:
+            event.remove(resources.engine.sync_engine, "after_cursor_execute", count_tries)
+            raise
+    try:
+        await asyncio.wait_for(requeue, 10)
+    finally:
+        event.remove(resources.engine.sync_engine, "after_cursor_execute", count_tries)
+    assert len(tries) >= 2  # a first try found the lock held; a later one took it
+    assert await _status(resources, job_id) == "queued"
+    assert [m.split("-")[:3] for m in await _messages(resources, settings, job_id)] == [["score", str(job_id), "1"]]
 
 
 async def test_shutdown_requeue_retries_a_failed_write(client, alice, resources, settings, train_dataset, monkeypatch):
@@ -425,11 +465,11 @@ async def test_shutdown_requeue_retries_a_failed_write(client, alice, resources,
     job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"])
     real_requeue, calls = recovery.requeue_one, []
 
-    async def flaky_requeue(resources_, job_id_):
+    async def flaky_requeue(resources_, job_id_, **options):
         calls.append(job_id_)
         if len(calls) == 1:
             raise ConnectionResetError("pooled connection broken by the cancelled query")
-        await real_requeue(resources_, job_id_)
+        await real_requeue(resources_, job_id_, **options)
 
     monkeypatch.setattr(recovery, "requeue_one", flaky_requeue)
     outcome = await _cancel_mid_run(resources, job_id, monkeypatch, asyncio.CancelledError())
@@ -456,9 +496,9 @@ async def test_worker_shutdown_waits_for_the_requeue(
     monkeypatch.setattr(scoring.ScoringRun, "run", blocked_run)
     real_requeue, order = recovery.requeue_one, []
 
-    async def slow_requeue(resources_, job_id_):
+    async def slow_requeue(resources_, job_id_, **options):
         await asyncio.sleep(0.3)  # a re-queue still in flight when arq would have given up waiting
-        await real_requeue(resources_, job_id_)
+        await real_requeue(resources_, job_id_, **options)
         order.append("requeued")
 
     async def shutdown(ctx):
