@@ -41,7 +41,7 @@ def job_function(run: type[JobRun]) -> JobFunction:
         runner = run(resources, job_id)
         try:
             return await runner.run()
-        except BaseException:
+        except BaseException as exc:
             # Shutdown (SIGTERM) cancels this task; an open transaction has rolled back. Put the job back in
             # line now instead of waiting for the sweeper. Checked on the task rather than the exception type.
             # Run as background work so that closing the resources waits for it even if this task is abandoned.
@@ -49,6 +49,8 @@ def job_function(run: type[JobRun]) -> JobFunction:
             if being_cancelled():
                 requeue = recovery.requeue_at_shutdown(resources, job_id, ours=runner.held)
                 await asyncio.shield(resources.run_in_background(requeue))
+            elif isinstance(exc, asyncio.CancelledError):  # cancelled from within, not by a shutdown
+                recovery.logger.warning("job %s stopped by a cancellation of its own; left to the sweeper", job_id)
             raise
         finally:
             if reporter is not None:

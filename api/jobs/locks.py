@@ -52,13 +52,32 @@ async def _try_lock(connection: AsyncConnection, job_id: int, wait_seconds: floa
 
 
 async def _unlock(connection: AsyncConnection, job_id: int) -> None:
-    """Release the lock; when that fails or is interrupted, close the connection instead, so that PostgreSQL
-    releases it with the session rather than the pool handing out a connection that still holds it."""
+    """Release the lock, finishing that even when the caller is cancelled meanwhile (closing or pooling the
+    connection mid-statement would break it); the cancellation is passed on afterwards."""
+    release = asyncio.ensure_future(_release(connection, job_id))
+    interrupted = False
+    while not release.done():
+        try:
+            await asyncio.wait({release})  # unlike awaiting it, a cancellation here leaves the release running
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        if not release.cancelled():
+            release.exception()  # retrieved: the cancellation is what the caller gets
+        raise asyncio.CancelledError
+    release.result()
+
+
+async def _release(connection: AsyncConnection, job_id: int) -> None:
+    """The unlock; when it fails, close the connection instead, so that PostgreSQL releases the lock with the
+    session rather than the pool handing out a connection that still holds it."""
     try:
-        await asyncio.shield(connection.execute(select(func.pg_advisory_unlock(JOB_LOCK_NAMESPACE, job_id))))
-    except BaseException:
-        await asyncio.shield(connection.invalidate())
+        released = await connection.scalar(select(func.pg_advisory_unlock(JOB_LOCK_NAMESPACE, job_id)))
+    except Exception:
+        await connection.invalidate()
         raise
+    if not released:
+        logger.warning("the lock of job %s was not held when released", job_id)
 
 
 @asynccontextmanager
@@ -88,7 +107,7 @@ async def _renew(engine: AsyncEngine, job_id: int, every: float) -> None:
                 await connection.execute(_RENEW, {"id": job_id})
         except Exception as exc:  # a database hiccup must never fail a run that is working; the next beat retries
             if being_cancelled():  # the run ended mid-beat and the driver reported it as its own error
-                raise
+                raise asyncio.CancelledError from exc
             logger.warning("heartbeat of job %s failed (%s)", job_id, type(exc).__name__)
 
 

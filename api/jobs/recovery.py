@@ -150,19 +150,29 @@ async def requeue_at_shutdown(resources: Resources, job_id: int, *, ours: bool =
             logger.warning("re-queue of job %s at shutdown failed (%s, try %d)", job_id, type(exc).__name__, attempt)
             if attempt < REQUEUE_TRIES:
                 await asyncio.sleep(0.2 * attempt)
+        except asyncio.CancelledError:
+            logger.warning("re-queue of job %s at shutdown was cancelled (try %d)", job_id, attempt)
+            raise
 
 
 async def requeue_one(resources: Resources, job_id: int, *, lock_wait_seconds: float = 0.0) -> None:
-    async with locked_running_job(resources, job_id, wait_seconds=lock_wait_seconds) as job:
-        if job is None:  # another worker's live run holds it, or it ended
-            await _log_not_requeued(resources, job_id)
-            return
-        await update_job(resources, job_id, status=JobStatus.QUEUED)
-        logger.info("job %s re-queued at shutdown (progress %s)", job_id, job.progress)
-    try:  # after the lock is released, so that the worker taking the delivery can hold it
-        await enqueue(resources, job, attempt=job.attempts + 1)
-    except Exception as exc:  # Redis gone too: the sweeper re-queues it later
-        logger.warning("could not re-queue job %s at shutdown (%s)", job_id, type(exc).__name__)
+    marked: Job | None = None
+    try:
+        async with locked_running_job(resources, job_id, wait_seconds=lock_wait_seconds) as job:
+            if job is None:  # another worker's live run holds it, or it ended
+                await _log_not_requeued(resources, job_id)
+                return
+            await update_job(resources, job_id, status=JobStatus.QUEUED)
+            marked = job
+            logger.info("job %s re-queued at shutdown (progress %s)", job_id, job.progress)
+    finally:
+        # After the lock is released, so that the worker taking the delivery can hold it; and even when
+        # releasing it failed, since a retry would find the job queued and enqueue nothing.
+        if marked is not None:
+            try:
+                await enqueue(resources, marked, attempt=marked.attempts + 1)
+            except Exception as exc:  # Redis gone too: the sweeper re-queues it later
+                logger.warning("could not re-queue job %s at shutdown (%s)", job_id, type(exc).__name__)
 
 
 async def _log_not_requeued(resources: Resources, job_id: int) -> None:

@@ -8,10 +8,10 @@ import io
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from api.db.tables import Job, Prediction
-from api.jobs.locks import job_lock
+from api.jobs.locks import job_lease, job_lock
 from api.jobs.recovery import requeue_stale_jobs
 from api.jobs.services import enqueue
 from api.observability.metrics import ScoringStage
@@ -422,7 +422,7 @@ async def test_shutdown_requeue_skips_a_job_another_run_holds(
 
 
 async def test_shutdown_requeue_waits_for_the_interrupted_runs_own_lock(
-    client, alice, resources, settings, train_dataset
+    client, alice, resources, settings, train_dataset, monkeypatch
 ):
     """The interrupted run's connection may still hold the job's lock when the re-queue starts (its unlock in
     flight, or a closed session the server has not ended yet): the re-queue waits for it to go instead of
@@ -432,6 +432,7 @@ async def test_shutdown_requeue_waits_for_the_interrupted_runs_own_lock(
     from api.jobs import recovery
 
     job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"])
+    monkeypatch.setattr(recovery, "LOCK_RELEASE_WAIT_SECONDS", 60.0)  # this test lets go when it has seen a try
     tries: list[str] = []
     tried = asyncio.Event()
 
@@ -455,6 +456,33 @@ async def test_shutdown_requeue_waits_for_the_interrupted_runs_own_lock(
     finally:
         event.remove(resources.engine.sync_engine, "after_cursor_execute", count_tries)
     assert len(tries) >= 2  # a first try found the lock held; a later one took it
+    assert await _status(resources, job_id) == "queued"
+    assert [m.split("-")[:3] for m in await _messages(resources, settings, job_id)] == [["score", str(job_id), "1"]]
+
+
+async def test_a_run_that_held_the_lock_has_its_shutdown_requeue_wait_for_it(
+    client, alice, resources, settings, train_dataset, monkeypatch
+):
+    """The real lease: a run interrupted after taking the job's lock says so to the re-queue (which then waits
+    for the lock); the job is back on the queue."""
+    from api.jobs import recovery
+    from workers import jobs as worker_jobs
+
+    job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"])
+    started, blocked = _blocked_run()
+    monkeypatch.setattr(scoring.ScoringRun, "_run", blocked)  # inside the real run(): lock and lease taken
+    real_requeue, seen = recovery.requeue_at_shutdown, []
+
+    async def observed_requeue(resources_, job_id_, **options):
+        seen.append(options)
+        await real_requeue(resources_, job_id_, **options)
+
+    monkeypatch.setattr(recovery, "requeue_at_shutdown", observed_requeue)
+    task = asyncio.create_task(worker_jobs.score_job({"resources": resources}, job_id))
+    await asyncio.wait_for(started.wait(), 30)
+    task.cancel()
+    assert isinstance((await asyncio.gather(task, return_exceptions=True))[0], asyncio.CancelledError)
+    assert seen == [{"ours": True}]
     assert await _status(resources, job_id) == "queued"
     assert [m.split("-")[:3] for m in await _messages(resources, settings, job_id)] == [["score", str(job_id), "1"]]
 
@@ -558,3 +586,32 @@ async def test_a_helper_delivery_reaching_the_process_scoring_the_job_is_passed_
     await resources.arq.zrem(settings.queue_name, *passed)
     await resources.arq.delete(*[b"arq:job:" + m for m in passed])
     assert await scoring_parts.help_score(resources, job_id) == "idle"
+
+
+async def test_a_heartbeat_blocked_mid_statement_ends_with_the_run(client, alice, resources, settings, train_dataset):
+    """A run ends while its heartbeat's UPDATE waits (here on the job row, held by this test): the lease's exit
+    cancels the beat, which ends instead of beating on, and the lock is let go of."""
+    job_id = await _running_job_without_message(client, alice, resources, settings, train_dataset["id"])
+    beats: list[str] = []
+    waiting = asyncio.Event()
+
+    def seen_beat(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().startswith("update jobs set heartbeat_at"):
+            beats.append(statement)
+            waiting.set()
+
+    engine = resources.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen_beat)
+    try:
+        async with resources.sessions() as session, session.begin():
+            await session.execute(update(Job).where(Job.id == job_id).values(progress=Job.progress))  # row held
+            lease = job_lease(resources.engine, job_id, heartbeat_seconds=0.01)
+            held = await lease.__aenter__()
+            assert held
+            await asyncio.wait_for(waiting.wait(), 10)  # a beat is now blocked on the row
+            await asyncio.wait_for(lease.__aexit__(None, None, None), 10)  # returns: the beat ended
+    finally:
+        event.remove(engine, "before_cursor_execute", seen_beat)
+    assert beats
+    async with job_lock(resources.engine, job_id) as free:  # let go of with the lease
+        assert free
