@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
+from api.cancellation import being_cancelled
 from api.chat.jobs import ChatJobRun
 from api.jobs import recovery
 from api.jobs.kinds import SCORE_PART_FUNCTION, JobKind, function_name
-from api.jobs.locks import being_cancelled
 from api.jobs.run import JobRun
 from api.observability.exposition import sample_queue_depth
 from api.predictions.scoring.parts import help_score

@@ -18,6 +18,8 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from api.cancellation import being_cancelled
+
 logger = logging.getLogger("hab.chat.cache")
 
 T = TypeVar("T")
@@ -118,8 +120,7 @@ class ChatCache:
                 raise
             except (Exception, asyncio.CancelledError):
                 # The leader failed for a reason of its own (its key, its cancellation): try again ourselves.
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
+                if being_cancelled():
                     raise
                 continue
 

@@ -18,6 +18,8 @@ from contextlib import asynccontextmanager
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from api.cancellation import being_cancelled
+
 logger = logging.getLogger("hab.jobs")
 
 JOB_LOCK_NAMESPACE = 4201
@@ -45,8 +47,8 @@ async def _try_lock(connection: AsyncConnection, job_id: int, wait_seconds: floa
     deadline = loop.time() + wait_seconds
     while True:
         held = bool(await connection.scalar(select(func.pg_try_advisory_lock(JOB_LOCK_NAMESPACE, job_id))))
-        await connection.commit()
         if held or loop.time() >= deadline:
+            await connection.commit()  # a session lock: it outlives this transaction
             return held
         await asyncio.sleep(LOCK_POLL_SECONDS)
 
@@ -109,10 +111,3 @@ async def _renew(engine: AsyncEngine, job_id: int, every: float) -> None:
             if being_cancelled():  # the run ended mid-beat and the driver reported it as its own error
                 raise asyncio.CancelledError from exc
             logger.warning("heartbeat of job %s failed (%s)", job_id, type(exc).__name__)
-
-
-def being_cancelled() -> bool:
-    """Whether the current task is being cancelled, whatever exception is propagating (a driver interrupted
-    mid-query may report the cancellation as an error of its own)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
