@@ -13,6 +13,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from api.chat.briefs import BriefCache
 from api.chat.cache import ChatCache
 from api.chat.llm import AnthropicGateway, AnthropicUnavailable, AnthropicUnreachable
 from api.chat.tools import FrameCache
@@ -52,6 +53,8 @@ class Resources:
     chat_cache: ChatCache
     frames: FrameCache
     bare_connections: BareConnections
+    # The datasets a caller's chat questions were about, for cache hits that re-check them as they store.
+    dataset_briefs: BriefCache = field(default_factory=BriefCache)
     # Work that outlives its request (streamed chat turns keep going after a client leaves); drained at close.
     background: set[asyncio.Task[None]] = field(default_factory=set)
     # Feature importance per model artifact (artifacts are content-addressed, so an entry never goes stale).

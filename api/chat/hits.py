@@ -1,20 +1,29 @@
-"""POST /api/chat/message without a database session: an answer from the cache costs a dataset read, a Redis
-read and the turn's one storing statement (docs/decisions/0011).
+"""POST /api/chat/message without a database session: an answer from the cache costs a Redis read and the
+turn's one storing statement (docs/decisions/0011, 0013).
 
-Both statements run alone on a bare pooled connection (api/db/bare.py: no BEGIN/COMMIT round trips, no ORM
-session): the read needs no transaction, and the store is one statement, which PostgreSQL commits by itself
+The dataset briefs the cache key is made of come from this process's memory when the caller asked about the
+same datasets before (api/chat/briefs.py); the storing statement then re-checks them and stores nothing when
+one no longer holds, and the question starts over on fresh reads through TurnService. A first turn with
+remembered briefs therefore reads nothing before Redis; a later turn still reads its conversation.
+
+Statements run alone on a bare pooled connection (api/db/bare.py: no BEGIN/COMMIT round trips, no ORM
+session): a read needs no transaction, and the store is one statement, which PostgreSQL commits by itself
 before it answers, so the turn is durable before the response leaves. No connection is held during the Redis
-read. A miss goes the usual way (turns.py: a session, single flight, the LLM run, the store in its transaction).
+read. A miss goes the usual way (turns.py: a session, single flight, the LLM run, the store in its
+transaction), on briefs read for it, never on remembered ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
+
 from api.chat import schemas as s
 from api.chat.repository import store_turn_sql, stored_ids
-from api.chat.turn_parts import chat_response, prepare_turn, stored_turn, token_usage
+from api.chat.turn_parts import PreparedTurn, chat_response, prepare_turn, stored_turn, token_usage
 from api.chat.turns import TurnService
 from api.observability.metrics import count_cache
 from api.resources import Resources
@@ -29,19 +38,37 @@ class ChatAsk:
 
     async def ask(self, user: Principal, request: s.ChatRequest, api_key: str) -> s.ChatResponse:
         resources = self.resources
-        async with resources.bare_connections.driver() as driver:
+        turn = await self._prepare(user, request)
+        cached = await resources.chat_cache.get_answer(turn.cache_key)
+        if cached is not None:
+            count_cache("answer", True)
+            usage = token_usage(resources.settings, turn.model, 0, 0)
+            sql, args = store_turn_sql(
+                stored_turn(turn, cached, usage, cache_hit=True), recheck=turn.datasets_as_read()
+            )
+            async with resources.bare_connections.driver() as driver:
+                stored = stored_ids(await driver.fetch(sql, *args))
+            if stored is not None:
+                return chat_response(turn, cached, stored, usage, cache_hit=True)
+            # Nothing stored: a dataset changed or went away, or the conversation did. Start over on fresh reads,
+            # which answer the right Korean error (or, with a renamed dataset, a new key).
+            resources.dataset_briefs.forget(user, [d.id for d in turn.datasets])
+        async with resources.sessions() as session:
+            service = TurnService(session, resources)
+            if cached is None and not turn.briefs_remembered:
+                return await service.answer(turn, api_key, peek=False)
+            return await service.answer(await service.prepare(user, request), api_key)
+
+    async def _prepare(self, user: Principal, request: s.ChatRequest) -> PreparedTurn:
+        """The turn from remembered briefs where it can; a bare connection is checked out only for a read."""
+        async with contextlib.AsyncExitStack() as stack:
+            driver: asyncpg.Connection | None = None
 
             async def fetch(sql: str, args: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
-                return await driver.fetch(sql, *args)
+                nonlocal driver
+                if driver is None:
+                    driver = await stack.enter_async_context(self.resources.bare_connections.driver())
+                connection: asyncpg.Connection = driver
+                return await connection.fetch(sql, *args)
 
-            turn = await prepare_turn(resources, fetch, user, request)
-        cached = await resources.chat_cache.get_answer(turn.cache_key)
-        if cached is None:
-            async with resources.sessions() as session:
-                return await TurnService(session, resources).answer(turn, api_key, peek=False)
-        count_cache("answer", True)
-        usage = token_usage(resources.settings, turn.model, 0, 0)
-        sql, args = store_turn_sql(stored_turn(turn, cached, usage, cache_hit=True))
-        async with resources.bare_connections.driver() as driver:
-            stored = stored_ids(await driver.fetch(sql, *args))
-        return chat_response(turn, cached, stored, usage, cache_hit=True)
+            return await prepare_turn(self.resources, fetch, user, request, remembered=True)

@@ -9,15 +9,17 @@ import msgspec
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import delete, func, select
 
+from api.datasets.kinds import Visibility
+from api.datasets.repository import visible_sql
 from api.db.tables import ChatMessage, Conversation
 
 # A turn is stored by one statement in the driver's own form ($n parameters), prepared once: built as a Core
 # statement per call, its construction and cache key cost more CPU than PostgreSQL spends running it (a cache
 # hit is mostly this). It runs on a session's connection (in its transaction) or, for a cache hit, alone on a
 # bare pooled connection, where it commits by itself (api/chat/hits.py). `target` is the conversation row
-# (inserted or updated); without it (not found) nothing is inserted. $1 owner, $2 title (first turn) or
-# conversation id (later turn), $3 model, $4 dataset ids (JSON), $5-$7 tokens and cost, $8 question,
-# $9 answer, $10 tool calls (JSON), $11 cache hit.
+# (inserted or updated); without it (not found, or `guard` false) nothing is inserted. $1 owner, $2 title
+# (first turn) or conversation id (later turn), $3 model, $4 dataset ids (JSON), $5-$7 tokens and cost,
+# $8 question, $9 answer, $10 tool calls (JSON), $11 cache hit.
 _STORE_MESSAGES = """
 INSERT INTO chat_messages
     (conversation_id, role, content, model, tool_calls, input_tokens, output_tokens, cost_usd, cache_hit, dataset_ids)
@@ -36,8 +38,9 @@ _START_TURN = (
 WITH target AS (
     INSERT INTO conversations
         (owner_id, title, model, dataset_ids, message_count, input_tokens, output_tokens, cost_usd)
-    VALUES ($1, CAST($2 AS text), CAST($3 AS varchar), CAST($4 AS jsonb), 2, CAST($5 AS bigint), CAST($6 AS bigint),
-            CAST($7 AS double precision))
+    SELECT CAST($1 AS bigint), CAST($2 AS text), CAST($3 AS varchar), CAST($4 AS jsonb), 2, CAST($5 AS bigint),
+           CAST($6 AS bigint), CAST($7 AS double precision)
+    WHERE {guard}
     RETURNING id
 )"""
     + _STORE_MESSAGES
@@ -53,11 +56,25 @@ WITH target AS (
         output_tokens = output_tokens + CAST($6 AS bigint),
         cost_usd = cost_usd + CAST($7 AS double precision),
         updated_at = now()
-    WHERE id = CAST($2 AS bigint) AND owner_id = $1
+    WHERE id = CAST($2 AS bigint) AND owner_id = $1 AND {guard}
     RETURNING id
 )"""
     + _STORE_MESSAGES
 )
+# A cache hit's re-check of the datasets its key was made of (api/chat/briefs.py): every one still there, with
+# the content and name it had, and still visible to the caller ($12 ids, $13 content hashes, $14 names, $15 the
+# caller is an admin, $16 the team visibility). Counted in the statement that stores, so no change between a
+# check and the store can slip through. Sessions store with the guard `true` (they read the datasets themselves).
+_DATASETS_AS_READ = (
+    "(SELECT count(*) FROM datasets JOIN unnest(CAST($12 AS bigint[]), CAST($13 AS text[]), CAST($14 AS text[]))"
+    " AS seen (id, sha, name) ON datasets.id = seen.id AND datasets.content_sha256 = seen.sha"
+    " AND datasets.name = seen.name WHERE " + visible_sql("$15", "$1", "$16") + ") = cardinality(CAST($12 AS bigint[]))"
+)
+_STORE_SQL = {
+    (first, guarded): (_START_TURN if first else _NEXT_TURN).format(guard=_DATASETS_AS_READ if guarded else "true")
+    for first in (True, False)
+    for guarded in (True, False)
+}
 # The caller's conversation and its latest messages in one round trip: no row when it is not the caller's,
 # one row of NULLs when it has no messages.
 HISTORY_SQL = """
@@ -72,9 +89,20 @@ ORDER BY m.id
 _json = msgspec.json.Encoder()
 
 
-def store_turn_sql(turn: StoredTurn) -> tuple[str, tuple[Any, ...]]:
-    """The statement storing this turn and its arguments (JSON values as text: the driver's jsonb codec)."""
-    args = (
+class DatasetsAsRead(msgspec.Struct, frozen=True, kw_only=True):
+    """The datasets a turn was prepared with, as read, for the store statement to re-check."""
+
+    ids: list[int]
+    shas: list[str]
+    names: list[str]
+    viewer_is_admin: bool
+
+
+def store_turn_sql(turn: StoredTurn, *, recheck: DatasetsAsRead | None = None) -> tuple[str, tuple[Any, ...]]:
+    """The statement storing this turn and its arguments (JSON values as text: the driver's jsonb codec).
+
+    With `recheck`, it stores nothing (no rows) unless those datasets are still as read and visible."""
+    args: tuple[Any, ...] = (
         turn.owner_id,
         turn.title if turn.conversation_id is None else turn.conversation_id,
         turn.model,
@@ -87,7 +115,9 @@ def store_turn_sql(turn: StoredTurn) -> tuple[str, tuple[Any, ...]]:
         _json.encode(turn.tool_calls).decode(),
         turn.cache_hit,
     )
-    return (_START_TURN if turn.conversation_id is None else _NEXT_TURN), args
+    if recheck is not None:
+        args += (recheck.ids, recheck.shas, recheck.names, recheck.viewer_is_admin, Visibility.TEAM.value)
+    return _STORE_SQL[turn.conversation_id is None, recheck is not None], args
 
 
 def stored_ids(rows: Sequence[Sequence[Any]]) -> tuple[int, int] | None:

@@ -18,7 +18,7 @@ from api.chat.cache import CachedAnswer, digest
 from api.chat.conversations import tool_calls_out
 from api.chat.llm import price_usd, usd_to_krw
 from api.chat.prompt import PROMPT_VERSION
-from api.chat.repository import HISTORY_SQL, StoredTurn, history_of
+from api.chat.repository import HISTORY_SQL, DatasetsAsRead, StoredTurn, history_of
 from api.datasets.repository import VISIBLE_BRIEFS_SQL, DatasetBrief, briefs_by_id, visible_briefs_args
 from api.errors import DomainError, InvalidInput, NotFound
 from api.resources import Resources
@@ -63,6 +63,18 @@ class PreparedTurn:
     datasets: list[SelectedDataset]
     history: list[tuple[str, str]]
     cache_key: str
+    viewer_is_admin: bool = False
+    # The briefs came from this process's memory (api/chat/briefs.py), not from a read for this request: good for
+    # a cache hit whose store re-checks them, never for running the LLM.
+    briefs_remembered: bool = False
+
+    def datasets_as_read(self) -> DatasetsAsRead:
+        return DatasetsAsRead(
+            ids=[d.id for d in self.datasets],
+            shas=[d.sha for d in self.datasets],
+            names=[d.name for d in self.datasets],
+            viewer_is_admin=self.viewer_is_admin,
+        )
 
 
 def selected_ids(request: s.ChatRequest) -> list[int]:
@@ -83,7 +95,7 @@ def selected_ids(request: s.ChatRequest) -> list[int]:
     return ids
 
 
-def _labels(rows: list[DatasetBrief]) -> list[str]:
+def _labels(rows: Sequence[DatasetBrief]) -> list[str]:
     """Tool-facing dataset names: the dataset's name, made unique with its id when two share one."""
     names = [r.name for r in rows]
     return [r.name if names.count(r.name) == 1 else f"{r.name} #{r.id}" for r in rows]
@@ -104,19 +116,38 @@ def chosen_model(settings: Settings, requested: str | None) -> str:
     return model
 
 
-async def prepare_turn(resources: Resources, fetch: Fetch, user: Principal, request: s.ChatRequest) -> PreparedTurn:
-    """Validate the request (model, datasets, conversation) and compute its cache key. Stores nothing."""
+async def _visible_briefs(
+    resources: Resources, fetch: Fetch, user: Principal, ids: list[int], *, remembered: bool
+) -> tuple[tuple[DatasetBrief, ...], bool]:
+    """The requested datasets' briefs in request order (the Korean 404 for one the caller may not see), and
+    whether they came from memory. Every read refreshes the memory."""
+    if remembered and (known := resources.dataset_briefs.get(user, ids)) is not None:
+        return known, True
+    visible = briefs_by_id(await fetch(VISIBLE_BRIEFS_SQL, visible_briefs_args(ids, user)))
+    missing = [dataset_id for dataset_id in ids if dataset_id not in visible]
+    if missing:
+        resources.dataset_briefs.forget(user, ids)
+        raise NotFound("데이터셋을 찾을 수 없습니다.", detail={"dataset_id": missing[0]})
+    rows = tuple(visible[dataset_id] for dataset_id in ids)
+    resources.dataset_briefs.put(user, ids, rows)
+    return rows, False
+
+
+async def prepare_turn(
+    resources: Resources, fetch: Fetch, user: Principal, request: s.ChatRequest, *, remembered: bool = False
+) -> PreparedTurn:
+    """Validate the request (model, datasets, conversation) and compute its cache key. Stores nothing.
+
+    `remembered`: the dataset briefs may come from this process's memory (a cache hit re-checks them as it
+    stores, api/chat/hits.py); otherwise they are read.
+    """
     settings = resources.settings
     model = chosen_model(settings, request.model)
     message = request.message.strip()
     if not message:
         raise DomainError("질문 내용이 비어 있습니다.", detail={"field": "message"})
     ids = selected_ids(request)
-    visible = briefs_by_id(await fetch(VISIBLE_BRIEFS_SQL, visible_briefs_args(ids, user)))
-    missing = [dataset_id for dataset_id in ids if dataset_id not in visible]
-    if missing:
-        raise NotFound("데이터셋을 찾을 수 없습니다.", detail={"dataset_id": missing[0]})
-    rows = [visible[dataset_id] for dataset_id in ids]
+    rows, from_memory = await _visible_briefs(resources, fetch, user, ids, remembered=remembered)
     history: list[tuple[str, str]] = []
     if request.conversation_id is not None:
         owned = history_of(await fetch(HISTORY_SQL, (request.conversation_id, user.id, HISTORY_MESSAGES)))
@@ -150,6 +181,8 @@ async def prepare_turn(resources: Resources, fetch: Fetch, user: Principal, requ
         datasets=datasets,
         history=history,
         cache_key=key,
+        viewer_is_admin=user.is_admin,
+        briefs_remembered=from_memory,
     )
 
 

@@ -4,6 +4,8 @@ the one-statement turn store (new conversation, later turn, a conversation that 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 import time
 
@@ -13,7 +15,9 @@ from sqlalchemy import event, func, select, text
 
 from api.chat.repository import ConversationRepository, StoredTurn
 from api.db.tables import ChatMessage, Conversation
+from api.demo.generate import generate_demo_datasets
 from api.observability.metrics import CACHE_REQUESTS
+from api.users.services import Principal, Role
 
 KEY = "sk-ant-test-" + "h" * 20
 LOST = (
@@ -27,6 +31,10 @@ LOST = (
 
 def key_headers(account) -> dict[str, str]:
     return {**account.headers, "X-Anthropic-API-Key": KEY}
+
+
+def principal_of(account) -> Principal:
+    return Principal(id=account.id, name=account.name, role=Role.MEMBER)
 
 
 def unique(text: str) -> str:
@@ -213,3 +221,136 @@ async def test_a_bare_connection_found_lost_is_invalidated_not_returned_to_the_p
             assert await driver.fetchval("SELECT 1") == 1
     finally:
         event.remove(pool, "invalidate", record)
+
+
+@pytest.fixture
+async def team_dataset(client, alice):
+    """A fresh team dataset of alice's (each test may delete or change its own)."""
+    seed = secrets.randbelow(10**9)  # its own bytes: deleting it touches no other dataset's blob
+    demo = next(d for d in generate_demo_datasets(seed=seed, scale=0.02) if d.key == "train")
+    response = await client.post(
+        "/api/datasets/upload/csv",
+        params={"name": unique("팀 사고"), "visibility": "team"},
+        content=demo.csv_bytes,
+        headers={**alice.headers, "Content-Type": "text/csv"},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+@contextlib.contextmanager
+def checkouts_by_this_task(resources):
+    """The pool checkouts made by the running task (the ASGI client runs the app in it)."""
+    task = asyncio.current_task()
+    made: list[object] = []
+
+    def record(_dbapi_connection, connection_record, _proxy):
+        if asyncio.current_task() is task:
+            made.append(connection_record)
+
+    pool = resources.engine.sync_engine.pool
+    event.listen(pool, "checkout", record)
+    try:
+        yield made
+    finally:
+        event.remove(pool, "checkout", record)
+
+
+async def test_a_hit_on_remembered_datasets_reads_nothing_before_redis_and_stores_with_one_checkout(
+    client, alice, resources, fake_anthropic, team_dataset
+):
+    fake_anthropic.reply("기억된 데이터셋의 답")
+    ask = {"dataset_ids": [team_dataset["id"]], "message": unique("기억")}
+    with checkouts_by_this_task(resources) as first:
+        miss = await client.post("/api/chat/message", json=ask, headers=key_headers(alice))
+    assert miss.status_code == 200 and miss.json()["cache_hit"] is False
+    assert len(first) >= 2  # the briefs read on a bare connection, then the miss's session
+    rows_before = await stored_rows(resources)
+
+    with checkouts_by_this_task(resources) as made:
+        hit = await client.post("/api/chat/message", json=ask, headers=key_headers(alice))
+
+    assert hit.status_code == 200 and hit.json()["cache_hit"] is True
+    assert len(made) == 1  # the store; the briefs came from memory
+    assert await stored_rows(resources) == (rows_before[0] + 1, rows_before[1] + 2)
+
+
+async def test_a_remembered_dataset_deleted_since_answers_404_and_stores_nothing(
+    client, alice, resources, fake_anthropic, team_dataset
+):
+    fake_anthropic.reply("지워질 데이터셋의 답")
+    ask = {"dataset_ids": [team_dataset["id"]], "message": unique("삭제 뒤")}
+    for expected_hit in (False, True):  # the answer is cached and the briefs remembered
+        response = await client.post("/api/chat/message", json=ask, headers=key_headers(alice))
+        assert response.status_code == 200 and response.json()["cache_hit"] is expected_hit
+    deleted = await client.delete(f"/api/datasets/{team_dataset['id']}", headers=alice.headers)
+    assert deleted.status_code == 204
+    hits_before, calls_before, rows_before = answer_hits(), fake_anthropic.call_count, await stored_rows(resources)
+
+    again = await client.post("/api/chat/message", json=ask, headers=key_headers(alice))
+
+    assert again.status_code == 404, again.text
+    error = again.json()["error"]
+    assert error["message"] == "데이터셋을 찾을 수 없습니다." and error["detail"]["dataset_id"] == team_dataset["id"]
+    assert await stored_rows(resources) == rows_before
+    assert fake_anthropic.call_count == calls_before
+    assert answer_hits() == hits_before + 1  # found in Redis, refused by the store's re-check
+    assert resources.dataset_briefs.get(principal_of(alice), [team_dataset["id"]]) is None
+
+
+async def test_a_dataset_made_private_since_is_refused_to_another_user_on_a_hit_and_on_a_miss(
+    client, alice, bob, resources, fake_anthropic, team_dataset
+):
+    fake_anthropic.reply("팀 데이터셋의 답")
+    ids = [team_dataset["id"]]
+    ask = {"dataset_ids": ids, "message": unique("팀 질문")}
+    for expected_hit in (False, True):
+        response = await client.post("/api/chat/message", json=ask, headers=key_headers(bob))
+        assert response.status_code == 200 and response.json()["cache_hit"] is expected_hit
+    assert resources.dataset_briefs.get(principal_of(bob), ids) is not None
+    async with resources.sessions() as session:  # as an operator would fix it by hand
+        await session.execute(text("UPDATE datasets SET visibility = 'private' WHERE id = :id"), {"id": ids[0]})
+        await session.commit()
+    calls_before, rows_before = fake_anthropic.call_count, await stored_rows(resources)
+
+    hit = await client.post("/api/chat/message", json=ask, headers=key_headers(bob))
+    assert resources.dataset_briefs.get(principal_of(bob), ids) is None
+    await client.post("/api/chat/message", json=ask, headers=key_headers(alice))  # alice may: remembered again
+    resources.dataset_briefs.put(principal_of(bob), ids, resources.dataset_briefs.get(principal_of(alice), ids))
+    miss = await client.post("/api/chat/message", json={**ask, "message": unique("새 질문")}, headers=key_headers(bob))
+
+    for response in (hit, miss):
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["detail"]["dataset_id"] == ids[0]
+    assert fake_anthropic.call_count == calls_before  # the miss ran no LLM on the remembered briefs
+    conversations, messages = await stored_rows(resources)
+    assert (conversations, messages) == (rows_before[0] + 1, rows_before[1] + 2)  # alice's hit only
+
+
+async def test_a_dataset_renamed_since_makes_a_remembered_hit_start_over_with_the_new_name(
+    client, alice, resources, fake_anthropic, team_dataset
+):
+    fake_anthropic.reply("옛 이름의 답")
+    ask = {"dataset_ids": [team_dataset["id"]], "message": unique("이름")}
+    for expected_hit in (False, True):
+        response = await client.post("/api/chat/message", json=ask, headers=key_headers(alice))
+        assert response.status_code == 200 and response.json()["cache_hit"] is expected_hit
+    renamed = unique("새 이름")
+    async with resources.sessions() as session:
+        await session.execute(
+            text("UPDATE datasets SET name = :name WHERE id = :id"), {"name": renamed, "id": team_dataset["id"]}
+        )
+        await session.commit()
+    fake_anthropic.reply("새 이름의 답")
+    calls_before, rows_before = fake_anthropic.call_count, await stored_rows(resources)
+
+    again = await client.post("/api/chat/message", json=ask, headers=key_headers(alice))
+
+    assert again.status_code == 200, again.text
+    body = again.json()
+    # The label is part of the key: the old answer is not the answer about the renamed dataset.
+    assert body["cache_hit"] is False and body["response"] == "새 이름의 답"
+    assert fake_anthropic.call_count == calls_before + 1
+    assert await stored_rows(resources) == (rows_before[0] + 1, rows_before[1] + 2)  # stored once, not twice
+    remembered = resources.dataset_briefs.get(principal_of(alice), [team_dataset["id"]])
+    assert remembered is not None and remembered[0].name == renamed
