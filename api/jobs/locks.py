@@ -23,6 +23,20 @@ from api.cancellation import being_cancelled
 logger = logging.getLogger("hab.jobs")
 
 JOB_LOCK_NAMESPACE = 4201
+_INT4_SPAN = 2**31
+# Past this the first key would leave int4: ids that no table of ours reaches (4.6e18 jobs).
+MAX_LOCKABLE_JOB_ID = (_INT4_SPAN - JOB_LOCK_NAMESPACE) * _INT4_SPAN - 1
+
+
+def lock_keys(job_id: int) -> tuple[int, int]:
+    """The job's advisory lock as PostgreSQL's two int4 keys (a key space apart from the one-bigint locks of
+    datasets and the registry). Ids below 2**31 map to (JOB_LOCK_NAMESPACE, id); a larger id moves on to the next
+    first keys instead of overflowing int4 (job ids are bigint), one lock per id either way."""
+    if not 0 <= job_id <= MAX_LOCKABLE_JOB_ID:
+        raise ValueError(f"job id {job_id} has no advisory lock key")
+    return JOB_LOCK_NAMESPACE + job_id // _INT4_SPAN, job_id % _INT4_SPAN
+
+
 LOCK_POLL_SECONDS = 0.02
 
 
@@ -46,7 +60,7 @@ async def _try_lock(connection: AsyncConnection, job_id: int, wait_seconds: floa
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     while True:
-        held = bool(await connection.scalar(select(func.pg_try_advisory_lock(JOB_LOCK_NAMESPACE, job_id))))
+        held = bool(await connection.scalar(select(func.pg_try_advisory_lock(*lock_keys(job_id)))))
         if held or loop.time() >= deadline:
             await connection.commit()  # a session lock: it outlives this transaction
             return held
@@ -74,7 +88,7 @@ async def _release(connection: AsyncConnection, job_id: int) -> None:
     """The unlock; when it fails, close the connection instead, so that PostgreSQL releases the lock with the
     session rather than the pool handing out a connection that still holds it."""
     try:
-        released = await connection.scalar(select(func.pg_advisory_unlock(JOB_LOCK_NAMESPACE, job_id)))
+        released = await connection.scalar(select(func.pg_advisory_unlock(*lock_keys(job_id))))
     except Exception:
         await connection.invalidate()
         raise

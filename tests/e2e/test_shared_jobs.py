@@ -14,7 +14,7 @@ import psutil
 import pytest
 from sqlalchemy import text
 
-from api.jobs.locks import JOB_LOCK_NAMESPACE
+from api.jobs.locks import lock_keys
 from api.resources import close_resources, open_resources
 from api.settings import Settings
 from tests.e2e.test_worker_faults import (
@@ -63,8 +63,8 @@ def _runner_pid(settings: Settings, job_id: int, workers: list[psutil.Process]) 
             settings,
             "select a.client_port from pg_locks l join pg_stat_activity a on a.pid = l.pid"
             " where l.locktype = 'advisory' and l.granted and l.classid = :ns and l.objid = :j",
-            ns=JOB_LOCK_NAMESPACE,
-            j=job_id,
+            ns=lock_keys(job_id)[0],
+            j=lock_keys(job_id)[1],
         )
     )
     ports = {int(port) for (port,) in rows if port is not None}

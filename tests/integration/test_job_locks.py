@@ -6,17 +6,18 @@ import asyncio
 import gc
 import secrets
 
+import pytest
 from sqlalchemy import event, func, select
 
-from api.jobs.locks import JOB_LOCK_NAMESPACE, job_lock
+from api.jobs.locks import MAX_LOCKABLE_JOB_ID, job_lock, lock_keys
 
 
 async def _lock_is_free(resources, key: int) -> bool:
     """Whether another session can take the lock now (taken and given back at once)."""
     async with resources.engine.connect() as connection:
-        taken = bool(await connection.scalar(select(func.pg_try_advisory_lock(JOB_LOCK_NAMESPACE, key))))
+        taken = bool(await connection.scalar(select(func.pg_try_advisory_lock(*lock_keys(key)))))
         if taken:
-            await connection.scalar(select(func.pg_advisory_unlock(JOB_LOCK_NAMESPACE, key)))
+            await connection.scalar(select(func.pg_advisory_unlock(*lock_keys(key))))
         await connection.commit()
         return taken
 
@@ -61,3 +62,18 @@ async def test_a_cancellation_during_the_unlock_still_releases_the_lock_on_a_hea
     assert isinstance(outcome, asyncio.CancelledError)
     assert await _lock_is_free(resources, key)
     assert invalidated == [] and unretrieved == []
+
+
+async def test_job_ids_past_int4_have_locks_of_their_own(resources):
+    """Job ids are bigint: one past 2**31 (and the largest the keys can name) is locked and let go of like any
+    other, and is not the lock of the small id its low bits spell."""
+    small = 1 + secrets.randbelow(2**20)
+    for large in (2**31 + small, 5 * 2**31 + small, MAX_LOCKABLE_JOB_ID):
+        async with job_lock(resources.engine, small) as held_small, job_lock(resources.engine, large) as held_large:
+            assert held_small and held_large
+            assert not await _lock_is_free(resources, large)
+        assert await _lock_is_free(resources, large) and await _lock_is_free(resources, small)
+    assert lock_keys(small) == (4201, small)  # what ids below 2**31 were always locked by
+    for outside in (-1, MAX_LOCKABLE_JOB_ID + 1):
+        with pytest.raises(ValueError):
+            lock_keys(outside)
