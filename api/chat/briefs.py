@@ -3,8 +3,9 @@
 
 A brief read here may be stale: the dataset deleted, or its name, content or visibility changed by hand since.
 It is only ever used where staleness cannot leak: a cache hit's store statement re-checks every brief it used
-(`guarded_store_sql` in api/chat/repository.py) and stores nothing when one no longer holds, and the hit then
-starts over from fresh reads; a miss never runs the LLM on remembered briefs (api/chat/hits.py).
+(`store_turn_sql(..., recheck=...)`, `_DATASETS_AS_READ` in api/chat/repository.py) and stores nothing when one
+no longer holds, and the hit then starts over from fresh reads; a miss never runs the LLM on remembered briefs
+(api/chat/hits.py).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections import OrderedDict
 from api.datasets.repository import DatasetBrief
 from api.users.services import Principal
 
-# Per (caller, selection): a few hundred bytes each; bounded so a process with many users stays small.
-MAX_ENTRIES = 10_000
+# Per (caller, selection): about 0.6 KB for one dataset with a short name, up to about 4 KB for five datasets
+# with 200-character names (measured with tracemalloc), so at most ~16 MB per process.
+MAX_ENTRIES = 4_096
 
 _Key = tuple[int, bool, tuple[int, ...]]
 

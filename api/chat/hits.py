@@ -41,7 +41,6 @@ class ChatAsk:
         turn = await self._prepare(user, request)
         cached = await resources.chat_cache.get_answer(turn.cache_key)
         if cached is not None:
-            count_cache("answer", True)
             usage = token_usage(resources.settings, turn.model, 0, 0)
             sql, args = store_turn_sql(
                 stored_turn(turn, cached, usage, cache_hit=True), recheck=turn.datasets_as_read()
@@ -49,6 +48,7 @@ class ChatAsk:
             async with resources.bare_connections.driver() as driver:
                 stored = stored_ids(await driver.fetch(sql, *args))
             if stored is not None:
+                count_cache("answer", True)
                 return chat_response(turn, cached, stored, usage, cache_hit=True)
             # Nothing stored: a dataset changed or went away, or the conversation did. Start over on fresh reads,
             # which answer the right Korean error (or, with a renamed dataset, a new key).
@@ -57,7 +57,10 @@ class ChatAsk:
             service = TurnService(session, resources)
             if cached is None and not turn.briefs_remembered:
                 return await service.answer(turn, api_key, peek=False)
-            return await service.answer(await service.prepare(user, request), api_key)
+            fresh = await service.prepare(user, request)
+            # Redis was just asked for the old key: ask again only when there is something new to ask.
+            peek = cached is not None or fresh.cache_key != turn.cache_key
+            return await service.answer(fresh, api_key, peek=peek)
 
     async def _prepare(self, user: Principal, request: s.ChatRequest) -> PreparedTurn:
         """The turn from remembered briefs where it can; a bare connection is checked out only for a read."""

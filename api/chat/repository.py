@@ -63,8 +63,9 @@ WITH target AS (
 )
 # A cache hit's re-check of the datasets its key was made of (api/chat/briefs.py): every one still there, with
 # the content and name it had, and still visible to the caller ($12 ids, $13 content hashes, $14 names, $15 the
-# caller is an admin, $16 the team visibility). Counted in the statement that stores, so no change between a
-# check and the store can slip through. Sessions store with the guard `true` (they read the datasets themselves).
+# caller is an admin, $16 the team visibility). Counted in the statement that stores, on its snapshot: a change
+# committed before the statement began is seen (one committing while it runs is not, as with any read).
+# Sessions store with the guard `true` (they read the datasets themselves).
 _DATASETS_AS_READ = (
     "(SELECT count(*) FROM datasets JOIN unnest(CAST($12 AS bigint[]), CAST($13 AS text[]), CAST($14 AS text[]))"
     " AS seen (id, sha, name) ON datasets.id = seen.id AND datasets.content_sha256 = seen.sha"

@@ -22,6 +22,7 @@ from api.cancellation import being_cancelled
 
 logger = logging.getLogger("hab.jobs")
 
+# Job locks use every first key from 4201 up (lock_keys): another two-int4 advisory lock needs a first key below.
 JOB_LOCK_NAMESPACE = 4201
 _INT4_SPAN = 2**31
 # Past this the first key would leave int4: ids that no table of ours reaches (4.6e18 jobs).

@@ -58,13 +58,14 @@ def _scorers(settings: Settings, job_id: int) -> dict[str, int]:
 
 def _runner_pid(settings: Settings, job_id: int, workers: list[psutil.Process]) -> int | None:
     """The worker process holding the job's lock (the run), found by its database connection's port."""
+    first, second = lock_keys(job_id)
     rows = asyncio.run(
         _sql(
             settings,
             "select a.client_port from pg_locks l join pg_stat_activity a on a.pid = l.pid"
             " where l.locktype = 'advisory' and l.granted and l.classid = :ns and l.objid = :j",
-            ns=lock_keys(job_id)[0],
-            j=lock_keys(job_id)[1],
+            ns=first,
+            j=second,
         )
     )
     ports = {int(port) for (port,) in rows if port is not None}

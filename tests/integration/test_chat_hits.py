@@ -294,7 +294,7 @@ async def test_a_remembered_dataset_deleted_since_answers_404_and_stores_nothing
     assert error["message"] == "데이터셋을 찾을 수 없습니다." and error["detail"]["dataset_id"] == team_dataset["id"]
     assert await stored_rows(resources) == rows_before
     assert fake_anthropic.call_count == calls_before
-    assert answer_hits() == hits_before + 1  # found in Redis, refused by the store's re-check
+    assert answer_hits() == hits_before  # found in Redis but refused by the store's re-check: not a hit
     assert resources.dataset_briefs.get(principal_of(alice), [team_dataset["id"]]) is None
 
 
@@ -354,3 +354,76 @@ async def test_a_dataset_renamed_since_makes_a_remembered_hit_start_over_with_th
     assert await stored_rows(resources) == (rows_before[0] + 1, rows_before[1] + 2)  # stored once, not twice
     remembered = resources.dataset_briefs.get(principal_of(alice), [team_dataset["id"]])
     assert remembered is not None and remembered[0].name == renamed
+
+
+async def test_a_later_turn_on_a_dataset_made_private_since_is_refused_and_stores_nothing(
+    client, alice, bob, resources, fake_anthropic, team_dataset
+):
+    """The later-turn statement re-checks the datasets too: bob's two conversations share a history, the
+    follow-up is cached from the first, and the dataset turns private before he asks it in the second."""
+    ids = [team_dataset["id"]]
+    opening = {"dataset_ids": ids, "message": unique("팀 첫 질문")}
+    fake_anthropic.reply("팀 첫 답")
+    first = (await client.post("/api/chat/message", json=opening, headers=key_headers(bob))).json()
+    second = (await client.post("/api/chat/message", json=opening, headers=key_headers(bob))).json()
+    assert second["cache_hit"] is True
+    follow = {"dataset_ids": ids, "message": unique("팀 후속"), "conversation_id": first["conversation_id"]}
+    fake_anthropic.reply("팀 후속 답")
+    assert (await client.post("/api/chat/message", json=follow, headers=key_headers(bob))).json()["cache_hit"] is False
+    async with resources.sessions() as session:
+        await session.execute(text("UPDATE datasets SET visibility = 'private' WHERE id = :id"), {"id": ids[0]})
+        await session.commit()
+    hits_before, calls_before, rows_before = answer_hits(), fake_anthropic.call_count, await stored_rows(resources)
+
+    refused = await client.post(
+        "/api/chat/message", json={**follow, "conversation_id": second["conversation_id"]}, headers=key_headers(bob)
+    )
+
+    assert refused.status_code == 404, refused.text
+    assert refused.json()["error"]["detail"]["dataset_id"] == ids[0]
+    assert await stored_rows(resources) == rows_before
+    assert (answer_hits(), fake_anthropic.call_count) == (hits_before, calls_before)
+
+
+async def test_a_dataset_whose_content_changed_since_is_not_answered_from_the_old_content(
+    client, alice, resources, fake_anthropic, team_dataset, chat_datasets
+):
+    """Same name, other bytes (an operator re-pointing the row by hand): the remembered hit is refused and the
+    question is asked about the content the dataset has now."""
+    fake_anthropic.reply("옛 내용의 답")
+    ask = {"dataset_ids": [team_dataset["id"]], "message": unique("내용")}
+    for expected_hit in (False, True):
+        response = await client.post("/api/chat/message", json=ask, headers=key_headers(alice))
+        assert response.status_code == 200 and response.json()["cache_hit"] is expected_hit
+    other = chat_datasets["train"]["content_sha256"]
+    assert other != team_dataset["content_sha256"]
+    async with resources.sessions() as session:
+        await session.execute(
+            text("UPDATE datasets SET content_sha256 = :sha WHERE id = :id"), {"sha": other, "id": team_dataset["id"]}
+        )
+        await session.commit()
+    fake_anthropic.reply("새 내용의 답")
+    calls_before, rows_before = fake_anthropic.call_count, await stored_rows(resources)
+
+    again = await client.post("/api/chat/message", json=ask, headers=key_headers(alice))
+
+    assert again.status_code == 200, again.text
+    assert again.json()["cache_hit"] is False and again.json()["response"] == "새 내용의 답"
+    assert fake_anthropic.call_count == calls_before + 1
+    assert await stored_rows(resources) == (rows_before[0] + 1, rows_before[1] + 2)
+
+
+async def test_an_admin_hit_on_another_users_private_dataset_is_stored_by_the_hit_path(
+    client, alice, admin, resources, fake_anthropic, chat_datasets
+):
+    """Admins see every dataset: the re-check lets their remembered hit through instead of starting over."""
+    fake_anthropic.reply("관리자의 답")
+    ask = {"dataset_ids": [chat_datasets["train"]["id"]], "message": unique("관리자")}  # alice's, private
+    assert (await client.post("/api/chat/message", json=ask, headers=key_headers(admin))).status_code == 200
+    hits_before = answer_hits()
+
+    with checkouts_by_this_task(resources) as made:
+        hit = await client.post("/api/chat/message", json=ask, headers=key_headers(admin))
+
+    assert hit.status_code == 200 and hit.json()["cache_hit"] is True
+    assert len(made) == 1 and answer_hits() == hits_before + 1
