@@ -8,6 +8,7 @@ the API enqueues it, and puts a run its worker's shutdown interrupted straight b
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Protocol
 
 from api.cancellation import being_cancelled
@@ -18,6 +19,8 @@ from api.jobs.run import JobRun
 from api.observability.exposition import sample_queue_depth
 from api.predictions.scoring.parts import help_score
 from api.predictions.scoring.run import ScoringRun
+
+logger = logging.getLogger("hab.jobs")
 
 RUNS: dict[JobKind, type[JobRun]] = {JobKind.SCORE: ScoringRun, JobKind.CHAT: ChatJobRun}
 GIVE_UP: recovery.GiveUpHooks = {kind: run.give_up for kind, run in RUNS.items()}
@@ -50,7 +53,7 @@ def job_function(run: type[JobRun]) -> JobFunction:
                 requeue = recovery.requeue_at_shutdown(resources, job_id, ours=runner.held)
                 await asyncio.shield(resources.run_in_background(requeue))
             elif isinstance(exc, asyncio.CancelledError):  # cancelled from within, not by a shutdown
-                recovery.logger.warning("job %s stopped by a cancellation of its own; left to the sweeper", job_id)
+                logger.warning("job %s stopped by a cancellation of its own; left to the sweeper", job_id)
             raise
         finally:
             if reporter is not None:

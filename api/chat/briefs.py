@@ -49,6 +49,3 @@ class BriefCache:
 
     def forget(self, user: Principal, dataset_ids: list[int]) -> None:
         self._entries.pop(self._key(user, dataset_ids), None)
-
-    def __len__(self) -> int:
-        return len(self._entries)

@@ -50,9 +50,8 @@ class ChatAsk:
             if stored is not None:
                 count_cache("answer", True)
                 return chat_response(turn, cached, stored, usage, cache_hit=True)
-            # Nothing stored: a dataset changed or went away, or the conversation did. Start over on fresh reads,
-            # which answer the right Korean error (or, with a renamed dataset, a new key).
-            resources.dataset_briefs.forget(user, [d.id for d in turn.datasets])
+            # Nothing stored: a dataset changed or went away, or the conversation did. Start over on fresh reads
+            # (which also refresh the memory), answering the right Korean error (or, after a rename, a new key).
         async with resources.sessions() as session:
             service = TurnService(session, resources)
             if cached is None and not turn.briefs_remembered:

@@ -25,15 +25,15 @@ class DatasetBrief(NamedTuple):
     sha: str
 
 
+def visible_sql(admin: str, viewer: str, team: str) -> str:
+    """Who may see a dataset row, in SQL over the given parameters (the viewer is an admin; the viewer's id; the
+    team visibility): one rule for the briefs read and for the cache hit's re-check (api/chat/repository.py)."""
+    return f"({admin}::boolean OR datasets.owner_id = {viewer} OR datasets.visibility = {team})"
+
+
 # In the driver's own form ($n parameters) and prepared once: every chat turn (cache hits included) runs it,
 # on a session's connection or on a bare pooled one (api/chat/hits.py), and building a Core statement per call
 # costs more CPU than the query itself.
-def visible_sql(admin: str, viewer: str, team: str, table: str = "datasets") -> str:
-    """Who may see a dataset row, in SQL over the given parameters (the viewer is an admin; the viewer's id; the
-    team visibility): one rule for the briefs read and for the cache hit's re-check (api/chat/repository.py)."""
-    return f"({admin}::boolean OR {table}.owner_id = {viewer} OR {table}.visibility = {team})"
-
-
 VISIBLE_BRIEFS_SQL = (
     "SELECT id, name, kind, rows, content_sha256 FROM datasets WHERE id = ANY($1::bigint[])"
     " AND " + visible_sql("$2", "$3", "$4")

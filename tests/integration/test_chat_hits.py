@@ -238,6 +238,21 @@ async def team_dataset(client, alice):
     return response.json()
 
 
+async def ask_until_cached(client, account, ask) -> None:
+    """Ask twice: a miss that caches the answer (and remembers the briefs), then a hit."""
+    for expected_hit in (False, True):
+        response = await client.post("/api/chat/message", json=ask, headers=key_headers(account))
+        assert response.status_code == 200 and response.json()["cache_hit"] is expected_hit
+
+
+async def edit_by_hand(resources, dataset_id: int, **columns: str) -> None:
+    """Change a dataset row in SQL, as an operator would fix one by hand (no API does this)."""
+    assignments = ", ".join(f"{name} = :{name}" for name in columns)
+    async with resources.sessions() as session:
+        await session.execute(text(f"UPDATE datasets SET {assignments} WHERE id = :id"), {**columns, "id": dataset_id})
+        await session.commit()
+
+
 @contextlib.contextmanager
 def checkouts_by_this_task(resources):
     """The pool checkouts made by the running task (the ASGI client runs the app in it)."""
@@ -280,9 +295,7 @@ async def test_a_remembered_dataset_deleted_since_answers_404_and_stores_nothing
 ):
     fake_anthropic.reply("지워질 데이터셋의 답")
     ask = {"dataset_ids": [team_dataset["id"]], "message": unique("삭제 뒤")}
-    for expected_hit in (False, True):  # the answer is cached and the briefs remembered
-        response = await client.post("/api/chat/message", json=ask, headers=key_headers(alice))
-        assert response.status_code == 200 and response.json()["cache_hit"] is expected_hit
+    await ask_until_cached(client, alice, ask)
     deleted = await client.delete(f"/api/datasets/{team_dataset['id']}", headers=alice.headers)
     assert deleted.status_code == 204
     hits_before, calls_before, rows_before = answer_hits(), fake_anthropic.call_count, await stored_rows(resources)
@@ -304,13 +317,9 @@ async def test_a_dataset_made_private_since_is_refused_to_another_user_on_a_hit_
     fake_anthropic.reply("팀 데이터셋의 답")
     ids = [team_dataset["id"]]
     ask = {"dataset_ids": ids, "message": unique("팀 질문")}
-    for expected_hit in (False, True):
-        response = await client.post("/api/chat/message", json=ask, headers=key_headers(bob))
-        assert response.status_code == 200 and response.json()["cache_hit"] is expected_hit
+    await ask_until_cached(client, bob, ask)
     assert resources.dataset_briefs.get(principal_of(bob), ids) is not None
-    async with resources.sessions() as session:  # as an operator would fix it by hand
-        await session.execute(text("UPDATE datasets SET visibility = 'private' WHERE id = :id"), {"id": ids[0]})
-        await session.commit()
+    await edit_by_hand(resources, ids[0], visibility="private")
     calls_before, rows_before = fake_anthropic.call_count, await stored_rows(resources)
 
     hit = await client.post("/api/chat/message", json=ask, headers=key_headers(bob))
@@ -332,15 +341,9 @@ async def test_a_dataset_renamed_since_makes_a_remembered_hit_start_over_with_th
 ):
     fake_anthropic.reply("옛 이름의 답")
     ask = {"dataset_ids": [team_dataset["id"]], "message": unique("이름")}
-    for expected_hit in (False, True):
-        response = await client.post("/api/chat/message", json=ask, headers=key_headers(alice))
-        assert response.status_code == 200 and response.json()["cache_hit"] is expected_hit
+    await ask_until_cached(client, alice, ask)
     renamed = unique("새 이름")
-    async with resources.sessions() as session:
-        await session.execute(
-            text("UPDATE datasets SET name = :name WHERE id = :id"), {"name": renamed, "id": team_dataset["id"]}
-        )
-        await session.commit()
+    await edit_by_hand(resources, team_dataset["id"], name=renamed)
     fake_anthropic.reply("새 이름의 답")
     calls_before, rows_before = fake_anthropic.call_count, await stored_rows(resources)
 
@@ -370,9 +373,7 @@ async def test_a_later_turn_on_a_dataset_made_private_since_is_refused_and_store
     follow = {"dataset_ids": ids, "message": unique("팀 후속"), "conversation_id": first["conversation_id"]}
     fake_anthropic.reply("팀 후속 답")
     assert (await client.post("/api/chat/message", json=follow, headers=key_headers(bob))).json()["cache_hit"] is False
-    async with resources.sessions() as session:
-        await session.execute(text("UPDATE datasets SET visibility = 'private' WHERE id = :id"), {"id": ids[0]})
-        await session.commit()
+    await edit_by_hand(resources, ids[0], visibility="private")
     hits_before, calls_before, rows_before = answer_hits(), fake_anthropic.call_count, await stored_rows(resources)
 
     refused = await client.post(
@@ -392,16 +393,10 @@ async def test_a_dataset_whose_content_changed_since_is_not_answered_from_the_ol
     question is asked about the content the dataset has now."""
     fake_anthropic.reply("옛 내용의 답")
     ask = {"dataset_ids": [team_dataset["id"]], "message": unique("내용")}
-    for expected_hit in (False, True):
-        response = await client.post("/api/chat/message", json=ask, headers=key_headers(alice))
-        assert response.status_code == 200 and response.json()["cache_hit"] is expected_hit
+    await ask_until_cached(client, alice, ask)
     other = chat_datasets["train"]["content_sha256"]
     assert other != team_dataset["content_sha256"]
-    async with resources.sessions() as session:
-        await session.execute(
-            text("UPDATE datasets SET content_sha256 = :sha WHERE id = :id"), {"sha": other, "id": team_dataset["id"]}
-        )
-        await session.commit()
+    await edit_by_hand(resources, team_dataset["id"], content_sha256=other)
     fake_anthropic.reply("새 내용의 답")
     calls_before, rows_before = fake_anthropic.call_count, await stored_rows(resources)
 
