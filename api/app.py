@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
 
 from api.analysis.controllers import AnalysisToolController
 from api.chat.controllers import ChatController, ConversationController
@@ -23,6 +26,7 @@ from api.observability.exposition import metrics_endpoint
 from api.observability.http import add_request_id, observability_middleware
 from api.openapi import JsonOpenAPI, SwaggerOpenAPI, answer_options_with_every_method, document_errors
 from api.predictions.controllers import PredictionController, ScoringJobController
+from api.predictions.lane import PredictionLane
 from api.proximity.controllers import ProximityController
 from api.registry.controllers import ModelController
 from api.resources import close_resources, freeze_startup_objects, open_resources
@@ -32,11 +36,28 @@ from api.users.controllers import UserController
 
 logger = logging.getLogger("hab.api")
 
+
+class HabApp(Litestar):
+    """Litestar, with `POST /api/predict/eclo` offered first to its lane (api/predictions/lane.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prediction_lane = PredictionLane(functools.partial(Litestar.__call__, self), lambda: self.state.resources)
+
+    async def __call__(
+        self, scope: Scope | LifeSpanScope, receive: Receive | LifeSpanReceive, send: Send | LifeSpanSend
+    ) -> None:
+        if PredictionLane.takes(scope):
+            await self.prediction_lane(cast("Scope", scope), cast("Receive", receive), cast("Send", send))
+        else:
+            await super().__call__(scope, receive, send)
+
+
 # Multipart framing around the file is small; this is headroom over the configured file limit.
 _MULTIPART_OVERHEAD = 1 << 20
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None) -> HabApp:
     settings = settings or get_settings()
     settings.sealing_secret()  # refuse to start without a real HAB_SECRET_KEY, before the first chat job needs it
 
@@ -49,7 +70,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await close_resources(app.state.resources)
 
-    app = Litestar(
+    app = HabApp(
         route_handlers=[
             HealthController,
             UserController,

@@ -31,7 +31,7 @@ _NOT_ROUTED = "unmatched"
 _access = logging.getLogger("hab.access")
 
 
-def _incoming_id(scope: Scope) -> str:
+def incoming_request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == REQUEST_ID_HEADER and _VALID_ID.match(value):
             return value.decode()
@@ -51,6 +51,19 @@ def _requests_child(method: str, route: str, status: int) -> Any:
     return HTTP_REQUESTS.labels(method, route, str(status))
 
 
+def response_started(method: str, route: str, started: float) -> tuple[bytes, bytes]:
+    """Observe the request's time to its response start; the Server-Timing header that says it."""
+    elapsed = time.perf_counter() - started
+    _duration_child(method, route).observe(elapsed)
+    return SERVER_TIMING_HEADER, b"app;dur=%.1f" % (elapsed * 1000)
+
+
+def request_finished(method: str, route: str, status: int) -> None:
+    _requests_child(method, route, status).inc()
+    if _access.isEnabledFor(logging.DEBUG):  # an access line costs ~20 µs: only when asked for
+        _access.debug("%s %s %d", method, route, status)
+
+
 def observability_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,7 +71,7 @@ def observability_middleware(app: ASGIApp) -> ASGIApp:
             return
         started = time.perf_counter()
         method = cast("HTTPScope", scope)["method"]
-        request_id = _incoming_id(scope)
+        request_id = incoming_request_id(scope)
         # Read by `add_request_id`, which also sees the answers Litestar's exception handling sends from
         # outside this middleware (a 401 of the auth middleware, for one).
         scope.setdefault("state", {})[REQUEST_ID_STATE] = request_id
@@ -68,9 +81,7 @@ def observability_middleware(app: ASGIApp) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                elapsed = time.perf_counter() - started
-                _duration_child(method, scope.get("path_template") or _NOT_ROUTED).observe(elapsed)
-                timing = (SERVER_TIMING_HEADER, b"app;dur=%.1f" % (elapsed * 1000))
+                timing = response_started(method, scope.get("path_template") or _NOT_ROUTED, started)
                 message = {**message, "headers": [*message.get("headers", ()), timing]}
             await send(message)
 
@@ -81,10 +92,7 @@ def observability_middleware(app: ASGIApp) -> ASGIApp:
             status = int(getattr(exc, "status_code", 500))
             raise
         finally:
-            route = scope.get("path_template") or _NOT_ROUTED
-            _requests_child(method, route, status).inc()
-            if _access.isEnabledFor(logging.DEBUG):  # an access line costs ~20 µs: only when asked for
-                _access.debug("%s %s %d", method, route, status)
+            request_finished(method, scope.get("path_template") or _NOT_ROUTED, status)
             REQUEST_ID.reset(bound)
 
     return middleware

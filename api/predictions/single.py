@@ -6,6 +6,7 @@ of its own; the route's dependency provides this service without one (docs/decis
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -37,6 +38,19 @@ def active_model(resources: Resources) -> LoadedModel:
     return model
 
 
+@dataclass(frozen=True, slots=True)
+class ScoredRow:
+    """One row scored and described, not yet stored."""
+
+    model_version: int
+    eclo: float
+    features: dict[str, Any]
+    interpretation: str
+    detail: str
+    percentile: float
+    contributions: dict[str, float] | None
+
+
 class SinglePredictionService:
     def __init__(self, resources: Resources) -> None:
         self.resources = resources
@@ -54,7 +68,9 @@ class SinglePredictionService:
             notice=model.caveat.strip() or None,
         )
 
-    async def predict_one(self, user: Principal, body: dict[str, Any]) -> s.Prediction:
+    def score(self, body: dict[str, Any]) -> ScoredRow:
+        """Everything a prediction needs before it is stored; raises InvalidInput or ServiceUnavailable (no
+        active model) and stores nothing."""
         body = dict(body)
         explain = bool(body.pop("explain", False))
         model = active_model(self.resources)  # one reference for the whole request: a swap changes nothing here
@@ -63,24 +79,38 @@ class SinglePredictionService:
         except FeatureError as exc:
             raise feature_error(exc) from None
         eclo = model.predict_one(matrix[0])
-        features = model.decode_row(matrix[0])
+        label, detail, pct = model.describe_one(eclo)
+        return ScoredRow(
+            model_version=model.version,
+            eclo=eclo,
+            features=model.decode_row(matrix[0]),
+            interpretation=label,
+            detail=detail,
+            percentile=pct,
+            contributions=model.contributions_named(matrix[0]) if explain else None,
+        )
+
+    async def store(self, user: Principal, scored: ScoredRow) -> s.Prediction:
+        """Store the scored row (group commit) and answer it; raises ServiceUnavailable when it was not stored."""
         try:
             prediction_id = await self.resources.prediction_writer.add(
-                owner_id=user.id, model_version=model.version, features=features, eclo=eclo
+                owner_id=user.id, model_version=scored.model_version, features=scored.features, eclo=scored.eclo
             )
         except (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ServiceUnavailable(
                 "예측 결과를 저장하지 못했습니다. 잠시 후 다시 시도해 주세요.", detail={"reason": type(exc).__name__}
             ) from None
-        count_predictions(model.version, PredictionSource.SINGLE)
-        label, detail, pct = model.describe_one(eclo)
+        count_predictions(scored.model_version, PredictionSource.SINGLE)
         return s.Prediction(
-            eclo=round(eclo, 4),
-            interpretation=label,
-            detail=detail,
-            percentile=round(pct, 1),
-            model_version=model.version,
+            eclo=round(scored.eclo, 4),
+            interpretation=scored.interpretation,
+            detail=scored.detail,
+            percentile=round(scored.percentile, 1),
+            model_version=scored.model_version,
             prediction_id=prediction_id,
-            features=features,
-            contributions=model.contributions_named(matrix[0]) if explain else None,
+            features=scored.features,
+            contributions=scored.contributions,
         )
+
+    async def predict_one(self, user: Principal, body: dict[str, Any]) -> s.Prediction:
+        return await self.store(user, self.score(body))

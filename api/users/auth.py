@@ -24,9 +24,8 @@ warnings.filterwarnings("ignore", message=r"Middleware 'BearerAuthMiddleware' ex
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        scheme, _, token = _authorization(connection.scope).partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(connection.scope)
+        if token is None:
             raise NotAuthorizedException()
         resources = connection.app.state.resources
         principal = resources.principals.get(token)
@@ -42,13 +41,15 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=None)
 
 
-def _authorization(scope: Scope) -> str:
-    """The Authorization header, read from the raw header list: this runs on every request, and building
-    Litestar's Headers parses them all."""
+def bearer_token(scope: Scope) -> str | None:
+    """The token of an `Authorization: Bearer …` header, else None. Read from the raw header list: this runs
+    on every request, and building Litestar's Headers parses them all."""
     for name, value in scope["headers"]:
         if name == b"authorization":
-            return value.decode("latin-1")
-    return ""
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            token = token.strip()
+            return token if scheme.lower() == "bearer" and token else None
+    return None
 
 
 auth_middleware = DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS)

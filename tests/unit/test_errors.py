@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from api.errors import ECHO_CHARS, ECHO_ITEMS, MESSAGE_CHARS, bounded, error_response
+import msgspec
+
+from api.errors import (
+    ECHO_CHARS,
+    ECHO_ITEMS,
+    MESSAGE_CHARS,
+    ServiceUnavailable,
+    answer_outside_litestar,
+    bounded,
+    error_response,
+    handle_domain_error,
+)
 
 
 def test_long_text_is_cut_to_a_prefix_everywhere_in_the_detail():
@@ -33,3 +44,18 @@ def test_the_response_cuts_the_message_and_the_detail():
     response = error_response(422, "invalid_input", f"잘못된 값: {huge}", {"value": huge})
     info = response.content.error
     assert len(info.message) == MESSAGE_CHARS + 1 and len(info.detail["value"]) == ECHO_CHARS + 1
+
+
+def test_errors_outside_litestar_are_answered_by_the_same_rules(caplog):
+    refusal = ServiceUnavailable("잠시 후 다시", detail={"reason": "x" * 500}, headers={"Retry-After": "5"})
+    status, body, headers = answer_outside_litestar(refusal, "POST", "/api/predict/eclo")
+    routed = handle_domain_error(None, refusal)  # type: ignore[arg-type]
+    assert (status, headers) == (routed.status_code, {"Retry-After": "5"})
+    assert msgspec.json.encode(body) == msgspec.json.encode(routed.content)
+    assert len(body.error.detail["reason"]) < 500  # echoed text is cut as on every route
+
+    with caplog.at_level("ERROR", logger="hab.errors"):
+        status, body, headers = answer_outside_litestar(RuntimeError("a bug's text"), "POST", "/api/predict/eclo")
+    assert status == 500 and headers == {}
+    assert body.error.code == "internal_error" and "a bug's text" not in msgspec.json.encode(body).decode()
+    assert "RuntimeError on POST /api/predict/eclo" in caplog.text
