@@ -15,6 +15,8 @@ from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive
 
 from api.analysis.controllers import AnalysisToolController
 from api.chat.controllers import ChatController, ConversationController
+from api.chat.lane import PATH as CHAT_PATH
+from api.chat.lane import chat_hit_on_lane
 from api.datasets.controllers import DatasetController, SharedDatasetController
 from api.db.session import provide_db_session
 from api.errors import EXCEPTION_HANDLERS
@@ -22,11 +24,13 @@ from api.health.controllers import HealthController
 from api.insights.controllers import InsightController, SharedInsightController
 from api.jobs.controllers import JobController
 from api.labels.controllers import LabelController
+from api.lanes import Lanes
 from api.observability.exposition import metrics_endpoint
 from api.observability.http import add_request_id, observability_middleware
 from api.openapi import JsonOpenAPI, SwaggerOpenAPI, answer_options_with_every_method, document_errors
 from api.predictions.controllers import PredictionController, ScoringJobController
-from api.predictions.lane import PredictionLane
+from api.predictions.lane import PATH as PREDICT_PATH
+from api.predictions.lane import predict_on_lane
 from api.proximity.controllers import ProximityController
 from api.registry.controllers import ModelController
 from api.resources import close_resources, freeze_startup_objects, open_resources
@@ -38,17 +42,18 @@ logger = logging.getLogger("hab.api")
 
 
 class HabApp(Litestar):
-    """Litestar, with `POST /api/predict/eclo` offered first to its lane (api/predictions/lane.py)."""
+    """Litestar, with the hot routes offered first to their lanes (api/lanes.py)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.prediction_lane = PredictionLane(functools.partial(Litestar.__call__, self), lambda: self.state.resources)
+        routes = {PREDICT_PATH: predict_on_lane, CHAT_PATH: chat_hit_on_lane}
+        self.lanes = Lanes(functools.partial(Litestar.__call__, self), lambda: self.state.resources, routes)
 
     async def __call__(
         self, scope: Scope | LifeSpanScope, receive: Receive | LifeSpanReceive, send: Send | LifeSpanSend
     ) -> None:
-        if PredictionLane.takes(scope):
-            await self.prediction_lane(cast("Scope", scope), cast("Receive", receive), cast("Send", send))
+        if self.lanes.takes(scope):
+            await self.lanes(cast("Scope", scope), cast("Receive", receive), cast("Send", send))
         else:
             await super().__call__(scope, receive, send)
 

@@ -7,14 +7,14 @@ Every error body has the shape {"error": {"code", "message" (Korean, for people)
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from litestar.types import ExceptionHandlersMap
+from litestar.types import ExceptionHandlersMap, Scope
 from sqlalchemy.exc import DataError, DBAPIError
 
 logger = logging.getLogger("hab.errors")
@@ -136,17 +136,12 @@ def bounded(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def error_body(code: str, message: str, detail: dict[str, Any] | None = None) -> ErrorBody:
-    return ErrorBody(
-        error=ErrorInfo(code=code, message=_cut_text(message, MESSAGE_CHARS), detail=bounded(detail or {}))
-    )
-
-
 def error_response(
     status: int, code: str, message: str, detail: dict[str, Any] | None = None, headers: dict[str, str] | None = None
 ) -> Response[ErrorBody]:
+    info = ErrorInfo(code=code, message=_cut_text(message, MESSAGE_CHARS), detail=bounded(detail or {}))
     return Response(
-        error_body(code, message, detail),
+        ErrorBody(error=info),
         status_code=status,
         media_type=MediaType.JSON,
         headers=headers,
@@ -233,29 +228,19 @@ def handle_driver_error(request: Request[Any, Any, Any], exc: Exception) -> Resp
     return handle_unexpected(request, exc)
 
 
-_INTERNAL_ERROR = ("internal_error", "서버 내부 오류가 발생했습니다. 잠시 후 다시 시도해 주세요.")
-
-
-def _log_unexpected(method: str, path: str, exc: Exception) -> None:
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     # The traceback (with the exception's text) goes to the log, never to the caller. No code path formats a
     # secret into an exception message; Anthropic SDK errors are re-raised unchained (api.chat.turns).
     logger.error(
-        "unhandled %s on %s %s", type(exc).__name__, method, path, exc_info=(type(exc), exc, exc.__traceback__)
+        "unhandled %s on %s %s",
+        type(exc).__name__,
+        request.method,
+        request.url.path,
+        exc_info=(type(exc), exc, exc.__traceback__),
     )
-
-
-def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
-    _log_unexpected(request.method, request.url.path, exc)
-    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, *_INTERNAL_ERROR)
-
-
-def answer_outside_litestar(exc: Exception, method: str, path: str) -> tuple[int, ErrorBody, dict[str, str]]:
-    """Status and body for an error raised where Litestar's handlers do not run (api/predictions/lane.py): a
-    DomainError as `handle_domain_error` answers it, anything else as `handle_unexpected` does."""
-    if isinstance(exc, DomainError):
-        return exc.status_code, error_body(exc.code, exc.message, exc.detail), exc.headers
-    _log_unexpected(method, path, exc)
-    return HTTP_500_INTERNAL_SERVER_ERROR, error_body(*_INTERNAL_ERROR), {}
+    return error_response(
+        HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "서버 내부 오류가 발생했습니다. 잠시 후 다시 시도해 주세요."
+    )
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
@@ -267,3 +252,10 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     asyncpg.PostgresError: handle_driver_error,
     Exception: handle_unexpected,
 }
+
+
+def answer_outside_litestar(exc: Exception, scope: Scope) -> Response[ErrorBody]:
+    """The answer to an error raised where Litestar's exception handling does not run (api/lanes.py): the
+    handler that EXCEPTION_HANDLERS names for the exception's nearest class, as Litestar would pick it."""
+    handler = next(EXCEPTION_HANDLERS[cls] for cls in type(exc).__mro__ if cls in EXCEPTION_HANDLERS)
+    return cast("Response[ErrorBody]", handler(Request(scope), exc))

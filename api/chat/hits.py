@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from api.chat import schemas as s
+from api.chat.cache import CachedAnswer
 from api.chat.repository import store_turn_sql, stored_ids
 from api.chat.turn_parts import PreparedTurn, chat_response, prepare_turn, stored_turn, token_usage
 from api.chat.turns import TurnService
@@ -37,29 +38,38 @@ class ChatAsk:
         self.resources = resources
 
     async def ask(self, user: Principal, request: s.ChatRequest, api_key: str) -> s.ChatResponse:
-        resources = self.resources
-        turn = await self._prepare(user, request)
-        cached = await resources.chat_cache.get_answer(turn.cache_key)
+        turn, cached = await self.cached(user, request)
         if cached is not None:
-            usage = token_usage(resources.settings, turn.model, 0, 0)
-            sql, args = store_turn_sql(
-                stored_turn(turn, cached, usage, cache_hit=True), recheck=turn.datasets_as_read()
-            )
-            async with resources.bare_connections.driver() as driver:
-                stored = stored_ids(await driver.fetch(sql, *args))
-            if stored is not None:
-                count_cache("answer", True)
-                return chat_response(turn, cached, stored, usage, cache_hit=True)
+            answer = await self.store_hit(turn, cached)
+            if answer is not None:
+                return answer
             # Nothing stored: a dataset changed or went away, or the conversation did. Start over on fresh reads
             # (which also refresh the memory), answering the right Korean error (or, after a rename, a new key).
-        async with resources.sessions() as session:
-            service = TurnService(session, resources)
+        async with self.resources.sessions() as session:
+            service = TurnService(session, self.resources)
             if cached is None and not turn.briefs_remembered:
                 return await service.answer(turn, api_key, peek=False)
             fresh = await service.prepare(user, request)
             # Redis was just asked for the old key: ask again only when there is something new to ask.
             peek = cached is not None or fresh.cache_key != turn.cache_key
             return await service.answer(fresh, api_key, peek=peek)
+
+    async def cached(self, user: Principal, request: s.ChatRequest) -> tuple[PreparedTurn, CachedAnswer | None]:
+        """The turn and its answer in the cache, if any. Reads only."""
+        turn = await self._prepare(user, request)
+        return turn, await self.resources.chat_cache.get_answer(turn.cache_key)
+
+    async def store_hit(self, turn: PreparedTurn, cached: CachedAnswer) -> s.ChatResponse | None:
+        """Store the turn answered from the cache, in one statement that re-checks the briefs it was built on;
+        None (nothing stored) when one no longer holds."""
+        usage = token_usage(self.resources.settings, turn.model, 0, 0)
+        sql, args = store_turn_sql(stored_turn(turn, cached, usage, cache_hit=True), recheck=turn.datasets_as_read())
+        async with self.resources.bare_connections.driver() as driver:
+            stored = stored_ids(await driver.fetch(sql, *args))
+        if stored is None:
+            return None
+        count_cache("answer", True)
+        return chat_response(turn, cached, stored, usage, cache_hit=True)
 
     async def _prepare(self, user: Principal, request: s.ChatRequest) -> PreparedTurn:
         """The turn from remembered briefs where it can; a bare connection is checked out only for a read."""

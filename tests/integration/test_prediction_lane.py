@@ -1,5 +1,5 @@
-"""POST /api/predict/eclo answered ahead of Litestar (api/predictions/lane.py): the same answers as the
-route, every refusal handed to the route with nothing stored, its own request id, timing and metrics."""
+"""POST /api/predict/eclo answered ahead of Litestar (api/lanes.py, api/predictions/lane.py): the same answers
+as the route, every refusal handed to the route with nothing stored, its own request id, timing and metrics."""
 
 from __future__ import annotations
 
@@ -25,18 +25,18 @@ async def carol(resources) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def lane_counts(app) -> tuple[int, int]:
-    return app.prediction_lane.answered, app.prediction_lane.handed_over
+def lane_counts(app, path: str = PATH) -> tuple[int, int]:
+    return app.lanes.answered[path], app.lanes.handed_over[path]
 
 
-async def lane_requests(client, status: int) -> float:
+async def lane_requests(client, status: int, path: str = PATH) -> float:
     """hab_http_requests_total of the route with this status."""
     families = text_string_to_metric_families((await client.get("/metrics")).text)
     samples = [s for f in families if f.name == "hab_http_requests" for s in f.samples]
     return sum(
         s.value
         for s in samples
-        if s.name.endswith("_total") and s.labels["route"] == PATH and s.labels["status"] == str(status)
+        if s.name.endswith("_total") and s.labels["route"] == path and s.labels["status"] == str(status)
     )
 
 

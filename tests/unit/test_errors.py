@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 import msgspec
 
 from api.errors import (
@@ -46,16 +47,22 @@ def test_the_response_cuts_the_message_and_the_detail():
     assert len(info.message) == MESSAGE_CHARS + 1 and len(info.detail["value"]) == ECHO_CHARS + 1
 
 
-def test_errors_outside_litestar_are_answered_by_the_same_rules(caplog):
+SCOPE = {"type": "http", "method": "POST", "path": "/api/predict/eclo", "headers": [], "query_string": b""}
+
+
+def test_errors_outside_litestar_get_the_handler_litestar_would_pick(caplog):
     refusal = ServiceUnavailable("잠시 후 다시", detail={"reason": "x" * 500}, headers={"Retry-After": "5"})
-    status, body, headers = answer_outside_litestar(refusal, "POST", "/api/predict/eclo")
+    answer = answer_outside_litestar(refusal, SCOPE)
     routed = handle_domain_error(None, refusal)  # type: ignore[arg-type]
-    assert (status, headers) == (routed.status_code, {"Retry-After": "5"})
-    assert msgspec.json.encode(body) == msgspec.json.encode(routed.content)
-    assert len(body.error.detail["reason"]) < 500  # echoed text is cut as on every route
+    assert (answer.status_code, answer.headers) == (routed.status_code, {"Retry-After": "5"})
+    assert msgspec.json.encode(answer.content) == msgspec.json.encode(routed.content)
+    assert len(answer.content.error.detail["reason"]) < 500  # echoed text is cut as on every route
+
+    refused_value = asyncpg.CharacterNotInRepertoireError("invalid byte sequence")  # SQLSTATE 22021
+    assert answer_outside_litestar(refused_value, SCOPE).content.error.code == "invalid_value"
 
     with caplog.at_level("ERROR", logger="hab.errors"):
-        status, body, headers = answer_outside_litestar(RuntimeError("a bug's text"), "POST", "/api/predict/eclo")
-    assert status == 500 and headers == {}
-    assert body.error.code == "internal_error" and "a bug's text" not in msgspec.json.encode(body).decode()
+        answer = answer_outside_litestar(RuntimeError("a bug's text"), SCOPE)
+    assert answer.status_code == 500 and answer.content.error.code == "internal_error"
+    assert "a bug's text" not in msgspec.json.encode(answer.content).decode()
     assert "RuntimeError on POST /api/predict/eclo" in caplog.text
