@@ -33,7 +33,7 @@ from api.predictions.lane import PATH as PREDICT_PATH
 from api.predictions.lane import predict_on_lane
 from api.proximity.controllers import ProximityController
 from api.registry.controllers import ModelController
-from api.resources import close_resources, freeze_startup_objects, open_resources
+from api.resources import Resources, close_resources, freeze_startup_objects, open_resources
 from api.settings import Settings, get_settings
 from api.users.auth import auth_middleware
 from api.users.controllers import UserController
@@ -47,7 +47,10 @@ class HabApp(Litestar):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         routes = {PREDICT_PATH: predict_on_lane, CHAT_PATH: chat_hit_on_lane}
-        self.lanes = Lanes(functools.partial(Litestar.__call__, self), lambda: self.state.resources, routes)
+        self.lanes = Lanes(functools.partial(Litestar.__call__, self), self._resources, routes)
+
+    def _resources(self) -> Resources | None:
+        return getattr(self.state, "resources", None)
 
     async def __call__(
         self, scope: Scope | LifeSpanScope, receive: Receive | LifeSpanReceive, send: Send | LifeSpanSend

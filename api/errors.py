@@ -14,7 +14,7 @@ import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from litestar.types import ExceptionHandlersMap, Scope
+from litestar.types import ExceptionHandler, ExceptionHandlersMap, Scope
 from sqlalchemy.exc import DataError, DBAPIError
 
 logger = logging.getLogger("hab.errors")
@@ -257,5 +257,10 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
 def answer_outside_litestar(exc: Exception, scope: Scope) -> Response[ErrorBody]:
     """The answer to an error raised where Litestar's exception handling does not run (api/lanes.py): the
     handler that EXCEPTION_HANDLERS names for the exception's nearest class, as Litestar would pick it."""
-    handler = next(EXCEPTION_HANDLERS[cls] for cls in type(exc).__mro__ if cls in EXCEPTION_HANDLERS)
-    return cast("Response[ErrorBody]", handler(Request(scope), exc))
+    return cast("Response[ErrorBody]", _handler_for(exc)(Request(scope), exc))
+
+
+def _handler_for(exc: Exception) -> ExceptionHandler:
+    # The map has no status-code keys, so the nearest class decides, as in Litestar's own lookup (a unit test
+    # compares the two).
+    return next(EXCEPTION_HANDLERS[cls] for cls in type(exc).__mro__ if cls in EXCEPTION_HANDLERS)

@@ -8,7 +8,8 @@ it. A lane route must therefore accept only what its Litestar route accepts, and
 before it has stored anything:
 
 * the runner hands over a request without a bearer token whose principal is in the process's cache (the
-  authentication middleware decides those), or whose body is incomplete or over the route's limit;
+  authentication middleware decides those), with a Host header Litestar might refuse, under a root path, or
+  whose body is incomplete or over the route's limit;
 * the route (`LaneRoute`) returns None for anything it does not answer: refusals, misses, and faults raised
   before its store;
 * an exception the route raises from its store on is answered here, by the handler Litestar would pick
@@ -21,6 +22,7 @@ returned as X-Request-ID), the Server-Timing header and the HTTP metrics under t
 from __future__ import annotations
 
 import collections
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
@@ -39,7 +41,14 @@ from litestar.types import (
 )
 
 from api.errors import answer_outside_litestar
-from api.observability.http import REQUEST_ID_HEADER, incoming_request_id, request_finished, response_started
+from api.observability.http import (
+    REQUEST_ID_HEADER,
+    REQUEST_ID_STATE,
+    STARTED_STATE,
+    incoming_request_id,
+    request_finished,
+    response_started,
+)
 from api.observability.logs import REQUEST_ID
 from api.resources import Resources
 from api.users.auth import bearer_token
@@ -51,6 +60,15 @@ MAX_BODY_BYTES = 1024 * 1024
 _JSON = (b"content-type", b"application/json")
 
 LaneRoute = Callable[[Resources, Principal, bytes, Scope], Awaitable[msgspec.Struct | None]]
+
+
+# Host values Litestar's router accepts without question (a subset of its check): anything else is its to refuse.
+_PLAIN_HOST = re.compile(rb"[0-9A-Za-z.:\[\]-]*")
+
+
+def _plain_host(scope: Scope) -> bool:
+    host = next((value for name, value in scope["headers"] if name == b"host"), None)
+    return host is None or _PLAIN_HOST.fullmatch(host) is not None
 
 
 def _replaying(messages: list[ReceiveMessage], receive: Receive) -> Receive:
@@ -73,19 +91,21 @@ async def _read_body(receive: Receive) -> tuple[list[ReceiveMessage], bytes | No
         messages.append(message)
         if message["type"] != "http.request":
             return messages, None
-        size += len(message["body"])
+        size += len(message.get("body", b""))
         if size > MAX_BODY_BYTES:
             return messages, None
         if not message.get("more_body", False):
             break
-    chunks = [cast("HTTPRequestEvent", m)["body"] for m in messages]
+    chunks = [cast("HTTPRequestEvent", m).get("body", b"") for m in messages]
     return messages, chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class Lanes:
     """Takes `POST` to the paths of `routes`; `litestar` answers whatever a lane hands over."""
 
-    def __init__(self, litestar: ASGIApp, resources: Callable[[], Resources], routes: Mapping[str, LaneRoute]) -> None:
+    def __init__(
+        self, litestar: ASGIApp, resources: Callable[[], Resources | None], routes: Mapping[str, LaneRoute]
+    ) -> None:
         self.litestar = litestar
         self.resources = resources
         self.routes = dict(routes)
@@ -93,25 +113,39 @@ class Lanes:
         self.handed_over: collections.Counter[str] = collections.Counter()
 
     def takes(self, scope: Scope | LifeSpanScope) -> bool:
-        return scope["type"] == "http" and scope["path"] in self.routes and cast("HTTPScope", scope)["method"] == "POST"
+        return (
+            scope["type"] == "http"
+            and scope["path"] in self.routes
+            and cast("HTTPScope", scope)["method"] == "POST"
+            and not scope.get("root_path")  # Litestar strips a root path before routing: its routes decide
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         path = scope["path"]
-        resources = self.resources()
+        request_id = incoming_request_id(scope)
+        # A request handed over keeps the lane's id and clock (api/observability/http.py reads them), so its log
+        # lines and its Server-Timing are one request's, the lane's part included.
+        state = scope.setdefault("state", {})
+        state[REQUEST_ID_STATE], state[STARTED_STATE] = request_id, started
+        resources = self.resources()  # None while the app is not started (or is stopping)
         token = bearer_token(scope)
-        principal = None if token is None else resources.principals.get(token)
-        if principal is None:
+        principal = None
+        if resources is not None and token is not None and _plain_host(scope):
+            principal = resources.principals.get(token)
+        if resources is None or principal is None:
             await self._hand_over(path, scope, receive, send)
             return
         messages, body = await _read_body(receive)
         if body is None:
             await self._hand_over(path, scope, _replaying(messages, receive), send)
             return
-        request_id = incoming_request_id(scope)
         bound = REQUEST_ID.set(request_id)
         try:
             answered = await self._answer(self.routes[path], resources, principal, body, scope)
+        except BaseException:  # cancelled: counted as the middleware counts a request that ends unanswered
+            request_finished("POST", path, 500)
+            raise
         finally:
             REQUEST_ID.reset(bound)
         if answered is None:

@@ -25,6 +25,7 @@ from api.observability.metrics import HTTP_DURATION, HTTP_REQUESTS
 REQUEST_ID_HEADER = b"x-request-id"
 SERVER_TIMING_HEADER = b"server-timing"
 REQUEST_ID_STATE = "hab_request_id"
+STARTED_STATE = "hab_started"  # when api/lanes.py took a request it then handed over
 # An incoming id is kept only when it is short and plain, so a client cannot inject text into the logs.
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _NOT_ROUTED = "unmatched"
@@ -69,12 +70,13 @@ def observability_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        started = time.perf_counter()
+        state = scope.setdefault("state", {})
+        started = state.get(STARTED_STATE) or time.perf_counter()
         method = cast("HTTPScope", scope)["method"]
-        request_id = incoming_request_id(scope)
+        request_id = state.get(REQUEST_ID_STATE) or incoming_request_id(scope)
         # Read by `add_request_id`, which also sees the answers Litestar's exception handling sends from
         # outside this middleware (a 401 of the auth middleware, for one).
-        scope.setdefault("state", {})[REQUEST_ID_STATE] = request_id
+        state[REQUEST_ID_STATE] = request_id
         status = 500  # what the client sees when the app fails before answering
 
         async def send_observed(message: Message) -> None:

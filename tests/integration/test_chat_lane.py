@@ -89,7 +89,18 @@ async def test_a_body_the_route_would_coerce_is_handed_to_it(client, app, alice,
         PATH, json={**ask, "dataset_ids": [str(chat_datasets["train"]["id"])]}, headers=key_headers(alice)
     )
     assert lane_counts(app, PATH) == (answered, handed_over + 1)
-    assert response.status_code in (200, 400), response.text
+    assert response.status_code == 200 and response.json()["cache_hit"] is True, response.text  # the route coerces
+
+
+async def test_a_repeated_key_header_is_the_routes_to_judge(client, app, alice, fake_anthropic, chat_datasets):
+    fake_anthropic.reply("키 두 개의 답")
+    ask = {"dataset_ids": [chat_datasets["train"]["id"]], "message": unique("키 두 개")}
+    await ask_until_cached(client, alice, ask)
+    answered, handed_over = lane_counts(app, PATH)
+    headers = [*alice.headers.items(), ("X-Anthropic-API-Key", KEY), ("X-Anthropic-API-Key", KEY + "2")]
+    response = await client.post(PATH, json=ask, headers=headers)
+    assert lane_counts(app, PATH) == (answered, handed_over + 1)
+    assert response.status_code == 200 and response.json()["cache_hit"] is True, response.text  # as Litestar reads it
 
 
 async def test_a_hit_refused_by_the_store_re_check_is_handed_over(

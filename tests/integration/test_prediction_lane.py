@@ -127,3 +127,13 @@ async def test_a_refused_store_is_answered_by_the_lane_in_korean(client, app, re
     assert await prediction_count(resources) == before_rows
     again = await client.post(PATH, json=FEATURES, headers=alice.headers)  # the writer is fine afterwards
     assert again.status_code == 200 and await prediction_count(resources) == before_rows + 1
+
+
+async def test_a_host_header_litestar_may_refuse_is_handed_to_it(client, app, resources, alice, versions):
+    await client.post(PATH, json=FEATURES, headers=alice.headers)  # alice's principal is cached
+    before_rows = await prediction_count(resources)
+    answered, handed_over = lane_counts(app)
+    response = await client.post(PATH, json=FEATURES, headers={**alice.headers, "Host": 'evil/"x'})
+    assert response.status_code == 400, response.text
+    assert lane_counts(app) == (answered, handed_over + 1)
+    assert await prediction_count(resources) == before_rows

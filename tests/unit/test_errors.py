@@ -66,3 +66,27 @@ def test_errors_outside_litestar_get_the_handler_litestar_would_pick(caplog):
     assert answer.status_code == 500 and answer.content.error.code == "internal_error"
     assert "a bug's text" not in msgspec.json.encode(answer.content).decode()
     assert "RuntimeError on POST /api/predict/eclo" in caplog.text
+
+
+def test_the_handler_picked_outside_litestar_is_the_one_litestar_picks():
+    from litestar.exceptions import NotAuthorizedException, ValidationException
+    from litestar.middleware._internal.exceptions.middleware import get_exception_handler
+    from sqlalchemy.exc import DataError
+
+    from api.errors import EXCEPTION_HANDLERS, InvalidInput, _handler_for
+
+    raised = [
+        InvalidInput("x"),
+        ServiceUnavailable(),
+        NotAuthorizedException(),
+        ValidationException(),
+        UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"),
+        RecursionError(),
+        DataError("s", {}, Exception()),
+        asyncpg.CharacterNotInRepertoireError("x"),
+        asyncpg.PostgresError("x"),
+        RuntimeError("x"),
+        KeyError("x"),
+    ]
+    for exc in raised:
+        assert _handler_for(exc) is get_exception_handler(EXCEPTION_HANDLERS, exc), type(exc).__name__
