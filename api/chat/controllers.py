@@ -17,7 +17,7 @@ from api.answers import json_answer, ok_response
 from api.chat import schemas as s
 from api.chat.conversations import ConversationService
 from api.chat.hits import ChatAsk
-from api.chat.llm import KEY_HEADER, MAX_KEY_LENGTH, require_key
+from api.chat.llm import KEY_HEADER, KEY_PATTERN, require_key
 from api.chat.turns import TurnService
 from api.jobs.schemas import JobAccepted
 from api.schemas import Offset, Page, PageLimit, RowId
@@ -31,7 +31,7 @@ ApiKeyHeader = Annotated[
     HeaderParameter(
         name=KEY_HEADER,
         required=True,
-        pattern=rf"^[\x21-\x7e]{{1,{MAX_KEY_LENGTH}}}$",
+        pattern=KEY_PATTERN,
         description="사용자의 Anthropic API 키 (저장되지 않음)",
     ),
 ]

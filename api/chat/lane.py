@@ -16,13 +16,13 @@ from litestar.types import Scope
 
 from api.chat import schemas as s
 from api.chat.hits import ChatAsk
-from api.chat.llm import KEY_HEADER, MAX_KEY_LENGTH
+from api.chat.llm import KEY_HEADER, KEY_PATTERN
 from api.resources import Resources
 from api.users.services import Principal
 
 PATH = "/api/chat/message"
 _KEY_HEADER = KEY_HEADER.lower().encode("latin-1")
-_KEY = re.compile(rb"[\x21-\x7e]{1,%d}" % MAX_KEY_LENGTH)  # the route's HeaderParameter pattern
+_KEY = re.compile(KEY_PATTERN.encode("latin-1"))  # the route's HeaderParameter pattern
 _decode_request = msgspec.json.Decoder(s.ChatRequest).decode
 
 

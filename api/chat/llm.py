@@ -17,6 +17,8 @@ logger = logging.getLogger("hab.chat.llm")
 
 KEY_HEADER = "X-Anthropic-API-Key"
 MAX_KEY_LENGTH = 512
+# What the routes accept in the key header (printable ASCII, no spaces); the lane checks the same (api/chat/lane.py).
+KEY_PATTERN = rf"^[\x21-\x7e]{{1,{MAX_KEY_LENGTH}}}$"
 
 
 class AnthropicKeyMissing(DomainError):

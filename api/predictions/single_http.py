@@ -27,7 +27,7 @@ from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 MAX_BODY_BYTES = 1024 * 1024
 
 # Typed, so msgspec itself words a non-object body as Litestar's decoding did ("Expected `object`, got …").
-_decode = msgspec.json.Decoder(dict[str, Any]).decode
+decode_object = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 def _invalid(path: str, message: str) -> ValidationException:
@@ -55,7 +55,7 @@ async def read_object_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
     if not body:
         raise _invalid(request.scope["path"], "Expected `object`, got nothing (an empty body)")
     try:
-        return _decode(body)
+        return decode_object(body)
     except msgspec.ValidationError as exc:  # valid JSON, not an object
         raise _invalid(request.scope["path"], str(exc)) from None
     except msgspec.DecodeError:
